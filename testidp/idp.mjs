@@ -1,0 +1,192 @@
+// Test identity provider for tokenbroker: a real oidc-provider on 127.0.0.1 with device flow,
+// PKCE, refresh-token rotation with reuse detection, revocation and userinfo, plus a few
+// `/__test/*` routes that script what a person would do in a browser (approve a device code)
+// and let tests look at what the IdP saw (token-endpoint counts).
+//
+// Usage: node idp.mjs [--port N] [--access-ttl SECS] [--device-ttl SECS] [--interval SECS]
+// Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
+
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+import Provider from 'oidc-provider';
+import MemoryAdapter, { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js';
+import { approveDevice } from './approve.mjs';
+
+const { values: opts } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    'access-ttl': { type: 'string', default: '60' },
+    'id-ttl': { type: 'string', default: '3600' },
+    'device-ttl': { type: 'string', default: '600' },
+    interval: { type: 'string', default: '1' },
+  },
+});
+
+export const CLIENT_ID = 'tokenbroker-test';
+
+const USERS = {
+  alice: {
+    sub: 'alice', name: 'Alice Example', given_name: 'Alice', family_name: 'Example',
+    email: 'alice@example.com', email_verified: true, picture: 'https://example.com/alice.png',
+  },
+  bob: { sub: 'bob', name: 'Bob Example', email: 'bob@example.com', email_verified: false },
+};
+
+// An unbounded Map instead of the default LRU: long rotation tests must not evict a live grant.
+class MapStore extends Map {
+  set(key, value) { return super.set(key, value); }
+}
+const store = new MapStore();
+setStorage(store);
+
+// Everything the tests want to count, reset with POST /__test/stats/reset.
+let stats = { token: {}, revocation: 0, userinfo: 0, device_authorization: 0 };
+
+const server = http.createServer();
+await new Promise((resolve) => { server.listen(Number(opts.port), '127.0.0.1', resolve); });
+const { port } = server.address();
+const issuer = `http://127.0.0.1:${port}`;
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: CLIENT_ID,
+    client_name: 'tokenbroker test client',
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+  }],
+  findAccount: (_ctx, id) => USERS[id] && {
+    accountId: id,
+    claims: () => USERS[id],
+  },
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'given_name', 'family_name', 'picture'],
+    email: ['email', 'email_verified'],
+  },
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  features: {
+    devInteractions: { enabled: false },
+    deviceFlow: { enabled: true },
+    revocation: {
+      enabled: true,
+      // A public client may revoke its own tokens (the default policy refuses silently).
+      allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+    },
+    introspection: { enabled: true },
+    userinfo: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+  },
+  ttl: {
+    AccessToken: Number(opts['access-ttl']),
+    IdToken: Number(opts['id-ttl']),
+    DeviceCode: Number(opts['device-ttl']),
+    RefreshToken: 14 * 24 * 3600,
+    Grant: 14 * 24 * 3600,
+    Session: 14 * 24 * 3600,
+    Interaction: 600,
+  },
+  rotateRefreshToken: true,
+  pkce: { required: () => true },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  cookies: { keys: ['tokenbroker-test-cookie-key'] },
+});
+provider.proxy = false;
+
+// oidc-provider sends no `interval`, so RFC 8628 clients would poll every 5 s; tests want 1 s.
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+    ctx.body = { ...ctx.body, interval: Number(opts.interval) };
+    stats.device_authorization += 1;
+  }
+  if (ctx.path === '/token' && ctx.method === 'POST') {
+    const grant = ctx.oidc?.params?.grant_type ?? 'unknown';
+    const key = `${grant.replace('urn:ietf:params:oauth:grant-type:', '')}:${ctx.status}`;
+    stats.token[key] = (stats.token[key] ?? 0) + 1;
+  }
+  if (ctx.path === '/token/revocation' && ctx.method === 'POST') stats.revocation += 1;
+  if (ctx.path === '/me') stats.userinfo += 1;
+});
+
+// The interaction "UI": no HTML forms, the scripted browser (approve.mjs) says who logs in
+// with the x-test-account header and whether to deny with x-test-deny.
+async function interaction(req, res, uid) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) throw new Error('interaction mismatch');
+  const account = req.headers['x-test-account'];
+  if (req.headers['x-test-deny'] === '1' || !USERS[account]) {
+    return provider.interactionFinished(req, res, {
+      error: 'access_denied', error_description: 'the user said no',
+    }, { mergeWithLastSubmission: false });
+  }
+  const { prompt, params } = details;
+  if (prompt.name === 'login') {
+    return provider.interactionFinished(req, res, { login: { accountId: account } },
+      { mergeWithLastSubmission: false });
+  }
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: details.session.accountId, clientId: params.client_id });
+  if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+  if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(prompt.details.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  const grantId = await grant.save();
+  return provider.interactionFinished(req, res, { consent: { grantId } },
+    { mergeWithLastSubmission: true });
+}
+
+function json(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+async function readJson(req) {
+  let data = '';
+  for await (const chunk of req) data += chunk;
+  return data ? JSON.parse(data) : {};
+}
+
+// Revoke every grant of an account, as an admin would in the IdP's dashboard.
+async function revokeAccount(account) {
+  const grants = new Set();
+  for (const [key, value] of store) {
+    if (key.startsWith('RefreshToken:') && value.accountId === account) grants.add(value.grantId);
+  }
+  for (const grantId of grants) await new MemoryAdapter('Grant').revokeByGrantId(grantId);
+  return grants.size;
+}
+
+const callback = provider.callback();
+server.on('request', async (req, res) => {
+  try {
+    const url = new URL(req.url, issuer);
+    const m = url.pathname.match(/^\/interaction\/([^/]+)$/);
+    if (m) return await interaction(req, res, m[1]);
+    if (url.pathname === '/__test/approve' && req.method === 'POST') {
+      const body = await readJson(req);
+      const result = await approveDevice(issuer, body.user_code, {
+        account: body.account ?? 'alice', deny: Boolean(body.deny),
+      });
+      return json(res, result.ok ? 200 : 400, result);
+    }
+    if (url.pathname === '/__test/stats') {
+      if (req.method === 'POST') stats = { token: {}, revocation: 0, userinfo: 0, device_authorization: 0 };
+      return json(res, 200, stats);
+    }
+    if (url.pathname === '/__test/revoke' && req.method === 'POST') {
+      const body = await readJson(req);
+      return json(res, 200, { revoked_grants: await revokeAccount(body.account ?? 'alice') });
+    }
+    return callback(req, res);
+  } catch (err) {
+    return json(res, 500, { error: 'harness_error', error_description: String(err?.stack ?? err) });
+  }
+});
+
+process.stdout.write(`${JSON.stringify({ issuer, port, client_id: CLIENT_ID })}\n`);
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
