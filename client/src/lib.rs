@@ -1,1 +1,25 @@
+//! Client for `tokenbrokerd`, the per-user OAuth 2.0 / OpenID Connect token broker.
+//!
+//! ```no_run
+//! # async fn demo() -> tokenbroker::Result<()> {
+//! let client = tokenbroker::Client::connect().await?;
+//! let token = client.get_access_token(Default::default()).await?;
+//! println!("Authorization: Bearer {}", token.access_token.expose());
+//! # Ok(()) }
+//! ```
+//!
+//! Programs without tokio use [`blocking::Client`], which has the same methods.
 
+pub mod blocking;
+mod client;
+mod codec;
+mod error;
+mod methods;
+pub mod paths;
+pub mod protocol;
+mod secret;
+
+pub use client::Client;
+pub use error::{Error, Result};
+pub use protocol::ErrorKind;
+pub use secret::Secret;

@@ -1,0 +1,76 @@
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Talk to tokenbrokerd: log in, get tokens, see who you are.
+#[derive(Parser)]
+#[command(name = "brokerctl", version, about)]
+pub struct Cli {
+    /// Use the D-Bus session bus instead of the Unix socket.
+    #[arg(long, global = true)]
+    pub dbus: bool,
+    /// Print one JSON document per line instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The account to use [default: the daemon's default account].
+    #[arg(long, short = 'a', global = true, value_name = "A")]
+    pub account: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Log in (device code or browser flow) and wait until the login is approved.
+    Login {
+        #[arg(long, value_enum)]
+        flow: Option<FlowArg>,
+        /// Do not open a browser; just print the URL.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Print an access token, fresh for at least --min-ttl seconds.
+    Token {
+        #[arg(long, value_name = "SECS")]
+        min_ttl: Option<u64>,
+        #[arg(long, value_name = "S")]
+        scope: Option<String>,
+        #[arg(long, value_name = "AUD")]
+        audience: Option<String>,
+    },
+    /// Print the ID token.
+    IdToken {
+        #[arg(long, value_name = "SECS")]
+        min_ttl: Option<u64>,
+    },
+    /// Show the user's profile (OIDC userinfo).
+    Profile {
+        /// Fetch it anew instead of using the daemon's cache.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Read or change the user's metadata.
+    Metadata {
+        #[command(subcommand)]
+        command: MetadataCommand,
+    },
+    /// Revoke the session at the identity provider and forget it.
+    Logout,
+    /// Show every account and its state.
+    Status,
+}
+
+#[derive(Subcommand)]
+pub enum MetadataCommand {
+    /// Print user_metadata as JSON.
+    Get,
+    /// KEY=VALUE... sets string values (KEY= deletes); --json '{...}' merges an object.
+    Set {
+        #[arg(value_name = "KEY=VALUE | JSON", required = true)]
+        values: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FlowArg {
+    Device,
+    Code,
+}

@@ -1,0 +1,109 @@
+//! Text for people: times as "in 42 minutes", accounts as aligned lines.
+
+use tokenbroker::protocol::{AccountState, Profile, Status};
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// "in 42 minutes", "3 hours ago", "now".
+pub fn relative(at: i64, now: i64) -> String {
+    let delta = at - now;
+    let secs = delta.unsigned_abs();
+    let (n, unit) = match secs {
+        0..=4 => return "now".into(),
+        5..=89 => (secs, "second"),
+        90..=5399 => ((secs + 30) / 60, "minute"),
+        5400..=129_599 => ((secs + 1800) / 3600, "hour"),
+        _ => ((secs + 43_200) / 86_400, "day"),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    if delta > 0 {
+        format!("in {n} {unit}{plural}")
+    } else {
+        format!("{n} {unit}{plural} ago")
+    }
+}
+
+pub fn status(s: &Status) -> String {
+    let mut out = format!("tokenbrokerd {}\n", s.version);
+    if s.accounts.is_empty() {
+        out.push_str("no accounts configured\n");
+    }
+    let width = s
+        .accounts
+        .iter()
+        .map(|a| a.name.len() + if a.default { 10 } else { 0 })
+        .max()
+        .unwrap_or(0);
+    let now = now();
+    for a in &s.accounts {
+        let name = if a.default {
+            format!("{} (default)", a.name)
+        } else {
+            a.name.clone()
+        };
+        let state = match (a.state, a.expires_at) {
+            (AccountState::Valid, Some(at)) => {
+                format!("logged in, token expires {}", relative(at, now))
+            }
+            (AccountState::Expired, Some(at)) => {
+                format!("logged in, token expired {}", relative(at, now))
+            }
+            (AccountState::Refreshing, _) => "logged in, refreshing now".into(),
+            (AccountState::LoginRequired, _) => {
+                "login required (the identity provider ended the session)".into()
+            }
+            (AccountState::LoggedOut, _) => "logged out".into(),
+            (_, None) => a.state.as_str().into(),
+        };
+        let who = a
+            .subject
+            .as_deref()
+            .map(|s| format!(" as {s}"))
+            .unwrap_or_default();
+        out.push_str(&format!("{name:width$}  {state}{who}\n    {}\n", a.issuer));
+    }
+    out
+}
+
+pub fn profile(p: &Profile) -> String {
+    let c = &p.claims;
+    let text = |k: &str| c.get(k).and_then(|v| v.as_str());
+    let mut out = String::new();
+    match (text("name"), text("email")) {
+        (Some(n), Some(e)) => out.push_str(&format!("{n} <{e}>\n")),
+        (Some(n), None) => out.push_str(&format!("{n}\n")),
+        (None, Some(e)) => out.push_str(&format!("{e}\n")),
+        (None, None) => {}
+    }
+    let width = c.keys().map(String::len).max().unwrap_or(0);
+    for (k, v) in c {
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("  {k:width$}  {v}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        assert_eq!(relative(100, 100), "now");
+        assert_eq!(relative(130, 100), "in 30 seconds");
+        assert_eq!(relative(100 + 42 * 60, 100), "in 42 minutes");
+        assert_eq!(relative(100 + 60, 100), "in 60 seconds");
+        assert_eq!(relative(100 + 3 * 3600, 100), "in 3 hours");
+        assert_eq!(relative(100 - 3600 * 2, 100), "2 hours ago");
+        assert_eq!(relative(100 + 86_400 * 3, 100), "in 3 days");
+        assert_eq!(relative(100 + 91, 100), "in 2 minutes");
+    }
+}

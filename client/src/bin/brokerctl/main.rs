@@ -1,0 +1,238 @@
+//! brokerctl: the command line for tokenbrokerd, on the blocking client (no async runtime,
+//! no TLS: it only ever talks to the local daemon).
+
+mod args;
+mod human;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokenbroker::blocking::Client;
+use tokenbroker::protocol::*;
+use tokenbroker::{Error, ErrorKind};
+
+use args::{Cli, Command, FlowArg, MetadataCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("brokerctl: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// The contract's exit codes.
+fn exit_code(e: &Failure) -> u8 {
+    match e {
+        Failure::Usage(_) => 2,
+        Failure::Broker(Error::Unreachable { .. }) => 5,
+        Failure::Broker(e) => match e.kind() {
+            Some(ErrorKind::NotLoggedIn | ErrorKind::LoginRequired) => 3,
+            Some(ErrorKind::IdpUnavailable) => 4,
+            Some(ErrorKind::AccessDenied) => 6,
+            _ => 1,
+        },
+        Failure::Other(_) => 1,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Broker(#[from] Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let dbus = cli.dbus || std::env::var("TOKENBROKER_TRANSPORT").is_ok_and(|t| t == "dbus");
+    if dbus {
+        return Err(Failure::Other(
+            "the D-Bus transport is not part of this build yet; use the Unix socket".into(),
+        ));
+    }
+    let client = Client::connect()?;
+    let account = cli.account.clone();
+    match cli.command {
+        Command::Token {
+            min_ttl,
+            scope,
+            audience,
+        } => {
+            let t = client.get_access_token(GetAccessToken {
+                account,
+                min_ttl,
+                scope,
+                audience,
+            })?;
+            if cli.json {
+                print_json(&t)
+            } else {
+                println!("{}", t.access_token.expose())
+            }
+        }
+        Command::IdToken { min_ttl } => {
+            let t = client.get_id_token(GetIdToken { account, min_ttl })?;
+            if cli.json {
+                print_json(&t)
+            } else {
+                println!("{}", t.id_token.expose())
+            }
+        }
+        Command::Profile { refresh } => {
+            let p = client.get_profile(GetProfile { account, refresh })?;
+            if cli.json {
+                print_json(&p)
+            } else {
+                print!("{}", human::profile(&p))
+            }
+        }
+        Command::Status => {
+            let s = client.status()?;
+            if cli.json {
+                print_json(&s)
+            } else {
+                print!("{}", human::status(&s))
+            }
+        }
+        Command::Logout => {
+            let done = client.logout(AccountOnly { account })?;
+            if cli.json {
+                print_json(&done)
+            } else if done.revoked {
+                println!(
+                    "Logged out of {} (session revoked at the identity provider).",
+                    done.account
+                );
+            } else {
+                println!(
+                    "Logged out of {} (forgotten here; the identity provider was not told).",
+                    done.account
+                );
+            }
+        }
+        Command::Metadata {
+            command: MetadataCommand::Get,
+        } => {
+            let m = client.get_metadata(AccountOnly { account })?;
+            print_json(&m.user_metadata);
+        }
+        Command::Metadata {
+            command: MetadataCommand::Set { values },
+        } => {
+            let user_metadata = metadata_patch(cli.json, &values)?;
+            let m = client.update_metadata(UpdateMetadata {
+                account,
+                user_metadata,
+            })?;
+            print_json(&m.user_metadata);
+        }
+        Command::Login { flow, no_browser } => {
+            let flow = flow.map(|f| match f {
+                FlowArg::Device => Flow::Device,
+                FlowArg::Code => Flow::Code,
+            });
+            login(&client, Login { account, flow }, cli.json, no_browser)?;
+        }
+    }
+    Ok(())
+}
+
+fn login(client: &Client, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
+    let challenge = client.login(request)?;
+    if json {
+        print_json(&challenge);
+    } else {
+        let url = challenge
+            .verification_uri_complete
+            .as_ref()
+            .or(challenge.authorization_url.as_ref());
+        match (&challenge.verification_uri, &challenge.user_code) {
+            (Some(uri), Some(code)) => {
+                println!("To log in, open {uri}\nand enter the code:\n\n    {code}\n");
+                if let Some(complete) = &challenge.verification_uri_complete {
+                    println!("(or open {complete}, which has the code in it)\n");
+                }
+            }
+            _ => {
+                if let Some(url) = url {
+                    println!("To log in, open:\n\n    {url}\n");
+                }
+            }
+        }
+        if !no_browser && let Some(url) = url {
+            open_browser(url);
+        }
+        let expires = human::relative(human::now() + challenge.expires_in as i64, human::now());
+        eprintln!("Waiting for you to approve the login (the code expires {expires})…");
+    }
+    let done = client.await_login(&challenge.login_id)?;
+    if json {
+        print_json(&done)
+    } else {
+        println!("Logged in to {}.", done.account)
+    }
+    Ok(())
+}
+
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if spawned.is_err() {
+        eprintln!("(could not start {opener}; open the address yourself)");
+    }
+}
+
+/// `KEY=VALUE...` (string values; `KEY=` deletes) or, with `--json`, one JSON object.
+fn metadata_patch(json: bool, values: &[String]) -> Result<Map<String, Value>, Failure> {
+    if json {
+        let [text] = values else {
+            return Err(Failure::Usage(
+                "metadata set --json takes exactly one JSON object".into(),
+            ));
+        };
+        return match serde_json::from_str(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(Failure::Usage(
+                "metadata set --json needs a JSON object, like '{\"theme\":\"dark\"}'".into(),
+            )),
+        };
+    }
+    let mut patch = Map::new();
+    for pair in values {
+        let Some((key, value)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(Failure::Usage(format!("expected KEY=VALUE, got {pair:?}")));
+        };
+        let value = if value.is_empty() {
+            Value::Null
+        } else {
+            Value::String(value.into())
+        };
+        patch.insert(key.into(), value);
+    }
+    Ok(patch)
+}
+
+fn print_json(value: &impl Serialize) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, value);
+    let _ = writeln!(out);
+    let _ = out.flush();
+}

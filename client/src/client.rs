@@ -1,0 +1,66 @@
+//! The async client, for apps that already run tokio.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::Mutex;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::methods::methods;
+use crate::protocol::*;
+
+/// The longest answer a client reads; profiles and metadata can be larger than requests.
+pub(crate) const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
+
+/// One connection to `tokenbrokerd`. Calls on one client are answered in order; share it
+/// behind an `Arc`, or open one per task for parallel calls.
+pub struct Client {
+    conn: Mutex<BufReader<UnixStream>>,
+    next_id: AtomicU64,
+}
+
+impl Client {
+    /// Connect at the contract's socket path (`TOKENBROKER_SOCKET`, else the runtime dir).
+    pub async fn connect() -> Result<Self> {
+        Self::connect_to(crate::paths::socket_path()).await
+    }
+
+    pub async fn connect_to(path: impl AsRef<Path>) -> Result<Self> {
+        let path: PathBuf = path.as_ref().into();
+        let stream = UnixStream::connect(&path)
+            .await
+            .map_err(|source| Error::Unreachable {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Client {
+            conn: Mutex::new(BufReader::new(stream)),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Send any method by name; the typed methods below are thin wrappers of this.
+    pub async fn call<P: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let line = codec::encode(id, method, params)?;
+        let mut conn = self.conn.lock().await;
+        conn.get_mut().write_all(&line).await?;
+        let mut answer = Vec::with_capacity(512);
+        (&mut *conn)
+            .take(MAX_RESPONSE)
+            .read_until(b'\n', &mut answer)
+            .await?;
+        codec::decode(id, &answer)
+    }
+
+    methods!(async.await);
+}

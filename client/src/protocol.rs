@@ -1,0 +1,437 @@
+//! The wire protocol: newline-delimited JSON-RPC 2.0 over a Unix socket.
+//!
+//! These types are shared by the daemon (which decodes requests and encodes results) and the
+//! clients (which do the opposite), so the two can never disagree about a field name.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::secret::Secret;
+
+/// The longest line either side accepts, newline excluded.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A request line as it arrives, before its method is known.
+#[derive(Debug, Deserialize)]
+pub struct RawRequest {
+    pub jsonrpc: Option<String>,
+    #[serde(default)]
+    pub id: Option<Value>,
+    pub method: Option<String>,
+    #[serde(default)]
+    pub params: Option<Value>,
+}
+
+/// Serialized requests, borrowed, so the client builds them without copying params.
+#[derive(Serialize)]
+pub struct RequestRef<'a, P: Serialize> {
+    pub jsonrpc: &'static str,
+    pub id: u64,
+    pub method: &'a str,
+    pub params: &'a P,
+}
+
+/// A response line. Exactly one of `result` and `error` is present.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Response<R> {
+    pub jsonrpc: String,
+    pub id: Value,
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub result: Option<R>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcError>,
+}
+
+impl<R> Response<R> {
+    pub fn ok(id: Value, result: R) -> Self {
+        Response {
+            jsonrpc: "2.0".into(),
+            id,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    pub fn err(id: Value, error: RpcError) -> Self {
+        Response {
+            jsonrpc: "2.0".into(),
+            id,
+            result: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// A JSON-RPC error object; broker errors carry their stable kind in `data.kind`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ErrorData>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorData {
+    pub kind: ErrorKind,
+}
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+
+/// The contract's stable error kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    UnknownAccount,
+    NotLoggedIn,
+    LoginRequired,
+    IdpUnavailable,
+    InvalidParams,
+    AccessDenied,
+    LoginExpired,
+    NotSupported,
+    Internal,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::UnknownAccount,
+        ErrorKind::NotLoggedIn,
+        ErrorKind::LoginRequired,
+        ErrorKind::IdpUnavailable,
+        ErrorKind::InvalidParams,
+        ErrorKind::AccessDenied,
+        ErrorKind::LoginExpired,
+        ErrorKind::NotSupported,
+        ErrorKind::Internal,
+    ];
+
+    /// The JSON-RPC code: `invalid_params` shares the standard -32602, the rest sit in the
+    /// server-error range.
+    pub fn code(self) -> i64 {
+        match self {
+            ErrorKind::InvalidParams => INVALID_PARAMS,
+            ErrorKind::UnknownAccount => -32001,
+            ErrorKind::NotLoggedIn => -32002,
+            ErrorKind::LoginRequired => -32003,
+            ErrorKind::IdpUnavailable => -32004,
+            ErrorKind::AccessDenied => -32005,
+            ErrorKind::LoginExpired => -32006,
+            ErrorKind::NotSupported => -32007,
+            ErrorKind::Internal => -32000,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::UnknownAccount => "unknown_account",
+            ErrorKind::NotLoggedIn => "not_logged_in",
+            ErrorKind::LoginRequired => "login_required",
+            ErrorKind::IdpUnavailable => "idp_unavailable",
+            ErrorKind::InvalidParams => "invalid_params",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::LoginExpired => "login_expired",
+            ErrorKind::NotSupported => "not_supported",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every method the broker serves, with its params; the one place method names are spelled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum Call {
+    GetAccessToken(GetAccessToken),
+    GetIdToken(GetIdToken),
+    GetProfile(GetProfile),
+    GetMetadata(AccountOnly),
+    UpdateMetadata(UpdateMetadata),
+    Login(Login),
+    AwaitLogin(AwaitLogin),
+    Logout(AccountOnly),
+    Status(Empty),
+}
+
+impl Call {
+    pub const METHODS: [&'static str; 9] = [
+        "GetAccessToken",
+        "GetIdToken",
+        "GetProfile",
+        "GetMetadata",
+        "UpdateMetadata",
+        "Login",
+        "AwaitLogin",
+        "Logout",
+        "Status",
+    ];
+
+    /// Decode `params` for `method`. `Err(None)` means the method is unknown; `Err(Some(msg))`
+    /// that the params do not fit it.
+    pub fn decode(method: &str, params: Option<Value>) -> Result<Call, Option<String>> {
+        if !Self::METHODS.contains(&method) {
+            return Err(None);
+        }
+        let params = match params {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(p @ Value::Object(_)) => p,
+            Some(_) => return Err(Some("params must be an object".into())),
+        };
+        let mut envelope = Map::new();
+        envelope.insert("method".into(), Value::String(method.into()));
+        envelope.insert("params".into(), params);
+        serde_json::from_value(Value::Object(envelope)).map_err(|e| Some(e.to_string()))
+    }
+
+    pub fn method(&self) -> &'static str {
+        match self {
+            Call::GetAccessToken(_) => "GetAccessToken",
+            Call::GetIdToken(_) => "GetIdToken",
+            Call::GetProfile(_) => "GetProfile",
+            Call::GetMetadata(_) => "GetMetadata",
+            Call::UpdateMetadata(_) => "UpdateMetadata",
+            Call::Login(_) => "Login",
+            Call::AwaitLogin(_) => "AwaitLogin",
+            Call::Logout(_) => "Logout",
+            Call::Status(_) => "Status",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountOnly {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetAccessToken {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ttl: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessToken {
+    pub account: String,
+    pub access_token: Secret,
+    pub token_type: String,
+    pub expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetIdToken {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ttl: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdToken {
+    pub account: String,
+    pub id_token: Secret,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub account: String,
+    pub claims: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub user_metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metadata {
+    pub account: String,
+    pub user_metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flow {
+    Device,
+    Code,
+}
+
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Flow::Device => "device",
+            Flow::Code => "code",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+}
+
+/// What the user must do to approve a login. The user code is meant to be shown, not hidden.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginChallenge {
+    pub login_id: String,
+    pub flow: Flow,
+    pub expires_in: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri_complete: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwaitLogin {
+    pub login_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginDone {
+    pub account: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogoutDone {
+    pub account: String,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    LoggedOut,
+    Valid,
+    Expired,
+    Refreshing,
+    LoginRequired,
+}
+
+impl AccountState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::LoggedOut => "logged_out",
+            AccountState::Valid => "valid",
+            AccountState::Expired => "expired",
+            AccountState::Refreshing => "refreshing",
+            AccountState::LoginRequired => "login_required",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountStatus {
+    pub name: String,
+    pub issuer: String,
+    pub state: AccountState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub scopes: Vec<String>,
+    /// Whether this is the account used when a request names none (an extension).
+    #[serde(default)]
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub accounts: Vec<AccountStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_fills_missing_params_and_rejects_unknown_fields() {
+        let call = Call::decode("Status", None).unwrap();
+        assert_eq!(call.method(), "Status");
+        let call = Call::decode("GetAccessToken", Some(serde_json::json!({"min_ttl": 30})));
+        match call.unwrap() {
+            Call::GetAccessToken(p) => assert_eq!(p.min_ttl, Some(30)),
+            other => panic!("decoded {other:?}"),
+        }
+        assert!(matches!(Call::decode("Nope", None), Err(None)));
+        let bad = Call::decode("GetAccessToken", Some(serde_json::json!({"min_tl": 30})));
+        assert!(bad.unwrap_err().unwrap().contains("min_tl"));
+        assert!(matches!(
+            Call::decode("Status", Some(serde_json::json!([1]))),
+            Err(Some(_))
+        ));
+    }
+
+    #[test]
+    fn every_method_round_trips_through_its_name() {
+        for m in Call::METHODS {
+            let params = match m {
+                "AwaitLogin" => Some(serde_json::json!({"login_id": "x"})),
+                "UpdateMetadata" => Some(serde_json::json!({"user_metadata": {}})),
+                _ => None,
+            };
+            assert_eq!(Call::decode(m, params).unwrap().method(), m);
+        }
+    }
+
+    #[test]
+    fn error_kinds_have_distinct_codes_and_snake_case_names() {
+        let mut codes: Vec<_> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+        for k in ErrorKind::ALL {
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                Value::String(k.as_str().into())
+            );
+        }
+    }
+}

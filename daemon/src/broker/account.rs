@@ -1,0 +1,109 @@
+//! One configured account: its config, its session and what is known about its state.
+
+use std::sync::{Arc, RwLock};
+
+use tokenbroker::protocol::AccountState;
+use tokio::sync::{Notify, OnceCell};
+
+use super::error::{Error, Result};
+use super::session::{Session, now};
+use crate::config::AccountConfig;
+use crate::oidc::http::Http;
+use crate::oidc::{Audiences, Provider};
+
+pub struct Account {
+    pub name: String,
+    pub config: AccountConfig,
+    provider: OnceCell<Arc<Provider>>,
+    state: RwLock<State>,
+    /// Held for the whole of a refresh, login install or logout: the single flight.
+    pub(super) refresh_lock: tokio::sync::Mutex<()>,
+    /// Wakes the account's refresh scheduler when its session changes.
+    pub(super) wake: Notify,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    pub session: Option<Arc<Session>>,
+    /// The IdP refused the session; cleared by the next login.
+    pub login_required: bool,
+    pub refreshing: bool,
+    /// Counts finished refresh attempts, so callers queued behind one can tell it happened.
+    pub attempts: u64,
+    pub last_failure: Option<Error>,
+    /// Unix seconds before which the scheduler will not retry a failed refresh.
+    pub retry_at: Option<i64>,
+    /// Userinfo claims and the access token's issue time they were fetched with.
+    pub profile: Option<(i64, Arc<serde_json::Map<String, serde_json::Value>>)>,
+}
+
+impl Account {
+    pub fn new(name: String, config: AccountConfig) -> Self {
+        Account {
+            name,
+            config,
+            provider: OnceCell::new(),
+            state: RwLock::new(State::default()),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The IdP's discovery document, fetched on first use; a failure is not cached.
+    pub async fn provider(&self, http: &Http) -> Result<&Arc<Provider>> {
+        self.provider
+            .get_or_try_init(|| async {
+                Provider::discover(http.clone(), &self.config.issuer, &self.config.client_id)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .map_err(|e| Error::from_oidc(&self.name, e))
+    }
+
+    pub(super) fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(super) fn write<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn session(&self) -> Option<Arc<Session>> {
+        self.read(|s| s.session.clone())
+    }
+
+    pub fn state(&self) -> AccountState {
+        self.read(|s| match &s.session {
+            _ if s.login_required => AccountState::LoginRequired,
+            None => AccountState::LoggedOut,
+            Some(_) if s.refreshing => AccountState::Refreshing,
+            Some(session) if session.expires_at > now() => AccountState::Valid,
+            Some(_) => AccountState::Expired,
+        })
+    }
+
+    /// The error for an account with no usable session.
+    pub fn no_session_error(&self) -> Error {
+        if self.read(|s| s.login_required) {
+            Error::login_required(&self.name)
+        } else {
+            Error::not_logged_in(&self.name)
+        }
+    }
+
+    /// Every API the login asks for (see the contract): audience, audiences, management API.
+    pub fn login_audiences(&self) -> Audiences {
+        let c = &self.config;
+        let mut values: Vec<String> = c.audience.iter().chain(&c.audiences).cloned().collect();
+        if let Some(m) = &c.management_api
+            && !values.contains(m)
+        {
+            values.push(m.clone());
+        }
+        Audiences {
+            param: c.audience_param.name(),
+            values,
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! A logged-in session: what the keyring holds for an account, and how it is renewed.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::oidc::TokenSet;
+
+/// Assumed when a token response has no `expires_in` (RFC 6749 leaves it optional).
+const DEFAULT_LIFETIME: i64 = 3600;
+
+/// `Debug` is safe: secrecy's types print `[REDACTED]`.
+#[derive(Debug)]
+pub struct Session {
+    pub refresh_token: Option<SecretString>,
+    pub access_token: SecretString,
+    pub token_type: String,
+    /// Wall-clock unix seconds, computed from `expires_in` at receipt, so time spent asleep
+    /// counts against the token.
+    pub expires_at: i64,
+    pub issued_at: i64,
+    /// When the scheduler renews it: three quarters into its life, less a little jitter so
+    /// that many daemons behind one IdP do not refresh in step. Not stored.
+    pub refresh_at: i64,
+    pub id_token: Option<SecretString>,
+    pub id_expires_at: Option<i64>,
+    pub subject: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn refresh_at(issued_at: i64, lifetime: i64) -> i64 {
+    let jitter = rand::random_range(0..=(lifetime / 20).max(0));
+    issued_at + lifetime * 3 / 4 - jitter
+}
+
+impl Session {
+    /// A session from a login's tokens.
+    pub fn from_login(tokens: TokenSet, requested_scopes: &[String]) -> Session {
+        Session::build(None, tokens, requested_scopes)
+    }
+
+    /// The session after a refresh: what the IdP did not resend (a refresh token without
+    /// rotation, the ID token, the scopes) carries over.
+    pub fn renewed(&self, tokens: TokenSet) -> Session {
+        Session::build(Some(self), tokens, &self.scopes)
+    }
+
+    fn build(prev: Option<&Session>, t: TokenSet, requested_scopes: &[String]) -> Session {
+        let issued_at = now();
+        let lifetime = t
+            .expires_in
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(DEFAULT_LIFETIME);
+        let (id_token, id_expires_at, subject) = match t.id_token {
+            Some(id) => (Some(id.token), Some(id.expires_at), Some(id.subject)),
+            None => match prev {
+                Some(p) => (p.id_token.clone(), p.id_expires_at, p.subject.clone()),
+                None => (None, None, None),
+            },
+        };
+        Session {
+            refresh_token: t
+                .refresh_token
+                .or_else(|| prev.and_then(|p| p.refresh_token.clone())),
+            access_token: t.access_token,
+            token_type: t.token_type,
+            expires_at: issued_at + lifetime,
+            issued_at,
+            refresh_at: refresh_at(issued_at, lifetime),
+            id_token,
+            id_expires_at,
+            subject,
+            scopes: t.scopes.unwrap_or_else(|| requested_scopes.to_vec()),
+        }
+    }
+
+    pub fn lifetime(&self) -> i64 {
+        self.expires_at - self.issued_at
+    }
+
+    pub fn remaining(&self, now: i64) -> i64 {
+        self.expires_at - now
+    }
+
+    /// The keyring record: JSON, wiped from memory once written.
+    pub fn to_record(&self, issuer: &str, client_id: &str) -> Zeroizing<String> {
+        let record = Record {
+            version: 1,
+            issuer: issuer.into(),
+            client_id: client_id.into(),
+            refresh_token: self
+                .refresh_token
+                .as_ref()
+                .map(|s| s.expose_secret().into()),
+            access_token: self.access_token.expose_secret().into(),
+            token_type: self.token_type.clone(),
+            expires_at: self.expires_at,
+            issued_at: self.issued_at,
+            id_token: self.id_token.as_ref().map(|s| s.expose_secret().into()),
+            id_expires_at: self.id_expires_at,
+            subject: self.subject.clone(),
+            scopes: self.scopes.clone(),
+        };
+        Zeroizing::new(serde_json::to_string(&record).expect("a record always serializes"))
+    }
+
+    /// Read a record back; `None` if it was written for another issuer or client (the config
+    /// changed under it), in which case its tokens are of no use to this account.
+    pub fn from_record(
+        text: &str,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Option<Session>, String> {
+        let r: Record = serde_json::from_str(text)
+            .map_err(|e| format!("unreadable record: {}", classify(&e)))?;
+        if r.issuer != issuer || r.client_id != client_id {
+            return Ok(None);
+        }
+        Ok(Some(Session {
+            refresh_token: r.refresh_token.map(Wiped::reveal),
+            access_token: r.access_token.reveal(),
+            token_type: r.token_type,
+            expires_at: r.expires_at,
+            issued_at: r.issued_at,
+            refresh_at: refresh_at(r.issued_at, r.expires_at - r.issued_at),
+            id_token: r.id_token.map(Wiped::reveal),
+            id_expires_at: r.id_expires_at,
+            subject: r.subject,
+            scopes: r.scopes,
+        }))
+    }
+}
+
+/// A string wiped on drop, for the record's secrets while they pass through serde.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(transparent)]
+struct Wiped(Zeroizing<String>);
+
+impl From<&str> for Wiped {
+    fn from(s: &str) -> Self {
+        Wiped(Zeroizing::new(s.to_owned()))
+    }
+}
+
+impl Wiped {
+    fn reveal(mut self) -> SecretString {
+        SecretString::from(std::mem::take(&mut *self.0))
+    }
+}
+
+/// serde_json's messages can quote the input; say only what kind of problem it was.
+fn classify(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "I/O",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "unexpected fields",
+        serde_json::error::Category::Eof => "truncated",
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    version: u32,
+    issuer: String,
+    client_id: String,
+    refresh_token: Option<Wiped>,
+    access_token: Wiped,
+    token_type: String,
+    expires_at: i64,
+    issued_at: i64,
+    id_token: Option<Wiped>,
+    id_expires_at: Option<i64>,
+    subject: Option<String>,
+    scopes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::TokenSet;
+    use std::time::Duration;
+
+    fn tokens(access: &str, refresh: Option<&str>) -> TokenSet {
+        TokenSet {
+            access_token: SecretString::from(access),
+            token_type: "Bearer".into(),
+            expires_in: Some(Duration::from_secs(60)),
+            refresh_token: refresh.map(SecretString::from),
+            id_token: None,
+            scopes: None,
+        }
+    }
+
+    #[test]
+    fn record_round_trips_and_is_bound_to_issuer_and_client() {
+        let s = Session::from_login(tokens("at1", Some("rt1")), &["openid".into()]);
+        let rec = s.to_record("https://idp/", "cid");
+        let back = Session::from_record(&rec, "https://idp/", "cid")
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.access_token.expose_secret(), "at1");
+        assert_eq!(back.refresh_token.unwrap().expose_secret(), "rt1");
+        assert_eq!(back.expires_at, s.expires_at);
+        assert!(
+            Session::from_record(&rec, "https://other/", "cid")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            Session::from_record(&rec, "https://idp/", "other")
+                .unwrap()
+                .is_none()
+        );
+        let err = Session::from_record("{\"access_token\": \"leak-me\"", "i", "c").unwrap_err();
+        assert!(!err.contains("leak-me"));
+    }
+
+    #[test]
+    fn renewal_keeps_what_the_idp_did_not_resend() {
+        let s = Session::from_login(
+            tokens("at1", Some("rt1")),
+            &["openid".into(), "email".into()],
+        );
+        let rotated = s.renewed(tokens("at2", Some("rt2")));
+        assert_eq!(
+            rotated.refresh_token.as_ref().unwrap().expose_secret(),
+            "rt2"
+        );
+        let kept = rotated.renewed(tokens("at3", None));
+        assert_eq!(kept.refresh_token.as_ref().unwrap().expose_secret(), "rt2");
+        assert_eq!(kept.scopes, vec!["openid", "email"]);
+        assert_eq!(kept.lifetime(), 60);
+    }
+}

@@ -1,0 +1,50 @@
+use tokenbroker::ErrorKind;
+use tokenbroker::protocol::{AccountOnly, AccountStatus, Metadata, Status, UpdateMetadata};
+
+use super::{Broker, Error, Result};
+
+impl Broker {
+    pub fn status(&self) -> Status {
+        let accounts = self
+            .accounts
+            .values()
+            .map(|a| {
+                let session = a.session();
+                AccountStatus {
+                    name: a.name.clone(),
+                    issuer: a.config.issuer.clone(),
+                    state: a.state(),
+                    expires_at: session.as_ref().map(|s| s.expires_at),
+                    subject: session.as_ref().and_then(|s| s.subject.clone()),
+                    scopes: session
+                        .map(|s| s.scopes.clone())
+                        .unwrap_or_else(|| a.config.scopes.clone()),
+                    default: self.default_account.as_deref() == Some(a.name.as_str()),
+                }
+            })
+            .collect();
+        Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            accounts,
+        }
+    }
+
+    pub async fn metadata(&self, p: AccountOnly) -> Result<Metadata> {
+        Err(self.no_management_api(p.account.as_deref())?)
+    }
+
+    pub async fn update_metadata(&self, p: UpdateMetadata) -> Result<Metadata> {
+        Err(self.no_management_api(p.account.as_deref())?)
+    }
+
+    fn no_management_api(&self, account: Option<&str>) -> Result<Error> {
+        let account = self.account(account)?;
+        Ok(Error::new(
+            ErrorKind::NotSupported,
+            format!(
+                "user metadata is not supported yet for account {:?}",
+                account.name
+            ),
+        ))
+    }
+}

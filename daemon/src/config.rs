@@ -1,0 +1,252 @@
+//! The TOML config of the contract: accounts, their issuers and clients.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tokenbroker::protocol::Flow;
+use url::Url;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub default_account: Option<String>,
+    /// Refresh tokens before they expire (the default). Off, a token is refreshed only when a
+    /// caller needs one: an extension, for tests and for IdPs that meter refreshes.
+    #[serde(default = "yes")]
+    pub proactive_refresh: bool,
+    /// Where sessions are kept: the OS keyring (default) or, by explicit choice, memory only.
+    #[serde(default)]
+    pub store: StoreKind,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Kept as written: discovery compares it with the IdP's `issuer` character for character.
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub audience_param: AudienceParam,
+    #[serde(default = "default_flow")]
+    pub flow: Flow,
+    #[serde(default)]
+    pub management_api: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Keyring,
+    /// Lost when the daemon exits; for machines without a keyring, chosen on purpose.
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudienceParam {
+    /// Auth0's `audience` parameter.
+    #[default]
+    Audience,
+    /// RFC 8707 resource indicators.
+    Resource,
+}
+
+impl AudienceParam {
+    pub fn name(self) -> &'static str {
+        match self {
+            AudienceParam::Audience => "audience",
+            AudienceParam::Resource => "resource",
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "email", "offline_access"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_flow() -> Flow {
+    Flow::Device
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// The path by the contract's rules: `--config`, `TOKENBROKER_CONFIG`, the config dir.
+    pub fn default_path() -> PathBuf {
+        if let Some(p) = std::env::var_os("TOKENBROKER_CONFIG").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        // On Linux `directories` honours XDG_CONFIG_HOME; elsewhere the platform's place.
+        directories::ProjectDirs::from("", "", "tokenbroker")
+            .map(|d| d.config_dir().join("config.toml"))
+            .unwrap_or_else(|| PathBuf::from("tokenbroker.toml"))
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        })
+    }
+
+    /// Parse and check. toml's errors name the line, column and key; our own checks name the
+    /// account and key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if let Some(d) = &self.default_account
+            && !self.accounts.contains_key(d)
+        {
+            return Err(format!(
+                "default_account = {d:?} names no [accounts.{d}] table"
+            ));
+        }
+        for (name, a) in &self.accounts {
+            if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/') {
+                return Err(format!("account name {name:?} is not usable"));
+            }
+            check_url(name, "issuer", &a.issuer)?;
+            if let Some(m) = &a.management_api {
+                check_url(name, "management_api", m)?;
+            }
+            if a.client_id.is_empty() {
+                return Err(format!("[accounts.{name}] client_id is empty"));
+            }
+            if !a.scopes.iter().any(|s| s == "openid") {
+                return Err(format!("[accounts.{name}] scopes must include \"openid\""));
+            }
+        }
+        Ok(())
+    }
+
+    /// The account used when a request names none.
+    pub fn default_account(&self) -> Option<&str> {
+        match &self.default_account {
+            Some(d) => Some(d),
+            None if self.accounts.len() == 1 => self.accounts.keys().next().map(String::as_str),
+            None => None,
+        }
+    }
+}
+
+/// Tokens must not cross the network in the clear: plain http only to this machine.
+fn check_url(account: &str, key: &str, url: &str) -> Result<(), String> {
+    let url = Url::parse(url).map_err(|e| format!("[accounts.{account}] {key} = {url:?}: {e}"))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => Err(format!(
+            "[accounts.{account}] {key} = \"{url}\": plain http is allowed only for loopback hosts; use https"
+        )),
+        other => Err(format!(
+            "[accounts.{account}] {key}: unsupported scheme {other:?}"
+        )),
+    }
+}
+
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+default_account = "work"
+[accounts.work]
+issuer = "https://tenant.eu.auth0.com/"
+client_id = "AbC123"
+audience = "https://api.example.com"
+audience_param = "audience"
+flow = "device"
+[accounts.home]
+issuer = "http://127.0.0.1:8080"
+client_id = "x"
+"#;
+
+    #[test]
+    fn parses_the_contract_example() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.default_account(), Some("work"));
+        assert_eq!(c.accounts["home"].scopes, default_scopes());
+        assert_eq!(
+            c.accounts["work"].audience.as_deref(),
+            Some("https://api.example.com")
+        );
+        assert!(c.proactive_refresh);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text =
+            "[accounts.a]\nissuer = \"https://x/\"\nclient_id = \"c\"\nclientid = \"typo\"\n";
+        let err = Config::parse(text).unwrap_err();
+        assert!(err.contains("clientid"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        let text = "[accounts.a]\nissuer = \"http://idp.example.com/\"\nclient_id = \"c\"\n";
+        let err = Config::parse(text).unwrap_err();
+        assert!(err.contains("loopback"), "{err}");
+        for ok in [
+            "http://localhost:1/",
+            "http://[::1]:2/",
+            "http://127.0.0.1/",
+        ] {
+            let text = format!("[accounts.a]\nissuer = \"{ok}\"\nclient_id = \"c\"\n");
+            assert!(Config::parse(&text).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn default_account_rules() {
+        let one = "[accounts.only]\nissuer = \"https://x/\"\nclient_id = \"c\"\n";
+        assert_eq!(Config::parse(one).unwrap().default_account(), Some("only"));
+        let err = Config::parse(&format!("default_account = \"nope\"\n{one}")).unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+        let two = format!("{one}[accounts.other]\nissuer = \"https://y/\"\nclient_id = \"d\"\n");
+        assert_eq!(Config::parse(&two).unwrap().default_account(), None);
+    }
+}

@@ -1,0 +1,42 @@
+//! Talking to the identity provider: discovery, the device flow, refresh, revocation,
+//! userinfo and ID-token checks. It knows nothing of accounts, callers or storage.
+
+mod device;
+mod discovery;
+mod error;
+pub mod http;
+mod revoke;
+mod token;
+mod userinfo;
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use discovery::Provider;
+pub use error::OidcError;
+
+/// What a token endpoint handed us, checked.
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub token_type: String,
+    pub expires_in: Option<Duration>,
+    pub refresh_token: Option<SecretString>,
+    pub id_token: Option<VerifiedIdToken>,
+    /// The granted scopes, when the IdP said (RFC 6749 §5.1: absent means as requested).
+    pub scopes: Option<Vec<String>>,
+}
+
+/// An ID token whose signature, issuer, audience and lifetime were checked on receipt.
+pub struct VerifiedIdToken {
+    pub token: SecretString,
+    pub subject: String,
+    pub expires_at: i64,
+}
+
+/// Extra parameters for audience-bound requests (Auth0's `audience`, RFC 8707's `resource`).
+#[derive(Debug, Clone, Default)]
+pub struct Audiences {
+    pub param: &'static str,
+    pub values: Vec<String>,
+}

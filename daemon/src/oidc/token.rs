@@ -1,0 +1,74 @@
+//! Token responses: refresh, and the checks every token response goes through.
+
+use openidconnect::core::CoreTokenResponse;
+use openidconnect::{Nonce, OAuth2TokenResponse, RefreshToken, TokenResponse};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::error::token_error;
+use super::{Audiences, OidcError, Provider, TokenSet, VerifiedIdToken};
+
+impl Provider {
+    /// Trade the refresh token for new tokens (RFC 6749 §6), for the given audiences.
+    pub async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+        audiences: &Audiences,
+    ) -> Result<TokenSet, OidcError> {
+        let refresh_token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let mut request = self
+            .client
+            .exchange_refresh_token(&refresh_token)
+            .map_err(|e| OidcError::NotSupported(e.to_string()))?;
+        for value in &audiences.values {
+            request = request.add_extra_param(audiences.param, value.clone());
+        }
+        let response = request
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
+        self.token_set(response, None)
+    }
+
+    /// Check a token response and take it apart. An ID token that fails verification fails the
+    /// whole response: nothing of it may be stored.
+    pub(super) fn token_set(
+        &self,
+        response: CoreTokenResponse,
+        nonce: Option<&Nonce>,
+    ) -> Result<TokenSet, OidcError> {
+        let id_token = match response.id_token() {
+            None => None,
+            Some(token) => {
+                let verifier = self.client.id_token_verifier();
+                let claims = match nonce {
+                    Some(n) => token.claims(&verifier, n),
+                    None => token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+                }
+                .map_err(|e| OidcError::InvalidIdToken(e.to_string()))?;
+                Some(VerifiedIdToken {
+                    token: SecretString::from(token.to_string()),
+                    subject: claims.subject().to_string(),
+                    expires_at: claims.expiration().timestamp(),
+                })
+            }
+        };
+        Ok(TokenSet {
+            access_token: SecretString::from(response.access_token().secret().as_str()),
+            token_type: match response.token_type() {
+                openidconnect::core::CoreTokenType::Bearer => "Bearer".to_owned(),
+                other => serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "Bearer".to_owned()),
+            },
+            expires_in: response.expires_in(),
+            refresh_token: response
+                .refresh_token()
+                .map(|t| SecretString::from(t.secret().as_str())),
+            id_token,
+            scopes: response
+                .scopes()
+                .map(|s| s.iter().map(|s| s.to_string()).collect()),
+        })
+    }
+}

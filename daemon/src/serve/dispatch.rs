@@ -1,0 +1,28 @@
+//! One contract call against the core, answered as JSON: shared by every door that speaks
+//! the contract's JSON shapes.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokenbroker::protocol::Call;
+
+use crate::broker::{Broker, Error, Result};
+
+pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Value> {
+    match call {
+        Call::GetAccessToken(p) => json(broker.access_token(p).await?),
+        Call::GetIdToken(p) => json(broker.id_token(p).await?),
+        Call::GetProfile(p) => json(broker.profile(p).await?),
+        Call::GetMetadata(p) => json(broker.metadata(p).await?),
+        Call::UpdateMetadata(p) => json(broker.update_metadata(p).await?),
+        Call::Login(p) => json(broker.login(p).await?),
+        Call::AwaitLogin(p) => json(broker.await_login(&p.login_id).await?),
+        Call::Logout(p) => json(broker.logout(p).await?),
+        Call::Status(_) => json(broker.status()),
+    }
+}
+
+fn json(v: impl Serialize) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::internal(format!("encoding the answer: {e}")))
+}

@@ -1,0 +1,4 @@
+//! The doors: thin adapters that decode a request, call the broker core, encode the answer.
+
+pub mod dispatch;
+pub mod socket;
