@@ -58,6 +58,6 @@ export async function approveDevice(issuer, userCode, { account = 'alice', deny 
     jar.take(res);
   }
   html = await res.text();
-  const ok = deny ? /access_denied|error/i.test(html) : /Sign-in Success/.test(html);
+  const ok = deny !== /Sign-in Success/.test(html);
   return { ok, status: res.status, body: ok ? undefined : html.slice(0, 500) };
 }

@@ -3,7 +3,8 @@
 // `/__test/*` routes that script what a person would do in a browser (approve a device code)
 // and let tests look at what the IdP saw (token-endpoint counts).
 //
-// Usage: node idp.mjs [--port N] [--access-ttl SECS] [--device-ttl SECS] [--interval SECS]
+// Usage: node idp.mjs [--port N] [--issuer URL] [--access-ttl SECS] [--device-ttl SECS]
+//                     [--interval SECS]
 // Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
 
 import http from 'node:http';
@@ -15,6 +16,8 @@ import { approveDevice } from './approve.mjs';
 const { values: opts } = parseArgs({
   options: {
     port: { type: 'string', default: '0' },
+    // The issuer to advertise when tests put a proxy in front: http://127.0.0.1:PROXYPORT
+    issuer: { type: 'string' },
     'access-ttl': { type: 'string', default: '60' },
     'id-ttl': { type: 'string', default: '3600' },
     'device-ttl': { type: 'string', default: '600' },
@@ -45,7 +48,7 @@ let stats = { token: {}, revocation: 0, userinfo: 0, device_authorization: 0 };
 const server = http.createServer();
 await new Promise((resolve) => { server.listen(Number(opts.port), '127.0.0.1', resolve); });
 const { port } = server.address();
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = opts.issuer ?? `http://127.0.0.1:${port}`;
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -169,7 +172,7 @@ server.on('request', async (req, res) => {
     if (m) return await interaction(req, res, m[1]);
     if (url.pathname === '/__test/approve' && req.method === 'POST') {
       const body = await readJson(req);
-      const result = await approveDevice(issuer, body.user_code, {
+      const result = await approveDevice(`http://127.0.0.1:${port}`, body.user_code, {
         account: body.account ?? 'alice', deny: Boolean(body.deny),
       });
       return json(res, result.ok ? 200 : 400, result);
@@ -189,4 +192,9 @@ server.on('request', async (req, res) => {
 });
 
 process.stdout.write(`${JSON.stringify({ issuer, port, client_id: CLIENT_ID })}\n`);
+// Tests read only that first line and may close the pipe; oidc-provider's notices (which it
+// writes with console.log) go to stderr so a closed stdout cannot crash the IdP.
+console.log = console.error;
+console.info = console.error;
+process.stdout.on('error', () => {});
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));

@@ -1,0 +1,506 @@
+//! Real parts for integration tests, each started by the test itself: a private D-Bus session
+//! bus with an unlocked gnome-keyring, the oidc-provider harness (behind a switchable TCP
+//! proxy, to play "IdP down"), and the real `tokenbrokerd` binary.
+#![allow(dead_code)]
+
+mod proxy;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use proxy::Proxy;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A child process killed when the test lets go of it.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Wait up to `limit` for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Read the first stdout line of a child within `limit`.
+fn first_line(child: &mut Child, limit: Duration) -> Option<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(limit).ok().filter(|l| !l.is_empty())
+}
+
+/// A private session bus with a fresh, unlocked gnome-keyring on it.
+pub struct Bus {
+    pub dir: tempfile::TempDir,
+    pub address: String,
+    _bus: Proc,
+    _keyring: Proc,
+}
+
+impl Bus {
+    pub fn start() -> Bus {
+        let dir = tempfile::Builder::new().prefix("tb-bus").tempdir().unwrap();
+        let home = dir.path().join("home");
+        let runtime = dir.path().join("run");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&runtime).unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut std::fs::metadata(&runtime).unwrap().permissions(),
+            0o700,
+        );
+        let mut bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .arg(format!(
+                "--address=unix:path={}",
+                dir.path().join("bus").display()
+            ))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (Debian package dbus-daemon) must be installed");
+        let address =
+            first_line(&mut bus, Duration::from_secs(10)).expect("dbus-daemon printed no address");
+        let bus = Proc(bus);
+        let address = address.trim().to_owned();
+        let mut keyring = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gnome-keyring-daemon (Debian package gnome-keyring) must be installed");
+        {
+            use std::io::Write;
+            let mut stdin = keyring.stdin.take().unwrap();
+            stdin.write_all(b"tokenbroker-test-keyring").unwrap();
+        }
+        let bus = Bus {
+            dir,
+            address,
+            _bus: bus,
+            _keyring: Proc(keyring),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !bus.has_owner("org.freedesktop.secrets") {
+            assert!(
+                Instant::now() < deadline,
+                "gnome-keyring did not appear on the private bus"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The smoke test of the notes: a write must succeed, or the keyring is locked.
+        assert!(
+            bus.secret_store("tokenbroker-smoke", "ok", "ok"),
+            "the private keyring is locked"
+        );
+        bus
+    }
+
+    pub fn env(&self, cmd: &mut Command) {
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .env("HOME", self.dir.path().join("home"))
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"));
+    }
+
+    fn has_owner(&self, name: &str) -> bool {
+        let mut cmd = Command::new("dbus-send");
+        self.env(&mut cmd);
+        let out = cmd
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+            ])
+            .arg("org.freedesktop.DBus.NameHasOwner")
+            .arg(format!("string:{name}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("boolean true")
+    }
+
+    fn secret_store(&self, attr: &str, value: &str, secret: &str) -> bool {
+        use std::io::Write;
+        let mut cmd = Command::new("secret-tool");
+        self.env(&mut cmd);
+        let mut child = cmd
+            .args(["store", "--label=smoke", attr, value])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("secret-tool (Debian package libsecret-tools) must be installed");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(secret.as_bytes())
+            .unwrap();
+        child.wait().unwrap().success()
+    }
+
+    /// The keyring record tokenbrokerd keeps for `account`, as the contract names it.
+    pub fn keyring_entry(&self, account: &str) -> Option<Value> {
+        let mut cmd = Command::new("secret-tool");
+        self.env(&mut cmd);
+        let out = cmd
+            .args(["lookup", "service", "tokenbroker", "username", account])
+            .output()
+            .unwrap();
+        if !out.status.success() || out.stdout.is_empty() {
+            return None;
+        }
+        Some(serde_json::from_slice(&out.stdout).expect("keyring entry is JSON"))
+    }
+}
+
+/// The oidc-provider harness, reached through a proxy the test can switch off.
+pub struct Idp {
+    pub issuer: String,
+    pub proxy: Proxy,
+    _node: Proc,
+    http: reqwest::Client,
+}
+
+pub struct IdpOptions {
+    pub access_ttl: u64,
+}
+
+impl Default for IdpOptions {
+    fn default() -> Self {
+        IdpOptions { access_ttl: 60 }
+    }
+}
+
+impl Idp {
+    pub async fn start(opts: IdpOptions) -> Idp {
+        let proxy = Proxy::start().await;
+        let issuer = format!("http://127.0.0.1:{}", proxy.port());
+        // A rare start-up hang of node has been seen under load: one retry.
+        for attempt in 0..2 {
+            let mut child = Command::new("node")
+                .arg(repo_root().join("testidp/idp.mjs"))
+                .args([
+                    "--issuer",
+                    &issuer,
+                    "--access-ttl",
+                    &opts.access_ttl.to_string(),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("node must be installed (and `npm ci` run in testidp/)");
+            match first_line(&mut child, Duration::from_secs(20)) {
+                Some(line) => {
+                    let info: Value = serde_json::from_str(&line).expect("harness prints JSON");
+                    proxy.set_target(info["port"].as_u64().unwrap() as u16);
+                    let http = reqwest::Client::new();
+                    return Idp {
+                        issuer,
+                        proxy,
+                        _node: Proc(child),
+                        http,
+                    };
+                }
+                None => {
+                    let _ = child.kill();
+                    eprintln!("test IdP did not start (attempt {attempt}); retrying");
+                }
+            }
+        }
+        panic!("the test IdP did not start");
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.proxy.direct_url());
+        let resp = self.http.post(url).json(&body).send().await.unwrap();
+        resp.json().await.unwrap()
+    }
+
+    /// What a person does in the browser: enter the code, log in as `account`, consent.
+    pub async fn approve(&self, user_code: &str, account: &str) {
+        let r = self
+            .post(
+                "/__test/approve",
+                serde_json::json!({"user_code": user_code, "account": account}),
+            )
+            .await;
+        assert_eq!(r["ok"], true, "approval failed: {r}");
+    }
+
+    pub async fn deny(&self, user_code: &str) {
+        let r = self
+            .post(
+                "/__test/approve",
+                serde_json::json!({"user_code": user_code, "deny": true}),
+            )
+            .await;
+        assert_eq!(r["ok"], true, "denial failed: {r}");
+    }
+
+    /// Revoke every grant of `account`, as an admin would.
+    pub async fn revoke_user(&self, account: &str) -> u64 {
+        self.post("/__test/revoke", serde_json::json!({"account": account}))
+            .await["revoked_grants"]
+            .as_u64()
+            .unwrap()
+    }
+
+    pub async fn stats(&self) -> Value {
+        let url = format!("{}/__test/stats", self.proxy.direct_url());
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Successful refresh-token grants the IdP answered.
+    pub async fn refreshes(&self) -> u64 {
+        self.stats().await["token"]["refresh_token:200"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Refresh-token grants of any outcome.
+    pub async fn refresh_attempts(&self) -> u64 {
+        let stats = self.stats().await;
+        stats["token"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("refresh_token:"))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    }
+
+    /// Use a refresh token directly at the token endpoint; the IdP's JSON answer.
+    pub async fn try_refresh(&self, refresh_token: &str) -> Value {
+        let url = format!("{}/token", self.proxy.direct_url());
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", "tokenbroker-test"),
+        ];
+        self.http
+            .post(url)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub fn account_config(&self, name: &str) -> String {
+        format!(
+            "[accounts.{name}]\nissuer = \"{}\"\nclient_id = \"tokenbroker-test\"\n",
+            self.issuer
+        )
+    }
+}
+
+/// The real tokenbrokerd, with its own config, socket and log file.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub proc: Option<Proc>,
+    pub log_level: String,
+}
+
+impl Daemon {
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/tokenbroker/broker.sock")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn start(bus: &Bus, config: &str) -> Daemon {
+        Self::start_with_log(bus, config, "debug")
+    }
+
+    pub fn start_with_log(bus: &Bus, config: &str, log_level: &str) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("tb-daemon")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let mut d = Daemon {
+            dir,
+            proc: None,
+            log_level: log_level.into(),
+        };
+        d.spawn(bus);
+        d
+    }
+
+    /// Start (or start again) the binary and wait until its socket answers.
+    pub fn spawn(&mut self, bus: &Bus) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
+        bus.env(&mut cmd);
+        let child = cmd
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--socket")
+            .arg(self.socket())
+            .env("RUST_LOG", &self.log_level)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.proc = Some(Proc(child));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            if let Some(status) = self.proc.as_mut().unwrap().0.try_wait().unwrap() {
+                panic!("tokenbrokerd exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tokenbrokerd did not open its socket:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.signal(libc::SIGKILL);
+            p.wait_exit(Duration::from_secs(10));
+        }
+    }
+
+    pub async fn client(&self) -> tokenbroker::Client {
+        tokenbroker::Client::connect_to(self.socket())
+            .await
+            .unwrap()
+    }
+
+    /// Run brokerctl against this daemon.
+    pub fn brokerctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(brokerctl_path())
+            .args(args)
+            .env("TOKENBROKER_SOCKET", self.socket())
+            .env_remove("TOKENBROKER_TRANSPORT")
+            .output()
+            .unwrap()
+    }
+
+    /// Log in `account` by the device flow, approved at the IdP as `user`.
+    pub async fn login(&self, idp: &Idp, account: Option<&str>, user: &str) {
+        let client = self.client().await;
+        let login = tokenbroker::protocol::Login {
+            account: account.map(Into::into),
+            flow: None,
+        };
+        let challenge = client.login(login).await.unwrap();
+        idp.approve(challenge.user_code.as_deref().unwrap(), user)
+            .await;
+        let done = client.await_login(&challenge.login_id).await.unwrap();
+        assert_eq!(done.status, "logged_in");
+    }
+}
+
+/// brokerctl sits next to tokenbrokerd in the target directory (`cargo build --workspace`
+/// puts it there; the README's test command does that first).
+pub fn brokerctl_path() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_tokenbrokerd")).with_file_name("brokerctl");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+pub async fn token(
+    client: &tokenbroker::Client,
+    min_ttl: Option<u64>,
+) -> tokenbroker::Result<tokenbroker::protocol::AccessToken> {
+    client
+        .get_access_token(tokenbroker::protocol::GetAccessToken {
+            min_ttl,
+            ..Default::default()
+        })
+        .await
+}
+
+/// Poll `f` until it holds or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
