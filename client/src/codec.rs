@@ -24,6 +24,13 @@ pub(crate) fn decode<R: DeserializeOwned>(id: u64, line: &[u8]) -> Result<R> {
     }
     let resp: Response<R> = serde_json::from_slice(line)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    // An error with a null id answers a request the daemon could not read, or refuses the
+    // connection itself: it is still meant for us.
+    if resp.id.is_null()
+        && let Some(e) = resp.error
+    {
+        return Err(e.into());
+    }
     if resp.id != id {
         return Err(Error::Io(std::io::Error::new(
             std::io::ErrorKind::InvalidData,

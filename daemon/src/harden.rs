@@ -1,6 +1,7 @@
 //! Process hardening, as an agent that holds credentials should have (compare rbw, ssh-agent).
 
-/// No core dumps, and no ptrace attach by other processes of the same user.
+/// No core dumps, and no ptrace attach by other processes of the same user. Also lift the
+/// open-file limit to its hard maximum: every client connection is a descriptor.
 pub fn apply() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_DUMPABLE, 0) only changes this process's dumpable flag.
@@ -14,5 +15,13 @@ pub fn apply() {
     // SAFETY: setrlimit reads the struct we pass; failure only leaves core dumps possible.
     unsafe {
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+    }
+    let mut files = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut files) == 0 && files.rlim_cur < files.rlim_max {
+            files.rlim_cur = files.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &files);
+        }
     }
 }
