@@ -10,7 +10,7 @@
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import Provider from 'oidc-provider';
-import MemoryAdapter, { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js';
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import { approveDevice } from './approve.mjs';
 
 const { values: opts } = parseArgs({
@@ -40,7 +40,6 @@ class MapStore extends Map {
   set(key, value) { return super.set(key, value); }
 }
 const store = new MapStore();
-setStorage(store);
 
 // Everything the tests want to count, reset with POST /__test/stats/reset.
 let stats = { token: {}, revocation: 0, userinfo: 0, device_authorization: 0 };
@@ -60,6 +59,7 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     redirect_uris: ['http://127.0.0.1/callback'],
   }],
+  adapter: (model) => new MemoryAdapter(model, store),
   findAccount: (_ctx, id) => USERS[id] && {
     accountId: id,
     claims: () => USERS[id],
@@ -160,7 +160,7 @@ async function revokeAccount(account) {
   for (const [key, value] of store) {
     if (key.startsWith('RefreshToken:') && value.accountId === account) grants.add(value.grantId);
   }
-  for (const grantId of grants) await new MemoryAdapter('Grant').revokeByGrantId(grantId);
+  for (const grantId of grants) await new MemoryAdapter('Grant', store).revokeByGrantId(grantId);
   return grants.size;
 }
 

@@ -43,11 +43,17 @@ impl Client {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let line = codec::encode(id, method, params)?;
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        conn.get_mut().write_all(&line)?;
+        let written = conn.get_mut().write_all(&line);
         let mut answer = Vec::with_capacity(512);
-        (&mut *conn)
+        let read = (&mut *conn)
             .take(MAX_RESPONSE)
-            .read_until(b'\n', &mut answer)?;
+            .read_until(b'\n', &mut answer);
+        // A daemon that refuses the connection answers and closes before reading: its answer
+        // is worth more than our broken pipe.
+        if answer.is_empty() {
+            written?;
+            read?;
+        }
         codec::decode(id, &answer)
     }
 

@@ -1,4 +1,5 @@
 //! The doors: thin adapters that decode a request, call the broker core, encode the answer.
 
 pub mod dispatch;
+mod lines;
 pub mod socket;

@@ -7,20 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
 use serde_json::Value;
 use tokenbroker::protocol::{
     Call, ErrorData, INVALID_REQUEST, MAX_LINE, METHOD_NOT_FOUND, PARSE_ERROR, RawRequest,
     Response, RpcError,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::dispatch::dispatch;
+use super::lines::{Line, read_line};
 use crate::broker::{Broker, Error};
 
 /// A connection that sends nothing for this long is closed.
@@ -128,23 +127,22 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
         }
     }
     let (read, mut write) = stream.into_split();
-    let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE);
-    let mut lines = FramedRead::new(read, codec);
+    let mut read = BufReader::new(read);
+    let mut line = Vec::with_capacity(256);
     loop {
         let next = tokio::select! {
-            next = lines.next() => next,
+            next = read_line(&mut read, &mut line, MAX_LINE) => next,
             _ = tokio::time::sleep(IDLE_TIMEOUT) => return,
             _ = shutdown.cancelled() => return,
         };
         let answer = match next {
-            None => return,
-            Some(Ok(line)) => handle(&broker, &line).await,
-            Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => Some(protocol_error(
+            Ok(Line::Read) => handle(&broker, &line).await,
+            Ok(Line::TooLong) => Some(protocol_error(
                 Value::Null,
                 INVALID_REQUEST,
                 format!("request line longer than {MAX_LINE} bytes"),
             )),
-            Some(Err(AnyDelimiterCodecError::Io(_))) => return,
+            Ok(Line::Eof) | Err(_) => return,
         };
         if let Some(answer) = answer
             && write.write_all(&answer).await.is_err()

@@ -1,15 +1,17 @@
-//! A TCP proxy in front of the test IdP, so a test can take the IdP "down" (connections are
-//! accepted and dropped at once) and bring it back without losing the IdP's state.
+//! A TCP proxy in front of the test IdP, so a test can take the IdP "down" (open connections
+//! are cut, new ones accepted and dropped at once) and bring it back without losing the
+//! IdP's state.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 pub struct Proxy {
     port: u16,
     target: Arc<AtomicU16>,
-    down: Arc<AtomicBool>,
+    down: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -18,21 +20,26 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let target = Arc::new(AtomicU16::new(0));
-        let down = Arc::new(AtomicBool::new(false));
+        let (down, _) = watch::channel(false);
         let (t, d) = (target.clone(), down.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     continue;
                 };
-                if d.load(Ordering::SeqCst) {
+                if *d.borrow() {
                     drop(inbound);
                     continue;
                 }
                 let port = t.load(Ordering::SeqCst);
+                let mut cut = d.subscribe();
                 tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", port)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", port)).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|down| *down) => {}
                     }
                 });
             }
@@ -59,7 +66,7 @@ impl Proxy {
     }
 
     pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
+        self.down.send_replace(down);
     }
 }
 
