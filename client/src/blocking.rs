@@ -29,14 +29,9 @@ impl Client {
 
     pub fn connect_to(path: impl AsRef<Path>) -> Result<Self> {
         let path: PathBuf = path.as_ref().into();
-        let stream = UnixStream::connect(&path).map_err(|source| Error::Unreachable {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Ok(Client {
-            conn: Mutex::new(BufReader::new(stream)),
-            next_id: AtomicU64::new(1),
-        })
+        let stream = UnixStream::connect(&path)
+            .map_err(|source| Error::Unreachable { path: path.display().to_string(), source })?;
+        Ok(Client { conn: Mutex::new(BufReader::new(stream)), next_id: AtomicU64::new(1) })
     }
 
     pub fn call<P: Serialize, R: DeserializeOwned>(&self, method: &str, params: &P) -> Result<R> {
@@ -45,9 +40,7 @@ impl Client {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let written = conn.get_mut().write_all(&line);
         let mut answer = Vec::with_capacity(512);
-        let read = (&mut *conn)
-            .take(MAX_RESPONSE)
-            .read_until(b'\n', &mut answer);
+        let read = (&mut *conn).take(MAX_RESPONSE).read_until(b'\n', &mut answer);
         // A daemon that refuses the connection answers and closes before reading: its answer
         // is worth more than our broken pipe.
         if answer.is_empty() {

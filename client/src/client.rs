@@ -34,31 +34,18 @@ impl Client {
         let path: PathBuf = path.as_ref().into();
         let stream = UnixStream::connect(&path)
             .await
-            .map_err(|source| Error::Unreachable {
-                path: path.display().to_string(),
-                source,
-            })?;
-        Ok(Client {
-            conn: Mutex::new(BufReader::new(stream)),
-            next_id: AtomicU64::new(1),
-        })
+            .map_err(|source| Error::Unreachable { path: path.display().to_string(), source })?;
+        Ok(Client { conn: Mutex::new(BufReader::new(stream)), next_id: AtomicU64::new(1) })
     }
 
     /// Send any method by name; the typed methods below are thin wrappers of this.
-    pub async fn call<P: Serialize, R: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: &P,
-    ) -> Result<R> {
+    pub async fn call<P: Serialize, R: DeserializeOwned>(&self, method: &str, params: &P) -> Result<R> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let line = codec::encode(id, method, params)?;
         let mut conn = self.conn.lock().await;
         let written = conn.get_mut().write_all(&line).await;
         let mut answer = Vec::with_capacity(512);
-        let read = (&mut *conn)
-            .take(MAX_RESPONSE)
-            .read_until(b'\n', &mut answer)
-            .await;
+        let read = (&mut *conn).take(MAX_RESPONSE).read_until(b'\n', &mut answer).await;
         // A daemon that refuses the connection answers and closes before reading: its answer
         // is worth more than our broken pipe.
         if answer.is_empty() {

@@ -5,10 +5,7 @@ use crate::protocol::{ErrorKind, RpcError};
 pub enum Error {
     /// No daemon answers at the socket (not running, wrong path, refused).
     #[error("cannot reach tokenbrokerd at {path}: {source}")]
-    Unreachable {
-        path: String,
-        source: std::io::Error,
-    },
+    Unreachable { path: String, source: std::io::Error },
     /// The daemon answered with one of the contract's broker errors.
     #[error("{message}")]
     Broker { kind: ErrorKind, message: String },
@@ -25,9 +22,7 @@ impl Error {
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {
             Error::Broker { kind, .. } => Some(*kind),
-            Error::Rpc { code, .. } if *code == crate::protocol::INVALID_PARAMS => {
-                Some(ErrorKind::InvalidParams)
-            }
+            Error::Rpc { code, .. } if *code == crate::protocol::INVALID_PARAMS => Some(ErrorKind::InvalidParams),
             _ => None,
         }
     }
@@ -36,14 +31,8 @@ impl Error {
 impl From<RpcError> for Error {
     fn from(e: RpcError) -> Self {
         match e.data {
-            Some(data) => Error::Broker {
-                kind: data.kind,
-                message: e.message,
-            },
-            None => Error::Rpc {
-                code: e.code,
-                message: e.message,
-            },
+            Some(data) => Error::Broker { kind: data.kind, message: e.message },
+            None => Error::Rpc { code: e.code, message: e.message },
         }
     }
 }

@@ -13,6 +13,8 @@
 pub mod blocking;
 mod client;
 mod codec;
+#[cfg(feature = "dbus")]
+pub mod dbus;
 mod error;
 mod methods;
 pub mod paths;

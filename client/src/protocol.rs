@@ -44,21 +44,11 @@ pub struct Response<R> {
 
 impl<R> Response<R> {
     pub fn ok(id: Value, result: R) -> Self {
-        Response {
-            jsonrpc: "2.0".into(),
-            id,
-            result: Some(result),
-            error: None,
-        }
+        Response { jsonrpc: "2.0".into(), id, result: Some(result), error: None }
     }
 
     pub fn err(id: Value, error: RpcError) -> Self {
-        Response {
-            jsonrpc: "2.0".into(),
-            id,
-            result: None,
-            error: Some(error),
-        }
+        Response { jsonrpc: "2.0".into(), id, result: None, error: Some(error) }
     }
 }
 
@@ -137,6 +127,31 @@ impl ErrorKind {
             ErrorKind::NotSupported => "not_supported",
             ErrorKind::Internal => "internal",
         }
+    }
+}
+
+/// The D-Bus names of the contract.
+pub const DBUS_NAME: &str = "io.github.tokenbroker.Broker1";
+pub const DBUS_PATH: &str = "/io/github/tokenbroker/Broker1";
+pub const DBUS_INTERFACE: &str = "io.github.tokenbroker.Broker1";
+pub const DBUS_ERROR_PREFIX: &str = "io.github.tokenbroker.Error";
+
+impl ErrorKind {
+    /// The D-Bus error name, `io.github.tokenbroker.Error.NotLoggedIn` and so on.
+    pub fn dbus_name(self) -> String {
+        let camel: String = self
+            .as_str()
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            })
+            .collect();
+        format!("{DBUS_ERROR_PREFIX}.{camel}")
+    }
+
+    pub fn from_dbus_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.dbus_name() == name)
     }
 }
 
@@ -403,10 +418,7 @@ mod tests {
         assert!(matches!(Call::decode("Nope", None), Err(None)));
         let bad = Call::decode("GetAccessToken", Some(serde_json::json!({"min_tl": 30})));
         assert!(bad.unwrap_err().unwrap().contains("min_tl"));
-        assert!(matches!(
-            Call::decode("Status", Some(serde_json::json!([1]))),
-            Err(Some(_))
-        ));
+        assert!(matches!(Call::decode("Status", Some(serde_json::json!([1]))), Err(Some(_))));
     }
 
     #[test]
@@ -422,16 +434,22 @@ mod tests {
     }
 
     #[test]
+    fn dbus_error_names_are_camel_case_and_round_trip() {
+        assert_eq!(ErrorKind::NotLoggedIn.dbus_name(), "io.github.tokenbroker.Error.NotLoggedIn");
+        assert_eq!(ErrorKind::IdpUnavailable.dbus_name(), "io.github.tokenbroker.Error.IdpUnavailable");
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_dbus_name(&k.dbus_name()), Some(k));
+        }
+    }
+
+    #[test]
     fn error_kinds_have_distinct_codes_and_snake_case_names() {
         let mut codes: Vec<_> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), ErrorKind::ALL.len());
         for k in ErrorKind::ALL {
-            assert_eq!(
-                serde_json::to_value(k).unwrap(),
-                Value::String(k.as_str().into())
-            );
+            assert_eq!(serde_json::to_value(k).unwrap(), Value::String(k.as_str().into()));
         }
     }
 }

@@ -76,9 +76,7 @@ fn yes() -> bool {
 }
 
 fn default_scopes() -> Vec<String> {
-    ["openid", "profile", "email", "offline_access"]
-        .map(String::from)
-        .to_vec()
+    ["openid", "profile", "email", "offline_access"].map(String::from).to_vec()
 }
 
 fn default_flow() -> Flow {
@@ -88,10 +86,7 @@ fn default_flow() -> Flow {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -109,14 +104,8 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        Config::parse(&text).map_err(|message| ConfigError::Invalid {
-            path: path.into(),
-            message,
-        })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid { path: path.into(), message })
     }
 
     /// Parse and check. toml's errors name the line, column and key; our own checks name the
@@ -131,9 +120,7 @@ impl Config {
         if let Some(d) = &self.default_account
             && !self.accounts.contains_key(d)
         {
-            return Err(format!(
-                "default_account = {d:?} names no [accounts.{d}] table"
-            ));
+            return Err(format!("default_account = {d:?} names no [accounts.{d}] table"));
         }
         for (name, a) in &self.accounts {
             if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/') {
@@ -172,9 +159,7 @@ fn check_url(account: &str, key: &str, url: &str) -> Result<(), String> {
         "http" => Err(format!(
             "[accounts.{account}] {key} = \"{url}\": plain http is allowed only for loopback hosts; use https"
         )),
-        other => Err(format!(
-            "[accounts.{account}] {key}: unsupported scheme {other:?}"
-        )),
+        other => Err(format!("[accounts.{account}] {key}: unsupported scheme {other:?}")),
     }
 }
 
@@ -209,17 +194,13 @@ client_id = "x"
         let c = Config::parse(GOOD).unwrap();
         assert_eq!(c.default_account(), Some("work"));
         assert_eq!(c.accounts["home"].scopes, default_scopes());
-        assert_eq!(
-            c.accounts["work"].audience.as_deref(),
-            Some("https://api.example.com")
-        );
+        assert_eq!(c.accounts["work"].audience.as_deref(), Some("https://api.example.com"));
         assert!(c.proactive_refresh);
     }
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let text =
-            "[accounts.a]\nissuer = \"https://x/\"\nclient_id = \"c\"\nclientid = \"typo\"\n";
+        let text = "[accounts.a]\nissuer = \"https://x/\"\nclient_id = \"c\"\nclientid = \"typo\"\n";
         let err = Config::parse(text).unwrap_err();
         assert!(err.contains("clientid"), "{err}");
         assert!(err.contains("line 4"), "{err}");
@@ -230,11 +211,7 @@ client_id = "x"
         let text = "[accounts.a]\nissuer = \"http://idp.example.com/\"\nclient_id = \"c\"\n";
         let err = Config::parse(text).unwrap_err();
         assert!(err.contains("loopback"), "{err}");
-        for ok in [
-            "http://localhost:1/",
-            "http://[::1]:2/",
-            "http://127.0.0.1/",
-        ] {
+        for ok in ["http://localhost:1/", "http://[::1]:2/", "http://127.0.0.1/"] {
             let text = format!("[accounts.a]\nissuer = \"{ok}\"\nclient_id = \"c\"\n");
             assert!(Config::parse(&text).is_ok(), "{ok}");
         }

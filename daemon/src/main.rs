@@ -25,11 +25,7 @@ use crate::store::SessionStore;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Parser)]
-#[command(
-    name = "tokenbrokerd",
-    version,
-    about = "Per-user OAuth 2.0 / OpenID Connect token broker"
-)]
+#[command(name = "tokenbrokerd", version, about = "Per-user OAuth 2.0 / OpenID Connect token broker")]
 struct Args {
     /// Config file [default: $TOKENBROKER_CONFIG, else $XDG_CONFIG_HOME/tokenbroker/config.toml]
     #[arg(long, value_name = "PATH")]
@@ -37,6 +33,9 @@ struct Args {
     /// Unix socket to serve [default: $TOKENBROKER_SOCKET, else $XDG_RUNTIME_DIR/tokenbroker/broker.sock]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Do not serve on the D-Bus session bus (the socket only).
+    #[arg(long)]
+    no_dbus: bool,
     /// Most client connections served at once; more are refused with an error.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
@@ -56,9 +55,7 @@ fn start() -> anyhow::Result<()> {
     harden::apply();
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     let config_path = args.config.clone().unwrap_or_else(Config::default_path);
@@ -75,22 +72,31 @@ async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let http = oidc::http::Http::new().context("building the HTTP client")?;
     let broker = broker::Broker::start(&config, store, http).await;
 
+    let _bus = if args.no_dbus {
+        tracing::info!("D-Bus is off (--no-dbus); serving the socket only");
+        None
+    } else {
+        match serve::dbus::start(broker.clone()).await {
+            Ok(conn) => {
+                tracing::info!(name = tokenbroker::protocol::DBUS_NAME, "serving on the D-Bus session bus");
+                Some(conn)
+            }
+            Err(serve::dbus::StartError::NoBus(e)) => {
+                tracing::info!(reason = %e, "D-Bus is off: no session bus; serving the socket only");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let socket_path = args.socket.unwrap_or_else(serve::socket::default_path);
     let listener = serve::socket::bind(&socket_path)?;
     tracing::info!(socket = %socket_path.display(), accounts = config.accounts.len(), "tokenbrokerd ready");
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let limits = serve::socket::Limits {
-        max_connections: args.max_connections,
-    };
-    let server = tokio::spawn(serve::socket::serve(
-        listener,
-        broker.clone(),
-        limits,
-        shutdown.clone(),
-        tracker.clone(),
-    ));
+    let limits = serve::socket::Limits { max_connections: args.max_connections };
+    let server =
+        tokio::spawn(serve::socket::serve(listener, broker.clone(), limits, shutdown.clone(), tracker.clone()));
 
     wait_for_stop_signal().await?;
     tracing::info!("stopping: no new connections, finishing requests in flight");
@@ -98,10 +104,7 @@ async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     broker.shutdown();
     let _ = server.await;
     tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
         tracing::warn!("some requests did not finish within {DRAIN_TIMEOUT:?}");
     }
     let _ = std::fs::remove_file(&socket_path);
@@ -116,11 +119,8 @@ async fn open_store(kind: StoreKind) -> anyhow::Result<Arc<dyn store::Backend>> 
             Ok(Arc::new(store::Memory::default()))
         }
         StoreKind::Keyring => {
-            let opened = tokio::time::timeout(
-                Duration::from_secs(10),
-                tokio::task::spawn_blocking(store::Keyring::open),
-            )
-            .await;
+            let opened =
+                tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(store::Keyring::open)).await;
             match opened {
                 Ok(Ok(Ok(keyring))) => Ok(Arc::new(keyring)),
                 Ok(Ok(Err(e))) => bail!(

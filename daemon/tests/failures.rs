@@ -9,10 +9,7 @@ use tokenbroker::ErrorKind;
 use tokenbroker::protocol::AccountState;
 
 async fn next_second() {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_millis();
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
     tokio::time::sleep(Duration::from_millis(1010 - ms as u64)).await;
 }
 
@@ -27,41 +24,19 @@ async fn a_revoked_refresh_token_means_login_required_exit_3_and_no_keyring_entr
 
     next_second().await;
     let out = daemon.brokerctl(&["token", "--min-ttl", "60"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("log in again"));
-    assert!(
-        bus.keyring_entry("work").is_none(),
-        "the refused session left the keyring"
-    );
+    assert!(bus.keyring_entry("work").is_none(), "the refused session left the keyring");
 
     let client = daemon.client().await;
     let err = token(&client, None).await.unwrap_err();
-    assert_eq!(
-        err.kind(),
-        Some(ErrorKind::LoginRequired),
-        "the old token is not served either"
-    );
-    assert_eq!(
-        client.status().await.unwrap().accounts[0].state,
-        AccountState::LoginRequired
-    );
-    assert_eq!(
-        idp.refresh_attempts().await,
-        1,
-        "one refused refresh, no retries of a dead grant"
-    );
+    assert_eq!(err.kind(), Some(ErrorKind::LoginRequired), "the old token is not served either");
+    assert_eq!(client.status().await.unwrap().accounts[0].state, AccountState::LoginRequired);
+    assert_eq!(idp.refresh_attempts().await, 1, "one refused refresh, no retries of a dead grant");
 
     // Logging in again clears it.
     daemon.login(&idp, None, "alice").await;
-    assert_eq!(
-        client.status().await.unwrap().accounts[0].state,
-        AccountState::Valid
-    );
+    assert_eq!(client.status().await.unwrap().accounts[0].state, AccountState::Valid);
     assert!(token(&client, None).await.is_ok());
 }
 
@@ -83,20 +58,9 @@ async fn while_the_idp_is_down_the_valid_token_is_served_and_refresh_resumes_aft
     assert!(out.status.success());
     // A caller that insists on a fresh one learns the IdP is unavailable: exit code 4.
     let out = daemon.brokerctl(&["token", "--min-ttl", "60"]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        client.status().await.unwrap().accounts[0].state,
-        AccountState::Valid
-    );
-    assert!(
-        bus.keyring_entry("work").is_some(),
-        "an outage does not end the session"
-    );
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(client.status().await.unwrap().accounts[0].state, AccountState::Valid);
+    assert!(bus.keyring_entry("work").is_some(), "an outage does not end the session");
 
     idp.proxy.set_down(false);
     let after = token(&client, Some(60)).await.unwrap();

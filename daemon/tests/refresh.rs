@@ -10,18 +10,12 @@ use support::*;
 use tokenbroker::ErrorKind;
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// Sleep into the next wall-clock second, so a token issued earlier has lost a second of life.
 async fn next_second() {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_millis();
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
     tokio::time::sleep(Duration::from_millis(1010 - ms as u64)).await;
 }
 
@@ -36,24 +30,14 @@ async fn a_token_near_expiry_is_refreshed_before_anyone_asks() {
     assert_eq!(idp.refreshes().await, 0);
 
     // Nobody calls; the scheduler refreshes at about 3/4 of the 8 s life, before expiry.
-    let refreshed = eventually(Duration::from_secs(9), || async {
-        idp.refreshes().await == 1
-    })
-    .await;
+    let refreshed = eventually(Duration::from_secs(9), || async { idp.refreshes().await == 1 }).await;
     assert!(refreshed, "no proactive refresh happened");
-    assert!(
-        unix_now() < first.expires_at,
-        "the refresh came only after the token expired"
-    );
+    assert!(unix_now() < first.expires_at, "the refresh came only after the token expired");
 
     let second = token(&client, None).await.unwrap();
     assert_ne!(second.access_token, first.access_token);
     assert!(second.expires_at > first.expires_at);
-    assert_eq!(
-        idp.refreshes().await,
-        1,
-        "serving the refreshed token needed no request"
-    );
+    assert_eq!(idp.refreshes().await, 1, "serving the refreshed token needed no request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,11 +59,7 @@ async fn min_ttl_forces_a_refresh_and_too_large_a_min_ttl_is_refused() {
     let err = token(&client, Some(61)).await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::InvalidParams));
     assert!(err.to_string().contains("60s"), "names the lifetime: {err}");
-    assert_eq!(
-        idp.refreshes().await,
-        1,
-        "a hopeless min_ttl causes no refresh"
-    );
+    assert_eq!(idp.refreshes().await, 1, "a hopeless min_ttl causes no refresh");
     let out = daemon.brokerctl(&["token", "--min-ttl", "600"]);
     assert_eq!(out.status.code(), Some(1));
 }
@@ -105,17 +85,10 @@ async fn five_hundred_callers_on_an_expired_token_cause_one_refresh() {
     }
     let calls = clients.iter().map(|c| token(c, None));
     let results = futures_util::future::join_all(calls).await;
-    let tokens: HashSet<String> = results
-        .into_iter()
-        .map(|r| r.unwrap().access_token.expose().to_owned())
-        .collect();
+    let tokens: HashSet<String> = results.into_iter().map(|r| r.unwrap().access_token.expose().to_owned()).collect();
     assert_eq!(tokens.len(), 1, "every caller got the same fresh token");
     assert!(!tokens.contains(expired.access_token.expose()));
-    assert_eq!(
-        idp.refresh_attempts().await,
-        1,
-        "exactly one token-endpoint request"
-    );
+    assert_eq!(idp.refresh_attempts().await, 1, "exactly one token-endpoint request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,24 +99,13 @@ async fn rotation_survives_sigkill_and_restarts_need_no_login() {
     daemon.login(&idp, None, "alice").await;
 
     let mut refresh_tokens = HashSet::new();
-    refresh_tokens.insert(
-        bus.keyring_entry("work").unwrap()["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    );
+    refresh_tokens.insert(bus.keyring_entry("work").unwrap()["refresh_token"].as_str().unwrap().to_owned());
     let client = daemon.client().await;
     for i in 1..=8 {
         next_second().await;
         token(&client, Some(60)).await.unwrap();
-        let stored = bus.keyring_entry("work").unwrap()["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert!(
-            refresh_tokens.insert(stored),
-            "refresh {i}: the rotated refresh token was stored"
-        );
+        let stored = bus.keyring_entry("work").unwrap()["refresh_token"].as_str().unwrap().to_owned();
+        assert!(refresh_tokens.insert(stored), "refresh {i}: the rotated refresh token was stored");
     }
     assert_eq!(idp.refreshes().await, 8);
     let before = token(&client, None).await.unwrap();
@@ -164,9 +126,5 @@ async fn rotation_survives_sigkill_and_restarts_need_no_login() {
     let fresh = token(&client, Some(60)).await.unwrap();
     assert_ne!(fresh.access_token, before.access_token);
     assert_eq!(idp.refreshes().await, 9);
-    assert_eq!(
-        idp.refresh_attempts().await,
-        9,
-        "no refused refresh along the way"
-    );
+    assert_eq!(idp.refresh_attempts().await, 9, "no refused refresh along the way");
 }

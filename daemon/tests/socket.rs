@@ -23,9 +23,7 @@ async fn bad_lines_get_json_rpc_errors_and_the_daemon_keeps_serving() {
     let idp = Idp::start(IdpOptions::default()).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
     let mut conn = BufReader::new(UnixStream::connect(daemon.socket()).unwrap());
-    conn.get_mut()
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    conn.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
 
     let r = roundtrip(&mut conn, b"{not json\n");
     assert_eq!(r["error"]["code"], -32700);
@@ -34,56 +32,38 @@ async fn bad_lines_get_json_rpc_errors_and_the_daemon_keeps_serving() {
     assert_eq!(r["error"]["code"], -32700);
     let r = roundtrip(&mut conn, b"[1,2]\n");
     assert_eq!(r["error"]["code"], -32600);
+    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"Nope\"}\n");
+    assert_eq!((r["id"].clone(), r["error"]["code"].clone()), (json!(7), json!(-32601)));
     let r = roundtrip(
         &mut conn,
-        b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"Nope\"}\n",
+        b"{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"GetAccessToken\",\"params\":{\"min_ttl\":\"soon\"}}\n",
     );
-    assert_eq!(
-        (r["id"].clone(), r["error"]["code"].clone()),
-        (json!(7), json!(-32601))
-    );
-    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"GetAccessToken\",\"params\":{\"min_ttl\":\"soon\"}}\n");
     assert_eq!(r["error"]["code"], -32602);
     assert_eq!(r["error"]["data"]["kind"], "invalid_params");
-    let r = roundtrip(
-        &mut conn,
-        b"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"Status\"}\n",
-    );
+    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"Status\"}\n");
     assert_eq!(r["error"]["code"], -32600);
 
     // A line over 64 KiB: an error, and the same connection still works afterwards.
-    let mut huge =
-        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\",\"params\":{\"pad\":\"".to_vec();
+    let mut huge = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\",\"params\":{\"pad\":\"".to_vec();
     huge.extend(std::iter::repeat_n(b'a', 70 * 1024));
     huge.extend(b"\"}}\n");
     let r = roundtrip(&mut conn, &huge);
     assert_eq!(r["error"]["code"], -32600);
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("longer than")
-    );
+    assert!(r["error"]["message"].as_str().unwrap().contains("longer than"));
 
-    let r = roundtrip(
-        &mut conn,
-        b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"Status\"}\n",
-    );
+    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"Status\"}\n");
     assert_eq!(r["id"], 2);
     assert_eq!(r["result"]["accounts"][0]["name"], "work");
     // Broker errors carry the stable kind.
-    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"GetAccessToken\",\"params\":{\"account\":\"nope\"}}\n");
-    assert_eq!(r["error"]["data"]["kind"], "unknown_account");
     let r = roundtrip(
         &mut conn,
-        b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"GetAccessToken\"}\n",
+        b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"GetAccessToken\",\"params\":{\"account\":\"nope\"}}\n",
     );
+    assert_eq!(r["error"]["data"]["kind"], "unknown_account");
+    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"GetAccessToken\"}\n");
     assert_eq!(r["error"]["data"]["kind"], "not_logged_in");
     // Other connections never noticed.
-    assert_eq!(
-        daemon.client().await.status().await.unwrap().accounts.len(),
-        1
-    );
+    assert_eq!(daemon.client().await.status().await.unwrap().accounts.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,38 +77,25 @@ async fn the_socket_is_private_and_other_users_are_refused() {
     assert_eq!(mode(daemon.socket().parent().unwrap()), 0o700);
 
     if unsafe { libc::getuid() } != 0 {
-        eprintln!(
-            "not root: cannot run a client as another user; SO_PEERCRED refusal untested here"
-        );
+        eprintln!("not root: cannot run a client as another user; SO_PEERCRED refusal untested here");
         return;
     }
     // Open the file-system door on purpose, so only SO_PEERCRED stands in the way.
     let sock = daemon.socket();
-    for dir in sock
-        .ancestors()
-        .skip(1)
-        .take_while(|d| d.starts_with(daemon.dir.path()))
-    {
+    for dir in sock.ancestors().skip(1).take_while(|d| d.starts_with(daemon.dir.path())) {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
     let nobody = 65534;
-    let out = std::os::unix::process::CommandExt::uid(
-        &mut std::process::Command::new(brokerctl_path()),
-        nobody,
-    )
-    .arg("status")
-    .env("TOKENBROKER_SOCKET", daemon.socket())
-    .output()
-    .unwrap();
+    let out = std::os::unix::process::CommandExt::uid(&mut std::process::Command::new(brokerctl_path()), nobody)
+        .arg("status")
+        .env("TOKENBROKER_SOCKET", daemon.socket())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("serves only its own user"), "{stderr}");
-    assert!(
-        daemon
-            .log()
-            .contains("refused a connection from another user")
-    );
+    assert!(daemon.log().contains("refused a connection from another user"));
     // The owner is still served.
     assert!(daemon.brokerctl(&["status"]).status.success());
 }
@@ -145,16 +112,11 @@ async fn sigterm_answers_what_is_in_flight_removes_the_socket_and_exits_0() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let proc = daemon.proc.as_mut().unwrap();
     proc.signal(libc::SIGTERM);
-    let status = proc
-        .wait_exit(Duration::from_secs(20))
-        .expect("tokenbrokerd did not stop");
+    let status = proc.wait_exit(Duration::from_secs(20)).expect("tokenbrokerd did not stop");
     assert_eq!(status.code(), Some(0));
     let answer = waiter.await.unwrap();
     let err = answer.unwrap_err();
-    assert!(
-        matches!(err, tokenbroker::Error::Broker { .. }),
-        "an answer, not a broken connection: {err:?}"
-    );
+    assert!(matches!(err, tokenbroker::Error::Broker { .. }), "an answer, not a broken connection: {err:?}");
     assert!(!daemon.socket().exists(), "socket removed");
     assert!(daemon.log().contains("stopped"));
 }

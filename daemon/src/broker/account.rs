@@ -53,9 +53,7 @@ impl Account {
     pub async fn provider(&self, http: &Http) -> Result<&Arc<Provider>> {
         self.provider
             .get_or_try_init(|| async {
-                Provider::discover(http.clone(), &self.config.issuer, &self.config.client_id)
-                    .await
-                    .map(Arc::new)
+                Provider::discover(http.clone(), &self.config.issuer, &self.config.client_id).await.map(Arc::new)
             })
             .await
             .map_err(|e| Error::from_oidc(&self.name, e))
@@ -101,9 +99,6 @@ impl Account {
         {
             values.push(m.clone());
         }
-        Audiences {
-            param: c.audience_param.name(),
-            values,
-        }
+        Audiences { param: c.audience_param.name(), values }
     }
 }

@@ -14,10 +14,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-        }
+        Error { kind, message: message.into() }
     }
 
     pub fn invalid_params(message: impl Into<String>) -> Self {
@@ -31,9 +28,7 @@ impl Error {
     pub fn not_logged_in(account: &str) -> Self {
         Error::new(
             ErrorKind::NotLoggedIn,
-            format!(
-                "account {account:?} is not logged in; run `brokerctl login --account {account}`"
-            ),
+            format!("account {account:?} is not logged in; run `brokerctl login --account {account}`"),
         )
     }
 
@@ -51,10 +46,9 @@ impl Error {
     pub fn from_oidc(account: &str, e: OidcError) -> Self {
         match e {
             OidcError::InvalidGrant(_) => Error::login_required(account),
-            OidcError::AccessDenied => Error::new(
-                ErrorKind::AccessDenied,
-                "the login was denied at the identity provider",
-            ),
+            OidcError::AccessDenied => {
+                Error::new(ErrorKind::AccessDenied, "the login was denied at the identity provider")
+            }
             OidcError::Expired => Error::new(
                 ErrorKind::LoginExpired,
                 format!(
@@ -63,16 +57,12 @@ impl Error {
             ),
             OidcError::Unavailable { message, .. } => Error::new(
                 ErrorKind::IdpUnavailable,
-                format!(
-                    "the identity provider of account {account:?} is unavailable ({message}); try again later"
-                ),
+                format!("the identity provider of account {account:?} is unavailable ({message}); try again later"),
             ),
             OidcError::NotSupported(m) => Error::new(ErrorKind::NotSupported, m),
-            e @ (OidcError::Rejected(_) | OidcError::InvalidIdToken(_)) => {
-                Error::internal(format!(
-                    "account {account:?}: {e}; check the account's issuer and client_id in the config"
-                ))
-            }
+            e @ (OidcError::Rejected(_) | OidcError::InvalidIdToken(_)) => Error::internal(format!(
+                "account {account:?}: {e}; check the account's issuer and client_id in the config"
+            )),
         }
     }
 

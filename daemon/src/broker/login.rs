@@ -52,10 +52,7 @@ impl Broker {
             },
             done: watch::channel(None).0,
         });
-        self.logins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(login_id.clone(), pending.clone());
+        self.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
         tracing::info!(account = %account.name, "device login started");
 
         let broker = self.clone();
@@ -78,26 +75,15 @@ impl Broker {
             });
             pending.done.send_replace(Some(result));
             tokio::time::sleep(LINGER).await;
-            broker
-                .logins
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&login_id);
+            broker.logins.lock().unwrap_or_else(|e| e.into_inner()).remove(&login_id);
         });
         Ok(challenge)
     }
 
     pub async fn await_login(&self, login_id: &str) -> Result<LoginDone> {
-        let pending = self
-            .logins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(login_id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::invalid_params(
-                    "no login with that login_id (finished logins are kept for 10 minutes)",
-                )
+        let pending =
+            self.logins.lock().unwrap_or_else(|e| e.into_inner()).get(login_id).cloned().ok_or_else(|| {
+                Error::invalid_params("no login with that login_id (finished logins are kept for 10 minutes)")
             })?;
         let mut done = pending.done.subscribe();
         let result = done
@@ -106,18 +92,12 @@ impl Broker {
             .map_err(|_| Error::internal("the login was abandoned"))?
             .clone()
             .expect("waited for Some");
-        result.map(|()| LoginDone {
-            account: pending.account.clone(),
-            status: "logged_in".into(),
-        })
+        result.map(|()| LoginDone { account: pending.account.clone(), status: "logged_in".into() })
     }
 
     fn pending_for(&self, account: &str) -> Option<Arc<PendingLogin>> {
         let logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
-        logins
-            .values()
-            .find(|p| p.account == account && p.done.borrow().is_none())
-            .cloned()
+        logins.values().find(|p| p.account == account && p.done.borrow().is_none()).cloned()
     }
 
     /// A login's tokens become the account's session: stored first, then served.

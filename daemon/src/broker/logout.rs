@@ -31,18 +31,10 @@ impl Broker {
                 }
             }
         }
-        self.store
-            .delete(&account.name)
-            .await
-            .map_err(|e| Error::from_store(&account.name, e))?;
+        self.store.delete(&account.name).await.map_err(|e| Error::from_store(&account.name, e))?;
         account.wake.notify_one();
         tracing::info!(account = %account.name, revoked, "logged out");
-        self.emit(Event::LoggedOut {
-            account: account.name.clone(),
-        });
-        Ok(LogoutDone {
-            account: account.name.clone(),
-            revoked,
-        })
+        self.emit(Event::LoggedOut { account: account.name.clone() });
+        Ok(LogoutDone { account: account.name.clone(), revoked })
     }
 }

@@ -30,20 +30,10 @@ use crate::store::SessionStore;
 /// What happened to an account, for whoever listens (the D-Bus door's signals, logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    TokenRefreshed {
-        account: String,
-        expires_at: i64,
-    },
-    LoggedOut {
-        account: String,
-    },
-    LoginRequired {
-        account: String,
-    },
-    LoginFinished {
-        account: String,
-        error: Option<String>,
-    },
+    TokenRefreshed { account: String, expires_at: i64 },
+    LoggedOut { account: String },
+    LoginRequired { account: String },
+    LoginFinished { account: String, error: Option<String> },
 }
 
 pub struct Broker {
@@ -64,12 +54,7 @@ impl Broker {
         let accounts = config
             .accounts
             .iter()
-            .map(|(name, c)| {
-                (
-                    name.clone(),
-                    Arc::new(Account::new(name.clone(), c.clone())),
-                )
-            })
+            .map(|(name, c)| (name.clone(), Arc::new(Account::new(name.clone(), c.clone()))))
             .collect();
         let broker = Arc::new(Broker {
             accounts,
@@ -119,6 +104,11 @@ impl Broker {
         self.shutdown.cancel();
     }
 
+    /// The core's events, for doors that announce them (D-Bus signals).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
     fn emit(&self, event: Event) {
         tracing::debug!(?event, "event");
         // Nobody listening is fine.
@@ -142,10 +132,7 @@ impl Broker {
         self.accounts.get(name).ok_or_else(|| {
             Error::new(
                 tokenbroker::ErrorKind::UnknownAccount,
-                format!(
-                    "no account {name:?} in the config; configured: {}",
-                    self.account_names()
-                ),
+                format!("no account {name:?} in the config; configured: {}", self.account_names()),
             )
         })
     }
@@ -154,22 +141,14 @@ impl Broker {
         if self.accounts.is_empty() {
             return "none (add an [accounts.NAME] table to the config)".into();
         }
-        self.accounts
-            .keys()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.accounts.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
     }
 
     /// Write a session to the store before anyone sees it. A failed write keeps the session
     /// in memory (dropping a rotated refresh token would end the session) and says so.
     async fn persist(&self, account: &Account, session: &Session) {
         let c = &account.config;
-        if let Err(e) = self
-            .store
-            .save(&account.name, session.to_record(&c.issuer, &c.client_id))
-            .await
-        {
+        if let Err(e) = self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await {
             tracing::error!(account = %account.name, error = %e, "could not store the session; keeping it in memory only");
         }
     }

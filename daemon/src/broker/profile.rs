@@ -14,10 +14,7 @@ impl Broker {
             && let Some((issued_at, claims)) = cached
             && issued_at == session.issued_at
         {
-            return Ok(Profile {
-                account: account.name.clone(),
-                claims: (*claims).clone(),
-            });
+            return Ok(Profile { account: account.name.clone(), claims: (*claims).clone() });
         }
         let provider = account.provider(&self.http).await?;
         let claims = provider
@@ -26,9 +23,6 @@ impl Broker {
             .map_err(|e| Error::from_oidc(&account.name, e))?;
         let claims = Arc::new(claims);
         account.write(|s| s.profile = Some((session.issued_at, claims.clone())));
-        Ok(Profile {
-            account: account.name.clone(),
-            claims: (*claims).clone(),
-        })
+        Ok(Profile { account: account.name.clone(), claims: (*claims).clone() })
     }
 }

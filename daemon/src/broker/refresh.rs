@@ -33,8 +33,7 @@ impl Broker {
         good: impl Fn(&Session, i64) -> bool,
     ) -> Result<Arc<Session>> {
         let _flight = account.refresh_lock.lock().await;
-        let (session, attempts, failure) =
-            account.read(|s| (s.session.clone(), s.attempts, s.last_failure.clone()));
+        let (session, attempts, failure) = account.read(|s| (s.session.clone(), s.attempts, s.last_failure.clone()));
         let session = session.ok_or_else(|| account.no_session_error())?;
         if good(&session, now()) {
             return Ok(session);
@@ -47,15 +46,10 @@ impl Broker {
         // In a task of its own: once the IdP has rotated the refresh token, no caller going
         // away may cancel the write of the new one.
         let task = tokio::spawn(self.clone().run_refresh(account.clone(), session));
-        task.await
-            .map_err(|e| Error::internal(format!("refresh task failed: {e}")))?
+        task.await.map_err(|e| Error::internal(format!("refresh task failed: {e}")))?
     }
 
-    async fn run_refresh(
-        self: Arc<Self>,
-        account: Arc<Account>,
-        session: Arc<Session>,
-    ) -> Result<Arc<Session>> {
+    async fn run_refresh(self: Arc<Self>, account: Arc<Account>, session: Arc<Session>) -> Result<Arc<Session>> {
         account.write(|s| s.refreshing = true);
         let result = self.exchange(&account, &session).await;
         account.write(|s| {
@@ -72,10 +66,7 @@ impl Broker {
         });
         if let Ok(new) = &result {
             account.wake.notify_one();
-            self.emit(Event::TokenRefreshed {
-                account: account.name.clone(),
-                expires_at: new.expires_at,
-            });
+            self.emit(Event::TokenRefreshed { account: account.name.clone(), expires_at: new.expires_at });
         }
         result
     }
@@ -117,8 +108,6 @@ impl Broker {
         if let Err(e) = self.store.delete(&account.name).await {
             tracing::error!(account = %account.name, error = %e, "could not delete the refused session from the keyring");
         }
-        self.emit(Event::LoginRequired {
-            account: account.name.clone(),
-        });
+        self.emit(Event::LoginRequired { account: account.name.clone() });
     }
 }

@@ -18,18 +18,14 @@ impl Broker {
         let mut backoff = BACKOFF_MIN;
         loop {
             let due = account.read(|s| match &s.session {
-                Some(session) if !s.login_required => {
-                    Some(s.retry_at.unwrap_or(session.refresh_at))
-                }
+                Some(session) if !s.login_required => Some(s.retry_at.unwrap_or(session.refresh_at)),
                 _ => None,
             });
             // Tokio's clock stops while the machine sleeps; the due time is wall-clock, and
             // callers judge expiry by wall-clock too, so a late wake-up costs nothing.
             let sleep = async {
                 match due {
-                    Some(at) => {
-                        tokio::time::sleep(Duration::from_secs((at - now()).max(0) as u64)).await
-                    }
+                    Some(at) => tokio::time::sleep(Duration::from_secs((at - now()).max(0) as u64)).await,
                     None => std::future::pending().await,
                 }
             };
@@ -39,10 +35,7 @@ impl Broker {
                 _ = self.shutdown.cancelled() => return,
             }
             let attempts = account.read(|s| s.attempts);
-            match self
-                .refresh(&account, attempts, |s, now| s.refresh_at > now)
-                .await
-            {
+            match self.refresh(&account, attempts, |s, now| s.refresh_at > now).await {
                 Ok(_) => backoff = BACKOFF_MIN,
                 Err(e) if e.kind == ErrorKind::IdpUnavailable => {
                     let wait = backoff + rand::random_range(0..=backoff / 2);

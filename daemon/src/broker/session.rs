@@ -29,10 +29,7 @@ pub struct Session {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn refresh_at(issued_at: i64, lifetime: i64) -> i64 {
@@ -54,10 +51,7 @@ impl Session {
 
     fn build(prev: Option<&Session>, t: TokenSet, requested_scopes: &[String]) -> Session {
         let issued_at = now();
-        let lifetime = t
-            .expires_in
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(DEFAULT_LIFETIME);
+        let lifetime = t.expires_in.map(|d| d.as_secs() as i64).unwrap_or(DEFAULT_LIFETIME);
         let (id_token, id_expires_at, subject) = match t.id_token {
             Some(id) => (Some(id.token), Some(id.expires_at), Some(id.subject)),
             None => match prev {
@@ -66,9 +60,7 @@ impl Session {
             },
         };
         Session {
-            refresh_token: t
-                .refresh_token
-                .or_else(|| prev.and_then(|p| p.refresh_token.clone())),
+            refresh_token: t.refresh_token.or_else(|| prev.and_then(|p| p.refresh_token.clone())),
             access_token: t.access_token,
             token_type: t.token_type,
             expires_at: issued_at + lifetime,
@@ -95,10 +87,7 @@ impl Session {
             version: 1,
             issuer: issuer.into(),
             client_id: client_id.into(),
-            refresh_token: self
-                .refresh_token
-                .as_ref()
-                .map(|s| s.expose_secret().into()),
+            refresh_token: self.refresh_token.as_ref().map(|s| s.expose_secret().into()),
             access_token: self.access_token.expose_secret().into(),
             token_type: self.token_type.clone(),
             expires_at: self.expires_at,
@@ -113,13 +102,8 @@ impl Session {
 
     /// Read a record back; `None` if it was written for another issuer or client (the config
     /// changed under it), in which case its tokens are of no use to this account.
-    pub fn from_record(
-        text: &str,
-        issuer: &str,
-        client_id: &str,
-    ) -> Result<Option<Session>, String> {
-        let r: Record = serde_json::from_str(text)
-            .map_err(|e| format!("unreadable record: {}", classify(&e)))?;
+    pub fn from_record(text: &str, issuer: &str, client_id: &str) -> Result<Option<Session>, String> {
+        let r: Record = serde_json::from_str(text).map_err(|e| format!("unreadable record: {}", classify(&e)))?;
         if r.issuer != issuer || r.client_id != client_id {
             return Ok(None);
         }
@@ -202,37 +186,21 @@ mod tests {
     fn record_round_trips_and_is_bound_to_issuer_and_client() {
         let s = Session::from_login(tokens("at1", Some("rt1")), &["openid".into()]);
         let rec = s.to_record("https://idp/", "cid");
-        let back = Session::from_record(&rec, "https://idp/", "cid")
-            .unwrap()
-            .unwrap();
+        let back = Session::from_record(&rec, "https://idp/", "cid").unwrap().unwrap();
         assert_eq!(back.access_token.expose_secret(), "at1");
         assert_eq!(back.refresh_token.unwrap().expose_secret(), "rt1");
         assert_eq!(back.expires_at, s.expires_at);
-        assert!(
-            Session::from_record(&rec, "https://other/", "cid")
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            Session::from_record(&rec, "https://idp/", "other")
-                .unwrap()
-                .is_none()
-        );
+        assert!(Session::from_record(&rec, "https://other/", "cid").unwrap().is_none());
+        assert!(Session::from_record(&rec, "https://idp/", "other").unwrap().is_none());
         let err = Session::from_record("{\"access_token\": \"leak-me\"", "i", "c").unwrap_err();
         assert!(!err.contains("leak-me"));
     }
 
     #[test]
     fn renewal_keeps_what_the_idp_did_not_resend() {
-        let s = Session::from_login(
-            tokens("at1", Some("rt1")),
-            &["openid".into(), "email".into()],
-        );
+        let s = Session::from_login(tokens("at1", Some("rt1")), &["openid".into(), "email".into()]);
         let rotated = s.renewed(tokens("at2", Some("rt2")));
-        assert_eq!(
-            rotated.refresh_token.as_ref().unwrap().expose_secret(),
-            "rt2"
-        );
+        assert_eq!(rotated.refresh_token.as_ref().unwrap().expose_secret(), "rt2");
         let kept = rotated.renewed(tokens("at3", None));
         assert_eq!(kept.refresh_token.as_ref().unwrap().expose_secret(), "rt2");
         assert_eq!(kept.scopes, vec!["openid", "email"]);

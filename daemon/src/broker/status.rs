@@ -16,17 +16,12 @@ impl Broker {
                     state: a.state(),
                     expires_at: session.as_ref().map(|s| s.expires_at),
                     subject: session.as_ref().and_then(|s| s.subject.clone()),
-                    scopes: session
-                        .map(|s| s.scopes.clone())
-                        .unwrap_or_else(|| a.config.scopes.clone()),
+                    scopes: session.map(|s| s.scopes.clone()).unwrap_or_else(|| a.config.scopes.clone()),
                     default: self.default_account.as_deref() == Some(a.name.as_str()),
                 }
             })
             .collect();
-        Status {
-            version: env!("CARGO_PKG_VERSION").into(),
-            accounts,
-        }
+        Status { version: env!("CARGO_PKG_VERSION").into(), accounts }
     }
 
     pub async fn metadata(&self, p: AccountOnly) -> Result<Metadata> {
@@ -41,10 +36,7 @@ impl Broker {
         let account = self.account(account)?;
         Ok(Error::new(
             ErrorKind::NotSupported,
-            format!(
-                "user metadata is not supported yet for account {:?}",
-                account.name
-            ),
+            format!("user metadata is not supported yet for account {:?}", account.name),
         ))
     }
 }

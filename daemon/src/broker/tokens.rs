@@ -12,13 +12,8 @@ impl Broker {
     pub async fn access_token(self: &Arc<Self>, p: GetAccessToken) -> Result<AccessToken> {
         let account = self.account(p.account.as_deref())?;
         let c = &account.config;
-        if let Some(aud) = p
-            .audience
-            .as_deref()
-            .filter(|a| Some(*a) != c.audience.as_deref())
-        {
-            let known =
-                c.audiences.iter().any(|a| a == aud) || c.management_api.as_deref() == Some(aud);
+        if let Some(aud) = p.audience.as_deref().filter(|a| Some(*a) != c.audience.as_deref()) {
+            let known = c.audiences.iter().any(|a| a == aud) || c.management_api.as_deref() == Some(aud);
             if !known {
                 return Err(Error::invalid_params(format!(
                     "account {:?} is not configured for audience {aud:?}; add it to `audiences` in the config",
@@ -27,9 +22,7 @@ impl Broker {
             }
             return Err(Error::new(
                 tokenbroker::ErrorKind::NotSupported,
-                format!(
-                    "tokens for the extra audience {aud:?} are not supported yet; ask without an audience"
-                ),
+                format!("tokens for the extra audience {aud:?} are not supported yet; ask without an audience"),
             ));
         }
         let min_ttl = p.min_ttl.unwrap_or(0) as i64;
@@ -38,17 +31,13 @@ impl Broker {
         {
             return Err(large_min_ttl(min_ttl, current.lifetime()));
         }
-        let session = self
-            .fresh(account, |s, now| s.remaining(now) >= min_ttl.max(1))
-            .await?;
+        let session = self.fresh(account, |s, now| s.remaining(now) >= min_ttl.max(1)).await?;
         if session.remaining(super::session::now()) < min_ttl {
             return Err(large_min_ttl(min_ttl, session.lifetime()));
         }
         if let Some(scope) = &p.scope {
-            let missing: Vec<&str> = scope
-                .split_whitespace()
-                .filter(|s| !session.scopes.iter().any(|g| g == s))
-                .collect();
+            let missing: Vec<&str> =
+                scope.split_whitespace().filter(|s| !session.scopes.iter().any(|g| g == s)).collect();
             if !missing.is_empty() {
                 return Err(Error::invalid_params(format!(
                     "scope {} was not granted at login (granted: {})",
@@ -69,22 +58,12 @@ impl Broker {
     pub async fn id_token(self: &Arc<Self>, p: GetIdToken) -> Result<IdToken> {
         let account = self.account(p.account.as_deref())?;
         let min_ttl = p.min_ttl.unwrap_or(0) as i64;
-        let session = self
-            .fresh(account, |s, now| {
-                s.id_expires_at.is_none_or(|e| e - now >= min_ttl.max(1))
-            })
-            .await?;
+        let session = self.fresh(account, |s, now| s.id_expires_at.is_none_or(|e| e - now >= min_ttl.max(1))).await?;
         match (&session.id_token, session.id_expires_at) {
             (Some(token), Some(expires_at)) if expires_at - super::session::now() >= min_ttl => {
-                Ok(IdToken {
-                    account: account.name.clone(),
-                    id_token: Secret::new(token.expose_secret()),
-                    expires_at,
-                })
+                Ok(IdToken { account: account.name.clone(), id_token: Secret::new(token.expose_secret()), expires_at })
             }
-            (Some(_), Some(expires_at)) => {
-                Err(large_min_ttl(min_ttl, expires_at - session.issued_at))
-            }
+            (Some(_), Some(expires_at)) => Err(large_min_ttl(min_ttl, expires_at - session.issued_at)),
             _ => Err(Error::new(
                 tokenbroker::ErrorKind::NotSupported,
                 "the identity provider issued no ID token for this session (is \"openid\" among the scopes?)",

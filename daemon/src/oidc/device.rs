@@ -27,15 +27,9 @@ impl Provider {
         scopes: &[String],
         audiences: &Audiences,
     ) -> Result<(DeviceChallenge, DeviceLogin), OidcError> {
-        let url = self
-            .extra
-            .device_authorization_endpoint
-            .clone()
-            .ok_or_else(|| {
-                OidcError::NotSupported(
-                    "the identity provider offers no device flow; log in with the code flow".into(),
-                )
-            })?;
+        let url = self.extra.device_authorization_endpoint.clone().ok_or_else(|| {
+            OidcError::NotSupported("the identity provider offers no device flow; log in with the code flow".into())
+        })?;
         let client = self.client.clone().set_device_authorization_url(url);
         let mut request = client.exchange_device_code();
         for s in scopes {
@@ -44,15 +38,10 @@ impl Provider {
         for value in &audiences.values {
             request = request.add_extra_param(audiences.param, value.clone());
         }
-        let details: CoreDeviceAuthorizationResponse = request
-            .request_async(&self.http)
-            .await
-            .map_err(token_error)?;
+        let details: CoreDeviceAuthorizationResponse = request.request_async(&self.http).await.map_err(token_error)?;
         let challenge = DeviceChallenge {
             verification_uri: details.verification_uri().to_string(),
-            verification_uri_complete: details
-                .verification_uri_complete()
-                .map(|u| u.secret().to_string()),
+            verification_uri_complete: details.verification_uri_complete().map(|u| u.secret().to_string()),
             user_code: details.user_code().secret().to_string(),
             expires_in: details.expires_in(),
         };

@@ -1,11 +1,11 @@
 use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, ClientId, DeviceAuthorizationUrl, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, ProviderMetadata, RevocationUrl,
+    AdditionalProviderMetadata, ClientId, DeviceAuthorizationUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    IssuerUrl, ProviderMetadata, RevocationUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,14 +38,8 @@ type Metadata = ProviderMetadata<
 >;
 
 /// The client as discovery leaves it: token and userinfo endpoints maybe set.
-pub(super) type BaseClient = CoreClient<
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointMaybeSet,
-    EndpointMaybeSet,
->;
+pub(super) type BaseClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 /// One issuer as seen by one client id: its endpoints, keys and our HTTP stack.
 pub struct Provider {
@@ -59,32 +53,19 @@ pub struct Provider {
 impl Provider {
     /// Fetch `.well-known/openid-configuration` and the JWKS. openidconnect checks that the
     /// document's `issuer` is exactly the one configured.
-    pub async fn discover(
-        http: Http,
-        issuer: &str,
-        client_id: &str,
-    ) -> Result<Provider, OidcError> {
-        let issuer_url = IssuerUrl::new(issuer.to_owned())
-            .map_err(|e| OidcError::Rejected(format!("issuer {issuer:?}: {e}")))?;
-        let metadata = Metadata::discover_async(issuer_url, &http)
-            .await
-            .map_err(|e| match e {
-                openidconnect::DiscoveryError::Request(h) => h.into(),
-                openidconnect::DiscoveryError::Response(status, _, _) => {
-                    OidcError::unavailable(format!("discovery answered HTTP {status}"))
-                }
-                other => OidcError::unavailable(format!("discovery failed: {other}")),
-            })?;
+    pub async fn discover(http: Http, issuer: &str, client_id: &str) -> Result<Provider, OidcError> {
+        let issuer_url =
+            IssuerUrl::new(issuer.to_owned()).map_err(|e| OidcError::Rejected(format!("issuer {issuer:?}: {e}")))?;
+        let metadata = Metadata::discover_async(issuer_url, &http).await.map_err(|e| match e {
+            openidconnect::DiscoveryError::Request(h) => h.into(),
+            openidconnect::DiscoveryError::Response(status, _, _) => {
+                OidcError::unavailable(format!("discovery answered HTTP {status}"))
+            }
+            other => OidcError::unavailable(format!("discovery failed: {other}")),
+        })?;
         let extra = metadata.additional_metadata().clone();
         let userinfo_url = metadata.userinfo_endpoint().map(|u| u.as_str().to_owned());
-        let client =
-            CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), None);
-        Ok(Provider {
-            http,
-            client,
-            extra,
-            userinfo_url,
-            client_id: client_id.into(),
-        })
+        let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), None);
+        Ok(Provider { http, client, extra, userinfo_url, client_id: client_id.into() })
     }
 }

@@ -17,10 +17,7 @@ pub enum OidcError {
     Expired,
     /// Unreachable, 5xx, 429, timeouts, malformed answers: worth retrying later.
     #[error("the identity provider is unavailable: {message}")]
-    Unavailable {
-        message: String,
-        retry_after: Option<Duration>,
-    },
+    Unavailable { message: String, retry_after: Option<Duration> },
     /// Any other refusal (invalid_client, invalid_scope, …): a configuration problem.
     #[error("the identity provider refused the request: {0}")]
     Rejected(String),
@@ -32,10 +29,7 @@ pub enum OidcError {
 
 impl OidcError {
     pub fn unavailable(message: impl Into<String>) -> Self {
-        OidcError::Unavailable {
-            message: message.into(),
-            retry_after: None,
-        }
+        OidcError::Unavailable { message: message.into(), retry_after: None }
     }
 }
 
@@ -45,10 +39,7 @@ impl From<HttpError> for OidcError {
             HttpError::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
         };
-        OidcError::Unavailable {
-            message: e.to_string(),
-            retry_after,
-        }
+        OidcError::Unavailable { message: e.to_string(), retry_after }
     }
 }
 
@@ -69,16 +60,12 @@ where
             refusal(r.error(), text)
         }
         RequestTokenError::Request(http) => http.into(),
-        RequestTokenError::Parse(e, _body) => {
-            OidcError::unavailable(format!("malformed answer at {}", e.path()))
-        }
+        RequestTokenError::Parse(e, _body) => OidcError::unavailable(format!("malformed answer at {}", e.path())),
         RequestTokenError::Other(m) => OidcError::unavailable(m),
     }
 }
 
-pub(super) fn token_error(
-    e: RequestTokenError<HttpError, StandardErrorResponse<CoreErrorResponseType>>,
-) -> OidcError {
+pub(super) fn token_error(e: RequestTokenError<HttpError, StandardErrorResponse<CoreErrorResponseType>>) -> OidcError {
     request_error(e, |kind, text| match kind {
         CoreErrorResponseType::InvalidGrant => OidcError::InvalidGrant(text),
         _ => OidcError::Rejected(text),
@@ -91,9 +78,9 @@ pub(super) fn device_error(
     request_error(e, |kind, text| match kind {
         DeviceCodeErrorResponseType::AccessDenied => OidcError::AccessDenied,
         DeviceCodeErrorResponseType::ExpiredToken => OidcError::Expired,
-        DeviceCodeErrorResponseType::Basic(
-            openidconnect::core::CoreErrorResponseType::InvalidGrant,
-        ) => OidcError::InvalidGrant(text),
+        DeviceCodeErrorResponseType::Basic(openidconnect::core::CoreErrorResponseType::InvalidGrant) => {
+            OidcError::InvalidGrant(text)
+        }
         _ => OidcError::Rejected(text),
     })
 }

@@ -21,10 +21,7 @@ pub enum HttpError {
     /// 5xx and 429: the IdP is there but cannot serve us now. Surfaced as an error (not as a
     /// response for oauth2 to parse) so the status and `Retry-After` survive to the scheduler.
     #[error("HTTP {status}")]
-    Unavailable {
-        status: u16,
-        retry_after: Option<Duration>,
-    },
+    Unavailable { status: u16, retry_after: Option<Duration> },
 }
 
 #[derive(Clone)]
@@ -47,13 +44,8 @@ impl Http {
     }
 
     pub async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let request =
-            reqwest::Request::try_from(request).map_err(|e| HttpError::Transport(describe(&e)))?;
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| HttpError::Transport(describe(&e)))?;
+        let request = reqwest::Request::try_from(request).map_err(|e| HttpError::Transport(describe(&e)))?;
+        let response = self.client.execute(request).await.map_err(|e| HttpError::Transport(describe(&e)))?;
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             let retry_after = response
@@ -62,36 +54,24 @@ impl Http {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            return Err(HttpError::Unavailable {
-                status: status.as_u16(),
-                retry_after,
-            });
+            return Err(HttpError::Unavailable { status: status.as_u16(), retry_after });
         }
         let mut builder = http::Response::builder().status(status);
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
         }
         let body = read_capped(response).await?;
-        builder
-            .body(body)
-            .map_err(|e| HttpError::Transport(e.to_string()))
+        builder.body(body).map_err(|e| HttpError::Transport(e.to_string()))
     }
 }
 
 /// Read a body, refusing to buffer more than `MAX_BODY`.
 pub async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, HttpError> {
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_BODY as u64)
-    {
+    if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
         return Err(HttpError::TooLarge);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| HttpError::Transport(describe(&e)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| HttpError::Transport(describe(&e)))? {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(HttpError::TooLarge);
         }

@@ -18,14 +18,9 @@ impl Provider {
             ("token_type_hint", "refresh_token"),
             ("client_id", self.client_id.as_str()),
         ];
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let request = http::Request::post(url.as_str())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(http::header::ACCEPT, "application/json")
             .body(body.into_bytes())
             .map_err(|e| OidcError::Rejected(e.to_string()))?;
@@ -33,9 +28,7 @@ impl Provider {
         // RFC 7009 §2.2: 200 whether or not the token was valid.
         match response.status().as_u16() {
             200 => Ok(true),
-            status => Err(OidcError::Rejected(format!(
-                "revocation answered HTTP {status}"
-            ))),
+            status => Err(OidcError::Rejected(format!("revocation answered HTTP {status}"))),
         }
     }
 }

@@ -9,33 +9,20 @@ use super::{Audiences, OidcError, Provider, TokenSet, VerifiedIdToken};
 
 impl Provider {
     /// Trade the refresh token for new tokens (RFC 6749 §6), for the given audiences.
-    pub async fn refresh(
-        &self,
-        refresh_token: &SecretString,
-        audiences: &Audiences,
-    ) -> Result<TokenSet, OidcError> {
+    pub async fn refresh(&self, refresh_token: &SecretString, audiences: &Audiences) -> Result<TokenSet, OidcError> {
         let refresh_token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let mut request = self
-            .client
-            .exchange_refresh_token(&refresh_token)
-            .map_err(|e| OidcError::NotSupported(e.to_string()))?;
+        let mut request =
+            self.client.exchange_refresh_token(&refresh_token).map_err(|e| OidcError::NotSupported(e.to_string()))?;
         for value in &audiences.values {
             request = request.add_extra_param(audiences.param, value.clone());
         }
-        let response = request
-            .request_async(&self.http)
-            .await
-            .map_err(token_error)?;
+        let response = request.request_async(&self.http).await.map_err(token_error)?;
         self.token_set(response, None)
     }
 
     /// Check a token response and take it apart. An ID token that fails verification fails the
     /// whole response: nothing of it may be stored.
-    pub(super) fn token_set(
-        &self,
-        response: CoreTokenResponse,
-        nonce: Option<&Nonce>,
-    ) -> Result<TokenSet, OidcError> {
+    pub(super) fn token_set(&self, response: CoreTokenResponse, nonce: Option<&Nonce>) -> Result<TokenSet, OidcError> {
         let id_token = match response.id_token() {
             None => None,
             Some(token) => {
@@ -62,13 +49,9 @@ impl Provider {
                     .unwrap_or_else(|| "Bearer".to_owned()),
             },
             expires_in: response.expires_in(),
-            refresh_token: response
-                .refresh_token()
-                .map(|t| SecretString::from(t.secret().as_str())),
+            refresh_token: response.refresh_token().map(|t| SecretString::from(t.secret().as_str())),
             id_token,
-            scopes: response
-                .scopes()
-                .map(|s| s.iter().map(|s| s.to_string()).collect()),
+            scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()),
         })
     }
 }

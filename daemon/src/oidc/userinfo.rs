@@ -16,14 +16,12 @@ impl Provider {
         access_token: &SecretString,
         subject: Option<&str>,
     ) -> Result<Map<String, Value>, OidcError> {
-        let url = self.userinfo_url.as_deref().ok_or_else(|| {
-            OidcError::NotSupported("the identity provider has no userinfo endpoint".into())
-        })?;
+        let url = self
+            .userinfo_url
+            .as_deref()
+            .ok_or_else(|| OidcError::NotSupported("the identity provider has no userinfo endpoint".into()))?;
         let request = http::Request::get(url)
-            .header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", access_token.expose_secret()),
-            )
+            .header(http::header::AUTHORIZATION, format!("Bearer {}", access_token.expose_secret()))
             .header(http::header::ACCEPT, "application/json")
             .body(Vec::new())
             .map_err(|e| OidcError::Rejected(e.to_string()))?;
@@ -31,25 +29,20 @@ impl Provider {
         match response.status().as_u16() {
             200 => {}
             401 => {
-                return Err(OidcError::InvalidGrant(
-                    "userinfo refused the access token".into(),
-                ));
+                return Err(OidcError::InvalidGrant("userinfo refused the access token".into()));
             }
             status => {
-                return Err(OidcError::Rejected(format!(
-                    "userinfo answered HTTP {status}"
-                )));
+                return Err(OidcError::Rejected(format!("userinfo answered HTTP {status}")));
             }
         }
-        let claims: Map<String, Value> = serde_json::from_slice(response.body()).map_err(|_| {
-            OidcError::unavailable("userinfo answered with something other than a JSON object")
-        })?;
+        let claims: Map<String, Value> = serde_json::from_slice(response.body())
+            .map_err(|_| OidcError::unavailable("userinfo answered with something other than a JSON object"))?;
         let sub = claims.get("sub").and_then(Value::as_str);
         match (sub, subject) {
             (None, _) => Err(OidcError::unavailable("userinfo answer has no sub")),
-            (Some(got), Some(want)) if got != want => Err(OidcError::Rejected(
-                "userinfo answered for another subject".into(),
-            )),
+            (Some(got), Some(want)) if got != want => {
+                Err(OidcError::Rejected("userinfo answered for another subject".into()))
+            }
             _ => Ok(claims),
         }
     }

@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::Value;
 use tokenbroker::protocol::{
-    Call, ErrorData, INVALID_REQUEST, MAX_LINE, METHOD_NOT_FOUND, PARSE_ERROR, RawRequest,
-    Response, RpcError,
+    Call, ErrorData, INVALID_REQUEST, MAX_LINE, METHOD_NOT_FOUND, PARSE_ERROR, RawRequest, Response, RpcError,
 };
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -44,16 +43,11 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            bail!(
-                "another tokenbrokerd is already serving at {}",
-                path.display()
-            );
+            bail!("another tokenbrokerd is already serving at {}", path.display());
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("removing stale socket {}", path.display()))?;
+        std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("setting mode 0600 on {}", path.display()))?;
     Ok(listener)
@@ -83,14 +77,8 @@ pub async fn serve(
             _ = shutdown.cancelled() => return,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                max = limits.max_connections,
-                "connection refused: too many connections"
-            );
-            tracker.spawn(refuse(
-                stream,
-                "too many connections to tokenbrokerd; try again shortly",
-            ));
+            tracing::warn!(max = limits.max_connections, "connection refused: too many connections");
+            tracker.spawn(refuse(stream, "too many connections to tokenbrokerd; try again shortly"));
             continue;
         };
         let broker = broker.clone();
@@ -103,14 +91,8 @@ pub async fn serve(
 }
 
 async fn refuse(mut stream: UnixStream, why: &str) {
-    let error = RpcError {
-        code: -32000,
-        message: why.into(),
-        data: None,
-    };
-    let _ = stream
-        .write_all(&encode(Response::<Value>::err(Value::Null, error)))
-        .await;
+    let error = RpcError { code: -32000, message: why.into(), data: None };
+    let _ = stream.write_all(&encode(Response::<Value>::err(Value::Null, error))).await;
 }
 
 async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: CancellationToken) {
@@ -137,11 +119,9 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
         };
         let answer = match next {
             Ok(Line::Read) => handle(&broker, &line).await,
-            Ok(Line::TooLong) => Some(protocol_error(
-                Value::Null,
-                INVALID_REQUEST,
-                format!("request line longer than {MAX_LINE} bytes"),
-            )),
+            Ok(Line::TooLong) => {
+                Some(protocol_error(Value::Null, INVALID_REQUEST, format!("request line longer than {MAX_LINE} bytes")))
+            }
             Ok(Line::Eof) | Err(_) => return,
         };
         if let Some(answer) = answer
@@ -162,11 +142,7 @@ async fn handle(broker: &Arc<Broker>, line: &[u8]) -> Option<Vec<u8>> {
     let value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(_) => {
-            return Some(protocol_error(
-                Value::Null,
-                PARSE_ERROR,
-                "parse error: the line is not valid JSON".into(),
-            ));
+            return Some(protocol_error(Value::Null, PARSE_ERROR, "parse error: the line is not valid JSON".into()));
         }
     };
     if !value.is_object() {
@@ -180,78 +156,44 @@ async fn handle(broker: &Arc<Broker>, line: &[u8]) -> Option<Vec<u8>> {
     let req: RawRequest = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(_) => {
-            return Some(protocol_error(
-                Value::Null,
-                INVALID_REQUEST,
-                "invalid request object".into(),
-            ));
+            return Some(protocol_error(Value::Null, INVALID_REQUEST, "invalid request object".into()));
         }
     };
     let id = match req.id {
         Some(id @ (Value::Null | Value::Number(_) | Value::String(_))) => id,
         None => Value::Null,
         Some(_) => {
-            return Some(protocol_error(
-                Value::Null,
-                INVALID_REQUEST,
-                "id must be a number, string or null".into(),
-            ));
+            return Some(protocol_error(Value::Null, INVALID_REQUEST, "id must be a number, string or null".into()));
         }
     };
     if req.jsonrpc.as_deref() != Some("2.0") {
-        return Some(protocol_error(
-            id,
-            INVALID_REQUEST,
-            "jsonrpc must be \"2.0\"".into(),
-        ));
+        return Some(protocol_error(id, INVALID_REQUEST, "jsonrpc must be \"2.0\"".into()));
     }
     let Some(method) = req.method else {
-        return Some(protocol_error(
-            id,
-            INVALID_REQUEST,
-            "method is missing".into(),
-        ));
+        return Some(protocol_error(id, INVALID_REQUEST, "method is missing".into()));
     };
     let answer = match Call::decode(&method, req.params) {
         Ok(call) => match dispatch(broker, call).await {
             Ok(result) => encode(Response::ok(id, result)),
             Err(e) => encode(Response::<Value>::err(id, broker_error(e))),
         },
-        Err(None) => protocol_error(
-            id,
-            METHOD_NOT_FOUND,
-            format!(
-                "no method {method:?}; methods: {}",
-                Call::METHODS.join(", ")
-            ),
-        ),
+        Err(None) => {
+            protocol_error(id, METHOD_NOT_FOUND, format!("no method {method:?}; methods: {}", Call::METHODS.join(", ")))
+        }
         Err(Some(why)) => encode(Response::<Value>::err(
             id,
-            broker_error(Error::invalid_params(format!(
-                "invalid params for {method}: {why}"
-            ))),
+            broker_error(Error::invalid_params(format!("invalid params for {method}: {why}"))),
         )),
     };
     has_id.then_some(answer)
 }
 
 fn broker_error(e: Error) -> RpcError {
-    RpcError {
-        code: e.kind.code(),
-        message: e.message,
-        data: Some(ErrorData { kind: e.kind }),
-    }
+    RpcError { code: e.kind.code(), message: e.message, data: Some(ErrorData { kind: e.kind }) }
 }
 
 fn protocol_error(id: Value, code: i64, message: String) -> Vec<u8> {
-    encode(Response::<Value>::err(
-        id,
-        RpcError {
-            code,
-            message,
-            data: None,
-        },
-    ))
+    encode(Response::<Value>::err(id, RpcError { code, message, data: None }))
 }
 
 fn encode(response: Response<Value>) -> Vec<u8> {

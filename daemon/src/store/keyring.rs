@@ -54,9 +54,7 @@ impl Backend for Keyring {
 /// keyring errors, minus the stored bytes some of them carry.
 fn describe(e: KeyringError) -> StoreError {
     match e {
-        KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => {
-            StoreError::Corrupt("not valid UTF-8".into())
-        }
+        KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => StoreError::Corrupt("not valid UTF-8".into()),
         KeyringError::NoStorageAccess(p) => StoreError::Unavailable(format!("no access: {p}")),
         KeyringError::PlatformFailure(p) => StoreError::Unavailable(p.to_string()),
         other => StoreError::Unavailable(other.to_string()),

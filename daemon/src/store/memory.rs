@@ -13,12 +13,7 @@ pub struct Memory {
 
 impl Backend for Memory {
     fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
-        Ok(self
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(account)
-            .cloned())
+        Ok(self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(account).cloned())
     }
 
     fn set(&self, account: &str, value: &str) -> Result<(), StoreError> {
@@ -28,10 +23,7 @@ impl Backend for Memory {
     }
 
     fn delete(&self, account: &str) -> Result<(), StoreError> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(account);
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(account);
         Ok(())
     }
 }

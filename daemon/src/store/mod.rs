@@ -41,10 +41,7 @@ pub struct SessionStore {
 
 impl SessionStore {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        SessionStore {
-            backend,
-            writers: Mutex::new(HashMap::new()),
-        }
+        SessionStore { backend, writers: Mutex::new(HashMap::new()) }
     }
 
     pub async fn load(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
@@ -80,9 +77,7 @@ impl SessionStore {
         let task = tokio::task::spawn_blocking(move || f(&*backend));
         match tokio::time::timeout(CALL_TIMEOUT, task).await {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(StoreError::Unavailable(format!(
-                "keyring call failed: {join}"
-            ))),
+            Ok(Err(join)) => Err(StoreError::Unavailable(format!("keyring call failed: {join}"))),
             Err(_) => Err(StoreError::Timeout(CALL_TIMEOUT)),
         }
     }

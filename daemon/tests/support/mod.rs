@@ -16,10 +16,7 @@ use serde_json::Value;
 pub use proxy::Proxy;
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// A child process killed when the test lets go of it.
@@ -83,22 +80,15 @@ impl Bus {
         let runtime = dir.path().join("run");
         std::fs::create_dir_all(&home).unwrap();
         std::fs::create_dir_all(&runtime).unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(
-            &mut std::fs::metadata(&runtime).unwrap().permissions(),
-            0o700,
-        );
+        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&runtime).unwrap().permissions(), 0o700);
         let mut bus = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
-            .arg(format!(
-                "--address=unix:path={}",
-                dir.path().join("bus").display()
-            ))
+            .arg(format!("--address=unix:path={}", dir.path().join("bus").display()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("dbus-daemon (Debian package dbus-daemon) must be installed");
-        let address =
-            first_line(&mut bus, Duration::from_secs(10)).expect("dbus-daemon printed no address");
+        let address = first_line(&mut bus, Duration::from_secs(10)).expect("dbus-daemon printed no address");
         let bus = Proc(bus);
         let address = address.trim().to_owned();
         let mut keyring = Command::new("gnome-keyring-daemon")
@@ -117,25 +107,14 @@ impl Bus {
             let mut stdin = keyring.stdin.take().unwrap();
             stdin.write_all(b"tokenbroker-test-keyring").unwrap();
         }
-        let bus = Bus {
-            dir,
-            address,
-            _bus: bus,
-            _keyring: Proc(keyring),
-        };
+        let bus = Bus { dir, address, _bus: bus, _keyring: Proc(keyring) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !bus.has_owner("org.freedesktop.secrets") {
-            assert!(
-                Instant::now() < deadline,
-                "gnome-keyring did not appear on the private bus"
-            );
+            assert!(Instant::now() < deadline, "gnome-keyring did not appear on the private bus");
             std::thread::sleep(Duration::from_millis(50));
         }
         // The smoke test of the notes: a write must succeed, or the keyring is locked.
-        assert!(
-            bus.secret_store("tokenbroker-smoke", "ok", "ok"),
-            "the private keyring is locked"
-        );
+        assert!(bus.secret_store("tokenbroker-smoke", "ok", "ok"), "the private keyring is locked");
         bus
     }
 
@@ -149,12 +128,7 @@ impl Bus {
         let mut cmd = Command::new("dbus-send");
         self.env(&mut cmd);
         let out = cmd
-            .args([
-                "--session",
-                "--print-reply",
-                "--dest=org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-            ])
+            .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
             .arg("org.freedesktop.DBus.NameHasOwner")
             .arg(format!("string:{name}"))
             .output()
@@ -173,12 +147,7 @@ impl Bus {
             .stderr(Stdio::null())
             .spawn()
             .expect("secret-tool (Debian package libsecret-tools) must be installed");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(secret.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(secret.as_bytes()).unwrap();
         child.wait().unwrap().success()
     }
 
@@ -186,10 +155,7 @@ impl Bus {
     pub fn keyring_entry(&self, account: &str) -> Option<Value> {
         let mut cmd = Command::new("secret-tool");
         self.env(&mut cmd);
-        let out = cmd
-            .args(["lookup", "service", "tokenbroker", "username", account])
-            .output()
-            .unwrap();
+        let out = cmd.args(["lookup", "service", "tokenbroker", "username", account]).output().unwrap();
         if !out.status.success() || out.stdout.is_empty() {
             return None;
         }
@@ -223,12 +189,7 @@ impl Idp {
         for attempt in 0..2 {
             let mut child = Command::new("node")
                 .arg(repo_root().join("testidp/idp.mjs"))
-                .args([
-                    "--issuer",
-                    &issuer,
-                    "--access-ttl",
-                    &opts.access_ttl.to_string(),
-                ])
+                .args(["--issuer", &issuer, "--access-ttl", &opts.access_ttl.to_string()])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -238,12 +199,7 @@ impl Idp {
                     let info: Value = serde_json::from_str(&line).expect("harness prints JSON");
                     proxy.set_target(info["port"].as_u64().unwrap() as u16);
                     let http = reqwest::Client::new();
-                    return Idp {
-                        issuer,
-                        proxy,
-                        _node: Proc(child),
-                        http,
-                    };
+                    return Idp { issuer, proxy, _node: Proc(child), http };
                 }
                 None => {
                     let _ = child.kill();
@@ -262,50 +218,28 @@ impl Idp {
 
     /// What a person does in the browser: enter the code, log in as `account`, consent.
     pub async fn approve(&self, user_code: &str, account: &str) {
-        let r = self
-            .post(
-                "/__test/approve",
-                serde_json::json!({"user_code": user_code, "account": account}),
-            )
-            .await;
+        let r = self.post("/__test/approve", serde_json::json!({"user_code": user_code, "account": account})).await;
         assert_eq!(r["ok"], true, "approval failed: {r}");
     }
 
     pub async fn deny(&self, user_code: &str) {
-        let r = self
-            .post(
-                "/__test/approve",
-                serde_json::json!({"user_code": user_code, "deny": true}),
-            )
-            .await;
+        let r = self.post("/__test/approve", serde_json::json!({"user_code": user_code, "deny": true})).await;
         assert_eq!(r["ok"], true, "denial failed: {r}");
     }
 
     /// Revoke every grant of `account`, as an admin would.
     pub async fn revoke_user(&self, account: &str) -> u64 {
-        self.post("/__test/revoke", serde_json::json!({"account": account}))
-            .await["revoked_grants"]
-            .as_u64()
-            .unwrap()
+        self.post("/__test/revoke", serde_json::json!({"account": account})).await["revoked_grants"].as_u64().unwrap()
     }
 
     pub async fn stats(&self) -> Value {
         let url = format!("{}/__test/stats", self.proxy.direct_url());
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
     }
 
     /// Successful refresh-token grants the IdP answered.
     pub async fn refreshes(&self) -> u64 {
-        self.stats().await["token"]["refresh_token:200"]
-            .as_u64()
-            .unwrap_or(0)
+        self.stats().await["token"]["refresh_token:200"].as_u64().unwrap_or(0)
     }
 
     /// Refresh-token grants of any outcome.
@@ -323,27 +257,13 @@ impl Idp {
     /// Use a refresh token directly at the token endpoint; the IdP's JSON answer.
     pub async fn try_refresh(&self, refresh_token: &str) -> Value {
         let url = format!("{}/token", self.proxy.direct_url());
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", "tokenbroker-test"),
-        ];
-        self.http
-            .post(url)
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let form =
+            [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", "tokenbroker-test")];
+        self.http.post(url).form(&form).send().await.unwrap().json().await.unwrap()
     }
 
     pub fn account_config(&self, name: &str) -> String {
-        format!(
-            "[accounts.{name}]\nissuer = \"{}\"\nclient_id = \"tokenbroker-test\"\n",
-            self.issuer
-        )
+        format!("[accounts.{name}]\nissuer = \"{}\"\nclient_id = \"tokenbroker-test\"\n", self.issuer)
     }
 }
 
@@ -376,27 +296,16 @@ impl Daemon {
     }
 
     pub fn start_with_log(bus: &Bus, config: &str, log_level: &str) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("tb-daemon")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("tb-daemon").tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let mut d = Daemon {
-            dir,
-            proc: None,
-            log_level: log_level.into(),
-        };
+        let mut d = Daemon { dir, proc: None, log_level: log_level.into() };
         d.spawn(bus);
         d
     }
 
     /// Start (or start again) the binary and wait until its socket answers.
     pub fn spawn(&mut self, bus: &Bus) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
         bus.env(&mut cmd);
         let child = cmd
@@ -416,11 +325,7 @@ impl Daemon {
             if let Some(status) = self.proc.as_mut().unwrap().0.try_wait().unwrap() {
                 panic!("tokenbrokerd exited with {status}:\n{}", self.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "tokenbrokerd did not open its socket:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "tokenbrokerd did not open its socket:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -433,9 +338,7 @@ impl Daemon {
     }
 
     pub async fn client(&self) -> tokenbroker::Client {
-        tokenbroker::Client::connect_to(self.socket())
-            .await
-            .unwrap()
+        tokenbroker::Client::connect_to(self.socket()).await.unwrap()
     }
 
     /// Run brokerctl against this daemon.
@@ -451,13 +354,9 @@ impl Daemon {
     /// Log in `account` by the device flow, approved at the IdP as `user`.
     pub async fn login(&self, idp: &Idp, account: Option<&str>, user: &str) {
         let client = self.client().await;
-        let login = tokenbroker::protocol::Login {
-            account: account.map(Into::into),
-            flow: None,
-        };
+        let login = tokenbroker::protocol::Login { account: account.map(Into::into), flow: None };
         let challenge = client.login(login).await.unwrap();
-        idp.approve(challenge.user_code.as_deref().unwrap(), user)
-            .await;
+        idp.approve(challenge.user_code.as_deref().unwrap(), user).await;
         let done = client.await_login(&challenge.login_id).await.unwrap();
         assert_eq!(done.status, "logged_in");
     }
@@ -467,11 +366,7 @@ impl Daemon {
 /// puts it there; the README's test command does that first).
 pub fn brokerctl_path() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_tokenbrokerd")).with_file_name("brokerctl");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test does)", path.display());
     path
 }
 
@@ -479,12 +374,7 @@ pub async fn token(
     client: &tokenbroker::Client,
     min_ttl: Option<u64>,
 ) -> tokenbroker::Result<tokenbroker::protocol::AccessToken> {
-    client
-        .get_access_token(tokenbroker::protocol::GetAccessToken {
-            min_ttl,
-            ..Default::default()
-        })
-        .await
+    client.get_access_token(tokenbroker::protocol::GetAccessToken { min_ttl, ..Default::default() }).await
 }
 
 /// Poll `f` until it holds or `limit` passes.

@@ -44,12 +44,7 @@ impl Proxy {
                 });
             }
         });
-        Proxy {
-            port,
-            target,
-            down,
-            task,
-        }
+        Proxy { port, target, down, task }
     }
 
     pub fn port(&self) -> u16 {

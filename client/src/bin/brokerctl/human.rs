@@ -3,10 +3,7 @@
 use tokenbroker::protocol::{AccountState, Profile, Status};
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// "in 42 minutes", "3 hours ago", "now".
@@ -21,11 +18,7 @@ pub fn relative(at: i64, now: i64) -> String {
         _ => ((secs + 43_200) / 86_400, "day"),
     };
     let plural = if n == 1 { "" } else { "s" };
-    if delta > 0 {
-        format!("in {n} {unit}{plural}")
-    } else {
-        format!("{n} {unit}{plural} ago")
-    }
+    if delta > 0 { format!("in {n} {unit}{plural}") } else { format!("{n} {unit}{plural} ago") }
 }
 
 pub fn status(s: &Status) -> String {
@@ -33,19 +26,10 @@ pub fn status(s: &Status) -> String {
     if s.accounts.is_empty() {
         out.push_str("no accounts configured\n");
     }
-    let width = s
-        .accounts
-        .iter()
-        .map(|a| a.name.len() + if a.default { 10 } else { 0 })
-        .max()
-        .unwrap_or(0);
+    let width = s.accounts.iter().map(|a| a.name.len() + if a.default { 10 } else { 0 }).max().unwrap_or(0);
     let now = now();
     for a in &s.accounts {
-        let name = if a.default {
-            format!("{} (default)", a.name)
-        } else {
-            a.name.clone()
-        };
+        let name = if a.default { format!("{} (default)", a.name) } else { a.name.clone() };
         let state = match (a.state, a.expires_at) {
             (AccountState::Valid, Some(at)) => {
                 format!("logged in, token expires {}", relative(at, now))
@@ -54,17 +38,11 @@ pub fn status(s: &Status) -> String {
                 format!("logged in, token expired {}", relative(at, now))
             }
             (AccountState::Refreshing, _) => "logged in, refreshing now".into(),
-            (AccountState::LoginRequired, _) => {
-                "login required (the identity provider ended the session)".into()
-            }
+            (AccountState::LoginRequired, _) => "login required (the identity provider ended the session)".into(),
             (AccountState::LoggedOut, _) => "logged out".into(),
             (_, None) => a.state.as_str().into(),
         };
-        let who = a
-            .subject
-            .as_deref()
-            .map(|s| format!(" as {s}"))
-            .unwrap_or_default();
+        let who = a.subject.as_deref().map(|s| format!(" as {s}")).unwrap_or_default();
         out.push_str(&format!("{name:width$}  {state}{who}\n    {}\n", a.issuer));
     }
     out

@@ -3,6 +3,7 @@
 
 mod args;
 mod human;
+mod transport;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,11 +11,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokenbroker::blocking::Client;
 use tokenbroker::protocol::*;
 use tokenbroker::{Error, ErrorKind};
 
 use args::{Cli, Command, FlowArg, MetadataCommand};
+use transport::Transport;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,7 +39,6 @@ fn exit_code(e: &Failure) -> u8 {
             Some(ErrorKind::AccessDenied) => 6,
             _ => 1,
         },
-        Failure::Other(_) => 1,
     }
 }
 
@@ -48,91 +48,50 @@ enum Failure {
     Usage(String),
     #[error("{0}")]
     Broker(#[from] Error),
-    #[error("{0}")]
-    Other(String),
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let dbus = cli.dbus || std::env::var("TOKENBROKER_TRANSPORT").is_ok_and(|t| t == "dbus");
-    if dbus {
-        return Err(Failure::Other(
-            "the D-Bus transport is not part of this build yet; use the Unix socket".into(),
-        ));
-    }
-    let client = Client::connect()?;
+    let client = Transport::connect(dbus)?;
     let account = cli.account.clone();
     match cli.command {
-        Command::Token {
-            min_ttl,
-            scope,
-            audience,
-        } => {
-            let t = client.get_access_token(GetAccessToken {
-                account,
-                min_ttl,
-                scope,
-                audience,
-            })?;
-            if cli.json {
-                print_json(&t)
-            } else {
-                println!("{}", t.access_token.expose())
-            }
+        Command::Token { min_ttl, scope, audience } => {
+            let t = client.get_access_token(GetAccessToken { account, min_ttl, scope, audience })?;
+            if cli.json { print_json(&t) } else { println!("{}", t.access_token.expose()) }
         }
         Command::IdToken { min_ttl } => {
             let t = client.get_id_token(GetIdToken { account, min_ttl })?;
-            if cli.json {
-                print_json(&t)
-            } else {
-                println!("{}", t.id_token.expose())
-            }
+            if cli.json { print_json(&t) } else { println!("{}", t.id_token.expose()) }
         }
         Command::Profile { refresh } => {
             let p = client.get_profile(GetProfile { account, refresh })?;
-            if cli.json {
-                print_json(&p)
-            } else {
-                print!("{}", human::profile(&p))
-            }
+            if cli.json { print_json(&p) } else { print!("{}", human::profile(&p)) }
         }
         Command::Status => {
             let s = client.status()?;
-            if cli.json {
-                print_json(&s)
-            } else {
-                print!("{}", human::status(&s))
-            }
+            if cli.json { print_json(&s) } else { print!("{}", human::status(&s)) }
         }
         Command::Logout => {
-            let done = client.logout(AccountOnly { account })?;
-            if cli.json {
-                print_json(&done)
-            } else if done.revoked {
-                println!(
-                    "Logged out of {} (session revoked at the identity provider).",
-                    done.account
-                );
-            } else {
-                println!(
-                    "Logged out of {} (forgotten here; the identity provider was not told).",
-                    done.account
-                );
+            let name = account.clone().unwrap_or_else(|| "the default account".into());
+            match client.logout(AccountOnly { account })? {
+                Some(done) if cli.json => print_json(&done),
+                Some(done) if done.revoked => {
+                    println!("Logged out of {} (session revoked at the identity provider).", done.account)
+                }
+                Some(done) => {
+                    println!("Logged out of {} (forgotten here; the identity provider was not told).", done.account)
+                }
+                None if cli.json => print_json(&serde_json::json!({ "account": name })),
+                None => println!("Logged out of {name}."),
             }
         }
-        Command::Metadata {
-            command: MetadataCommand::Get,
-        } => {
+        Command::Metadata { command: MetadataCommand::Get } => {
             let m = client.get_metadata(AccountOnly { account })?;
             print_json(&m.user_metadata);
         }
-        Command::Metadata {
-            command: MetadataCommand::Set { values },
-        } => {
+        Command::Metadata { command: MetadataCommand::Set { values } } => {
             let user_metadata = metadata_patch(cli.json, &values)?;
-            let m = client.update_metadata(UpdateMetadata {
-                account,
-                user_metadata,
-            })?;
+            let m = client.update_metadata(UpdateMetadata { account, user_metadata })?;
             print_json(&m.user_metadata);
         }
         Command::Login { flow, no_browser } => {
@@ -146,15 +105,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-fn login(client: &Client, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
+fn login(client: &Transport, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
     let challenge = client.login(request)?;
     if json {
         print_json(&challenge);
     } else {
-        let url = challenge
-            .verification_uri_complete
-            .as_ref()
-            .or(challenge.authorization_url.as_ref());
+        let url = challenge.verification_uri_complete.as_ref().or(challenge.authorization_url.as_ref());
         match (&challenge.verification_uri, &challenge.user_code) {
             (Some(uri), Some(code)) => {
                 println!("To log in, open {uri}\nand enter the code:\n\n    {code}\n");
@@ -184,11 +140,7 @@ fn login(client: &Client, request: Login, json: bool, no_browser: bool) -> Resul
 }
 
 fn open_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
     let spawned = std::process::Command::new(opener)
         .arg(url)
         .stdin(std::process::Stdio::null())
@@ -204,15 +156,11 @@ fn open_browser(url: &str) {
 fn metadata_patch(json: bool, values: &[String]) -> Result<Map<String, Value>, Failure> {
     if json {
         let [text] = values else {
-            return Err(Failure::Usage(
-                "metadata set --json takes exactly one JSON object".into(),
-            ));
+            return Err(Failure::Usage("metadata set --json takes exactly one JSON object".into()));
         };
         return match serde_json::from_str(text) {
             Ok(Value::Object(map)) => Ok(map),
-            _ => Err(Failure::Usage(
-                "metadata set --json needs a JSON object, like '{\"theme\":\"dark\"}'".into(),
-            )),
+            _ => Err(Failure::Usage("metadata set --json needs a JSON object, like '{\"theme\":\"dark\"}'".into())),
         };
     }
     let mut patch = Map::new();
@@ -220,11 +168,7 @@ fn metadata_patch(json: bool, values: &[String]) -> Result<Map<String, Value>, F
         let Some((key, value)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
             return Err(Failure::Usage(format!("expected KEY=VALUE, got {pair:?}")));
         };
-        let value = if value.is_empty() {
-            Value::Null
-        } else {
-            Value::String(value.into())
-        };
+        let value = if value.is_empty() { Value::Null } else { Value::String(value.into()) };
         patch.insert(key.into(), value);
     }
     Ok(patch)

@@ -1,0 +1,351 @@
+//! The D-Bus door: `io.github.tokenbroker.Broker1` on the session bus. Decodes D-Bus
+//! arguments into the contract's params, calls the core, encodes the answer; turns the core's
+//! events into signals. Callers of another UID are refused, as on the socket.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value as Json;
+use tokenbroker::ErrorKind;
+use tokenbroker::protocol::*;
+use tokio::sync::OnceCell;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::{OwnedValue, Value};
+use zbus::{Connection, fdo};
+
+use crate::broker::{self, Broker, Event};
+
+/// The contract's error names, `io.github.tokenbroker.Error.<Kind>`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "io.github.tokenbroker.Error")]
+pub enum DbusError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    UnknownAccount(String),
+    NotLoggedIn(String),
+    LoginRequired(String),
+    IdpUnavailable(String),
+    InvalidParams(String),
+    AccessDenied(String),
+    LoginExpired(String),
+    NotSupported(String),
+    Internal(String),
+}
+
+impl From<broker::Error> for DbusError {
+    fn from(e: broker::Error) -> Self {
+        let m = e.message;
+        match e.kind {
+            ErrorKind::UnknownAccount => DbusError::UnknownAccount(m),
+            ErrorKind::NotLoggedIn => DbusError::NotLoggedIn(m),
+            ErrorKind::LoginRequired => DbusError::LoginRequired(m),
+            ErrorKind::IdpUnavailable => DbusError::IdpUnavailable(m),
+            ErrorKind::InvalidParams => DbusError::InvalidParams(m),
+            ErrorKind::AccessDenied => DbusError::AccessDenied(m),
+            ErrorKind::LoginExpired => DbusError::LoginExpired(m),
+            ErrorKind::NotSupported => DbusError::NotSupported(m),
+            ErrorKind::Internal => DbusError::Internal(m),
+        }
+    }
+}
+
+type Reply<T> = Result<T, DbusError>;
+
+pub struct BrokerIface {
+    broker: Arc<Broker>,
+    me: u32,
+    bus: OnceCell<fdo::DBusProxy<'static>>,
+    /// Unique names are never reused on a bus, so a sender's UID can be remembered: one
+    /// GetConnectionCredentials per client connection, not per call.
+    uids: Mutex<HashMap<String, u32>>,
+}
+
+fn account(name: &str) -> Option<String> {
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+impl BrokerIface {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        BrokerIface { broker, me: unsafe { libc::getuid() }, bus: OnceCell::new(), uids: Mutex::new(HashMap::new()) }
+    }
+
+    async fn check_caller(&self, header: &Header<'_>, conn: &Connection) -> Reply<()> {
+        let Some(sender) = header.sender() else {
+            // A peer-to-peer connection has no bus and no sender; its socket is the boundary.
+            return if conn.unique_name().is_none() { Ok(()) } else { Err(refused()) };
+        };
+        let cached = self.uids.lock().unwrap_or_else(|e| e.into_inner()).get(sender.as_str()).copied();
+        let uid = match cached {
+            Some(uid) => uid,
+            None => {
+                let bus = self.bus.get_or_try_init(|| fdo::DBusProxy::new(conn)).await?;
+                let creds = bus.get_connection_credentials(sender.clone().into()).await.map_err(zbus::Error::from)?;
+                let uid = creds.unix_user_id().ok_or_else(refused)?;
+                let mut uids = self.uids.lock().unwrap_or_else(|e| e.into_inner());
+                if uids.len() > 4096 {
+                    uids.clear();
+                }
+                uids.insert(sender.to_string(), uid);
+                uid
+            }
+        };
+        if uid != self.me {
+            tracing::warn!(peer_uid = uid, sender = %sender, "refused a D-Bus call from another user");
+            return Err(refused());
+        }
+        Ok(())
+    }
+}
+
+fn refused() -> DbusError {
+    DbusError::AccessDenied("tokenbrokerd serves only its own user".into())
+}
+
+/// `min_ttl` as any integer type, `scope` and `audience` as strings; anything else is refused.
+fn options(
+    options: &HashMap<String, OwnedValue>,
+    allowed: &[&str],
+) -> Reply<(Option<u64>, Option<String>, Option<String>)> {
+    let (mut min_ttl, mut scope, mut audience) = (None, None, None);
+    for (key, value) in options {
+        if !allowed.contains(&key.as_str()) {
+            return Err(DbusError::InvalidParams(format!("unknown option {key:?}; known: {}", allowed.join(", "))));
+        }
+        let bad = || DbusError::InvalidParams(format!("option {key:?} has the wrong type"));
+        match key.as_str() {
+            "min_ttl" => {
+                let n: i128 = match &**value {
+                    Value::U8(n) => (*n).into(),
+                    Value::U16(n) => (*n).into(),
+                    Value::U32(n) => (*n).into(),
+                    Value::U64(n) => (*n).into(),
+                    Value::I16(n) => (*n).into(),
+                    Value::I32(n) => (*n).into(),
+                    Value::I64(n) => (*n).into(),
+                    _ => return Err(bad()),
+                };
+                min_ttl = Some(u64::try_from(n).map_err(|_| bad())?);
+            }
+            "scope" | "audience" => {
+                let Value::Str(s) = &**value else { return Err(bad()) };
+                let slot = if key == "scope" { &mut scope } else { &mut audience };
+                *slot = Some(s.to_string());
+            }
+            _ => unreachable!("filtered above"),
+        }
+    }
+    Ok((min_ttl, scope, audience))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Reply<String> {
+    serde_json::to_string(v).map_err(|e| DbusError::Internal(e.to_string()))
+}
+
+#[zbus::interface(name = "io.github.tokenbroker.Broker1")]
+impl BrokerIface {
+    async fn get_access_token(
+        &self,
+        account: &str,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, i64), DbusError> {
+        self.check_caller(&header, conn).await?;
+        let (min_ttl, scope, audience) = self::options(&options, &["min_ttl", "scope", "audience"])?;
+        let p = GetAccessToken { account: self::account(account), min_ttl, scope, audience };
+        let t = self.broker.access_token(p).await?;
+        Ok((t.access_token.expose().to_owned(), t.expires_at))
+    }
+
+    async fn get_id_token(
+        &self,
+        account: &str,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, i64), DbusError> {
+        self.check_caller(&header, conn).await?;
+        let (min_ttl, _, _) = self::options(&options, &["min_ttl"])?;
+        let t = self.broker.id_token(GetIdToken { account: self::account(account), min_ttl }).await?;
+        Ok((t.id_token.expose().to_owned(), t.expires_at))
+    }
+
+    /// The userinfo claims as a JSON object.
+    async fn get_profile(
+        &self,
+        account: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, DbusError> {
+        self.check_caller(&header, conn).await?;
+        let p = self.broker.profile(GetProfile { account: self::account(account), refresh: false }).await?;
+        to_json(&p.claims)
+    }
+
+    /// `user_metadata` as a JSON object.
+    async fn get_metadata(
+        &self,
+        account: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, DbusError> {
+        self.check_caller(&header, conn).await?;
+        let m = self.broker.metadata(AccountOnly { account: self::account(account) }).await?;
+        to_json(&m.user_metadata)
+    }
+
+    /// Merge a JSON object into `user_metadata` (null deletes a key); the result as JSON.
+    async fn update_metadata(
+        &self,
+        account: &str,
+        user_metadata_json: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, DbusError> {
+        self.check_caller(&header, conn).await?;
+        let Ok(Json::Object(user_metadata)) = serde_json::from_str(user_metadata_json) else {
+            return Err(DbusError::InvalidParams("user_metadata_json must be a JSON object".into()));
+        };
+        let m = self.broker.update_metadata(UpdateMetadata { account: self::account(account), user_metadata }).await?;
+        to_json(&m.user_metadata)
+    }
+
+    /// Start a login ("" flow: the account's default); the challenge as a dictionary with the
+    /// keys of the socket's `Login` result. `LoginFinished` tells how it ended.
+    async fn login(
+        &self,
+        account: &str,
+        flow: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<HashMap<String, OwnedValue>, DbusError> {
+        self.check_caller(&header, conn).await?;
+        let flow = match flow {
+            "" => None,
+            "device" => Some(Flow::Device),
+            "code" => Some(Flow::Code),
+            other => {
+                return Err(DbusError::InvalidParams(format!("flow {other:?} is neither \"device\" nor \"code\"")));
+            }
+        };
+        let challenge = self.broker.login(Login { account: self::account(account), flow }).await?;
+        let Ok(Json::Object(fields)) = serde_json::to_value(&challenge) else {
+            return Err(DbusError::Internal("encoding the challenge".into()));
+        };
+        let mut dict = HashMap::new();
+        for (k, v) in fields {
+            let v = match v {
+                Json::String(s) => OwnedValue::try_from(Value::from(s)),
+                Json::Number(n) => OwnedValue::try_from(Value::U64(n.as_u64().unwrap_or(0))),
+                _ => continue,
+            };
+            dict.insert(k, v.map_err(|e| DbusError::Internal(e.to_string()))?);
+        }
+        Ok(dict)
+    }
+
+    /// Wait until the login `login_id` is approved; the account name.
+    async fn await_login(
+        &self,
+        login_id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, DbusError> {
+        self.check_caller(&header, conn).await?;
+        Ok(self.broker.await_login(login_id).await?.account)
+    }
+
+    async fn logout(
+        &self,
+        account: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), DbusError> {
+        self.check_caller(&header, conn).await?;
+        self.broker.logout(AccountOnly { account: self::account(account) }).await?;
+        Ok(())
+    }
+
+    /// The socket's `Status` result as JSON.
+    async fn status(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, DbusError> {
+        self.check_caller(&header, conn).await?;
+        to_json(&self.broker.status())
+    }
+
+    /// Every account and its state (`logged_out`, `valid`, `expired`, `refreshing`,
+    /// `login_required`).
+    #[zbus(property)]
+    async fn accounts(&self) -> HashMap<String, String> {
+        self.broker.status().accounts.into_iter().map(|a| (a.name, a.state.as_str().to_owned())).collect()
+    }
+
+    #[zbus(signal)]
+    async fn token_refreshed(emitter: &SignalEmitter<'_>, account: &str, expires_at: i64) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn logged_out(emitter: &SignalEmitter<'_>, account: &str) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn login_required(emitter: &SignalEmitter<'_>, account: &str) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn login_finished(emitter: &SignalEmitter<'_>, account: &str, ok: bool, error: &str) -> zbus::Result<()>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no D-Bus session bus: {0}")]
+    NoBus(zbus::Error),
+    #[error("another tokenbrokerd already owns {DBUS_NAME} on the session bus")]
+    NameTaken,
+    #[error("D-Bus: {0}")]
+    Other(#[from] zbus::Error),
+}
+
+/// Serve the interface on the session bus, take the well-known name, and forward the core's
+/// events as signals until the connection is dropped.
+pub async fn start(broker: Arc<Broker>) -> Result<Connection, StartError> {
+    let conn = zbus::connection::Builder::session()
+        .map_err(StartError::NoBus)?
+        .serve_at(DBUS_PATH, BrokerIface::new(broker.clone()))?
+        .build()
+        .await
+        .map_err(StartError::NoBus)?;
+    let flags = fdo::RequestNameFlags::DoNotQueue.into();
+    match conn.request_name_with_flags(DBUS_NAME, flags).await? {
+        fdo::RequestNameReply::PrimaryOwner | fdo::RequestNameReply::AlreadyOwner => {}
+        _ => return Err(StartError::NameTaken),
+    }
+    let iface = conn.object_server().interface::<_, BrokerIface>(DBUS_PATH).await?;
+    let mut events = broker.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let emitter = iface.signal_emitter();
+            let sent = match &event {
+                Event::TokenRefreshed { account, expires_at } => {
+                    BrokerIface::token_refreshed(emitter, account, *expires_at).await
+                }
+                Event::LoggedOut { account } => BrokerIface::logged_out(emitter, account).await,
+                Event::LoginRequired { account } => BrokerIface::login_required(emitter, account).await,
+                Event::LoginFinished { account, error } => {
+                    BrokerIface::login_finished(emitter, account, error.is_none(), error.as_deref().unwrap_or("")).await
+                }
+            };
+            let changed = iface.get().await.accounts_changed(emitter).await;
+            if let Err(e) = sent.and(changed) {
+                tracing::warn!(error = %e, "could not emit a D-Bus signal");
+            }
+        }
+    });
+    Ok(conn)
+}
