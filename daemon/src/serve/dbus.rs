@@ -144,6 +144,9 @@ fn to_json<T: serde::Serialize>(v: &T) -> Reply<String> {
 
 #[zbus::interface(name = "io.github.tokenbroker.Broker1")]
 impl BrokerIface {
+    /// An access token valid for at least `min_ttl` more seconds; options `min_ttl` (any
+    /// integer type), `scope`, `audience`.
+    #[zbus(out_args("access_token", "expires_at"))]
     async fn get_access_token(
         &self,
         account: &str,
@@ -158,6 +161,8 @@ impl BrokerIface {
         Ok((t.access_token.expose().to_owned(), t.expires_at))
     }
 
+    /// The ID token; option `min_ttl`.
+    #[zbus(out_args("id_token", "expires_at"))]
     async fn get_id_token(
         &self,
         account: &str,
@@ -172,6 +177,7 @@ impl BrokerIface {
     }
 
     /// The userinfo claims as a JSON object.
+    #[zbus(out_args("claims_json"))]
     async fn get_profile(
         &self,
         account: &str,
@@ -184,6 +190,7 @@ impl BrokerIface {
     }
 
     /// `user_metadata` as a JSON object.
+    #[zbus(out_args("user_metadata_json"))]
     async fn get_metadata(
         &self,
         account: &str,
@@ -196,6 +203,7 @@ impl BrokerIface {
     }
 
     /// Merge a JSON object into `user_metadata` (null deletes a key); the result as JSON.
+    #[zbus(out_args("user_metadata_json"))]
     async fn update_metadata(
         &self,
         account: &str,
@@ -213,6 +221,7 @@ impl BrokerIface {
 
     /// Start a login ("" flow: the account's default); the challenge as a dictionary with the
     /// keys of the socket's `Login` result. `LoginFinished` tells how it ended.
+    #[zbus(out_args("challenge"))]
     async fn login(
         &self,
         account: &str,
@@ -246,6 +255,7 @@ impl BrokerIface {
     }
 
     /// Wait until the login `login_id` is approved; the account name.
+    #[zbus(out_args("account"))]
     async fn await_login(
         &self,
         login_id: &str,
@@ -256,6 +266,7 @@ impl BrokerIface {
         Ok(self.broker.await_login(login_id).await?.account)
     }
 
+    /// Revoke the session at the IdP and forget it.
     async fn logout(
         &self,
         account: &str,
@@ -268,6 +279,7 @@ impl BrokerIface {
     }
 
     /// The socket's `Status` result as JSON.
+    #[zbus(out_args("status_json"))]
     async fn status(
         &self,
         #[zbus(header)] header: Header<'_>,

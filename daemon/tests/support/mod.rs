@@ -118,6 +118,18 @@ impl Bus {
         bus
     }
 
+    /// A command (gdbus, busctl, …) that talks to this bus.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        self.env(&mut cmd);
+        cmd
+    }
+
+    pub async fn dbus_client(&self) -> tokenbroker::dbus::Client {
+        let conn = zbus::connection::Builder::address(self.address.as_str()).unwrap().build().await.unwrap();
+        tokenbroker::dbus::Client::with_connection(conn).await.unwrap()
+    }
+
     pub fn env(&self, cmd: &mut Command) {
         cmd.env("DBUS_SESSION_BUS_ADDRESS", &self.address)
             .env("HOME", self.dir.path().join("home"))
@@ -303,11 +315,26 @@ impl Daemon {
         d
     }
 
+    /// A daemon on a machine with no session bus at all (headless server, macOS).
+    pub fn start_without_bus(config: &str) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("tb-daemon").tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let mut d = Daemon { dir, proc: None, log_level: "debug".into() };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", d.dir.path().join("no-bus").display()));
+        d.launch(cmd);
+        d
+    }
+
     /// Start (or start again) the binary and wait until its socket answers.
     pub fn spawn(&mut self, bus: &Bus) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
         bus.env(&mut cmd);
+        self.launch(cmd);
+    }
+
+    fn launch(&mut self, mut cmd: Command) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let child = cmd
             .arg("--config")
             .arg(self.config_path())
