@@ -244,6 +244,17 @@ async fn the_introspection_document_in_docs_matches_what_the_daemon_serves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_dbus_keeps_off_the_bus_on_purpose() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start_with_args(&bus, &idp.account_config("work"), &["--no-dbus"]);
+    let (ok, _, err) = gdbus(&bus, "Status", &[]);
+    assert!(!ok && err.contains("ServiceUnknown"), "{err}");
+    assert!(daemon.brokerctl(&["status"]).status.success(), "the socket still serves");
+    assert!(daemon.log().contains("--no-dbus"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_session_bus_the_socket_is_served_alone() {
     let idp = Idp::start(IdpOptions::default()).await;
     let config = format!("store = \"memory\"\n{}", idp.account_config("work"));
@@ -252,4 +263,28 @@ async fn without_a_session_bus_the_socket_is_served_alone() {
     assert!(token(&daemon.client().await, None).await.is_ok());
     let log = daemon.log();
     assert_eq!(log.matches("D-Bus is off").count(), 1, "said once: {log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_from_another_user_are_refused() {
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("not root: cannot call as another user; D-Bus UID refusal untested here");
+        return;
+    }
+    let bus = Bus::start_open_to_all_users();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let nobody = 65534;
+    let mut cmd = bus.command("gdbus");
+    std::os::unix::process::CommandExt::uid(&mut cmd, nobody)
+        .env("HOME", "/tmp")
+        .args(["call", "--session", "--dest", DBUS_NAME, "--object-path", DBUS_PATH, "--method"])
+        .arg(format!("{DBUS_INTERFACE}.Status"));
+    let (ok, out, err) = run(&mut cmd);
+    assert!(!ok, "another user was served: {out}");
+    assert!(err.contains("io.github.tokenbroker.Error.AccessDenied") && err.contains("only its own user"), "{err}");
+    assert!(daemon.log().contains("refused a D-Bus call from another user"));
+    // The owner still is served.
+    let (ok, out, _) = gdbus(&bus, "Status", &[]);
+    assert!(ok && out.contains("work"), "{out}");
 }

@@ -65,6 +65,14 @@ fn first_line(child: &mut Child, limit: Duration) -> Option<String> {
     rx.recv_timeout(limit).ok().filter(|l| !l.is_empty())
 }
 
+const OPEN_BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>/usr/share/dbus-1/session.conf</include>
+  <policy context="default"><allow user="*"/></policy>
+</busconfig>
+"#;
+
 /// A private session bus with a fresh, unlocked gnome-keyring on it.
 pub struct Bus {
     pub dir: tempfile::TempDir,
@@ -75,14 +83,33 @@ pub struct Bus {
 
 impl Bus {
     pub fn start() -> Bus {
+        Self::start_with(false)
+    }
+
+    /// A bus that lets other users connect too (a session bus does not), world-reachable,
+    /// so that the daemon's own refusal of other UIDs can be tested.
+    pub fn start_open_to_all_users() -> Bus {
+        Self::start_with(true)
+    }
+
+    fn start_with(open: bool) -> Bus {
         let dir = tempfile::Builder::new().prefix("tb-bus").tempdir().unwrap();
         let home = dir.path().join("home");
         let runtime = dir.path().join("run");
         std::fs::create_dir_all(&home).unwrap();
         std::fs::create_dir_all(&runtime).unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&runtime).unwrap().permissions(), 0o700);
-        let mut bus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
+        std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let mut bus = Command::new("dbus-daemon");
+        if open {
+            let conf = dir.path().join("bus.conf");
+            std::fs::write(&conf, OPEN_BUS_CONFIG).unwrap();
+            std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+            bus.arg(format!("--config-file={}", conf.display()));
+        } else {
+            bus.arg("--session");
+        }
+        let mut bus = bus
+            .args(["--nofork", "--print-address=1"])
             .arg(format!("--address=unix:path={}", dir.path().join("bus").display()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -284,6 +311,7 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub proc: Option<Proc>,
     pub log_level: String,
+    pub args: Vec<String>,
 }
 
 impl Daemon {
@@ -308,9 +336,18 @@ impl Daemon {
     }
 
     pub fn start_with_log(bus: &Bus, config: &str, log_level: &str) -> Daemon {
+        Self::start_full(bus, config, log_level, &[])
+    }
+
+    pub fn start_with_args(bus: &Bus, config: &str, args: &[&str]) -> Daemon {
+        Self::start_full(bus, config, "debug", args)
+    }
+
+    fn start_full(bus: &Bus, config: &str, log_level: &str, args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new().prefix("tb-daemon").tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let mut d = Daemon { dir, proc: None, log_level: log_level.into() };
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let mut d = Daemon { dir, proc: None, log_level: log_level.into(), args };
         d.spawn(bus);
         d
     }
@@ -319,7 +356,7 @@ impl Daemon {
     pub fn start_without_bus(config: &str) -> Daemon {
         let dir = tempfile::Builder::new().prefix("tb-daemon").tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let mut d = Daemon { dir, proc: None, log_level: "debug".into() };
+        let mut d = Daemon { dir, proc: None, log_level: "debug".into(), args: Vec::new() };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
         cmd.env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", d.dir.path().join("no-bus").display()));
         d.launch(cmd);
@@ -340,6 +377,7 @@ impl Daemon {
             .arg(self.config_path())
             .arg("--socket")
             .arg(self.socket())
+            .args(&self.args)
             .env("RUST_LOG", &self.log_level)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
