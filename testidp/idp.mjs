@@ -9,9 +9,12 @@
 
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
-import { approveDevice } from './approve.mjs';
+import { approveDevice, approveCode } from './approve.mjs';
+import { makeKeys } from './keys.mjs';
+import { handleManagement, managementAudience } from './management.mjs';
+import { armIdTokenFault, applyIdTokenFault } from './faults.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -49,7 +52,18 @@ await new Promise((resolve) => { server.listen(Number(opts.port), '127.0.0.1', r
 const { port } = server.address();
 const issuer = opts.issuer ?? `http://127.0.0.1:${port}`;
 
+const keys = await makeKeys();
+
+// APIs the test client may ask tokens for (RFC 8707 resource indicators; Auth0 calls them
+// audiences), each with its own scopes. Tokens for them are JWTs with that `aud`.
+const API_SCOPES = {
+  'https://api.example.test/': 'api:read',
+  'https://reports.example.test/': 'reports:read',
+  [managementAudience(issuer)]: 'read:current_user update:current_user_metadata',
+};
+
 const provider = new Provider(issuer, {
+  jwks: keys.jwks,
   clients: [{
     client_id: CLIENT_ID,
     client_name: 'tokenbroker test client',
@@ -57,7 +71,7 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'none',
     grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
     response_types: ['code'],
-    redirect_uris: ['http://127.0.0.1/callback'],
+    redirect_uris: ["http://127.0.0.1/callback"],
   }],
   adapter: (model) => new MemoryAdapter(model, store),
   findAccount: (_ctx, id) => USERS[id] && {
@@ -81,6 +95,22 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // No resource in a token request means a token for userinfo (opaque), as with Auth0's
+      // default audience.
+      defaultResource: () => undefined,
+      useGrantedResource: () => false,
+      getResourceServerInfo: (_ctx, indicator) => {
+        if (!(indicator in API_SCOPES)) throw new errors.InvalidTarget(`unknown API ${indicator}`);
+        return {
+          scope: API_SCOPES[indicator],
+          audience: indicator,
+          accessTokenTTL: Number(opts['access-ttl']),
+          accessTokenFormat: 'jwt',
+        };
+      },
+    },
   },
   ttl: {
     AccessToken: Number(opts['access-ttl']),
@@ -100,7 +130,17 @@ provider.proxy = false;
 
 // oidc-provider sends no `interval`, so RFC 8628 clients would poll every 5 s; tests want 1 s.
 provider.use(async (ctx, next) => {
+  // Like Auth0 and Google, grant offline_access in the code flow without insisting on
+  // prompt=consent (oidc-provider follows OIDC Core and would drop it).
+  if (ctx.path === '/auth' && ctx.method === 'GET') {
+    const query = new URLSearchParams(ctx.querystring);
+    if (!query.has('prompt')) {
+      query.set('prompt', 'consent');
+      ctx.querystring = query.toString();
+    }
+  }
   await next();
+  await applyIdTokenFault(ctx, keys);
   if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
     ctx.body = { ...ctx.body, interval: Number(opts.interval) };
     stats.device_authorization += 1;
@@ -176,6 +216,20 @@ server.on('request', async (req, res) => {
         account: body.account ?? 'alice', deny: Boolean(body.deny),
       });
       return json(res, result.ok ? 200 : 400, result);
+    }
+    if (url.pathname === '/__test/approve-code' && req.method === 'POST') {
+      const body = await readJson(req);
+      const result = await approveCode(`http://127.0.0.1:${port}`, body.url, {
+        account: body.account ?? 'alice', deny: Boolean(body.deny),
+      });
+      return json(res, result.ok ? 200 : 400, result);
+    }
+    if (url.pathname === '/__test/id-token-fault' && req.method === 'POST') {
+      armIdTokenFault((await readJson(req)).kind);
+      return json(res, 200, { armed: true });
+    }
+    if (url.pathname.startsWith('/api/v2/')) {
+      return await handleManagement(req, res, { issuer, keys, readJson, json });
     }
     if (url.pathname === '/__test/stats') {
       if (req.method === 'POST') stats = { token: {}, revocation: 0, userinfo: 0, device_authorization: 0 };

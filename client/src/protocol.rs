@@ -357,6 +357,9 @@ pub struct LoginDone {
 pub struct LogoutDone {
     pub account: String,
     pub revoked: bool,
+    /// The IdP's RP-initiated logout page, to end the browser's session there too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,12 @@
 //! One configured account: its config, its session and what is known about its state.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use tokenbroker::protocol::AccountState;
 use tokio::sync::{Notify, OnceCell};
 
+use super::audience::{AudienceKey, AudienceToken};
 use super::error::{Error, Result};
 use super::session::{Session, now};
 use crate::config::AccountConfig;
@@ -35,6 +37,20 @@ pub(super) struct State {
     pub retry_at: Option<i64>,
     /// Userinfo claims and the access token's issue time they were fetched with.
     pub profile: Option<(i64, Arc<serde_json::Map<String, serde_json::Value>>)>,
+    /// Tokens for the account's other APIs.
+    pub audience_tokens: HashMap<AudienceKey, Arc<AudienceToken>>,
+}
+
+impl State {
+    /// Forget the session and everything derived from it.
+    pub fn clear(&mut self) -> Option<Arc<Session>> {
+        self.login_required = false;
+        self.profile = None;
+        self.last_failure = None;
+        self.retry_at = None;
+        self.audience_tokens.clear();
+        self.session.take()
+    }
 }
 
 impl Account {

@@ -60,6 +60,9 @@ impl Error {
                 format!("the identity provider of account {account:?} is unavailable ({message}); try again later"),
             ),
             OidcError::NotSupported(m) => Error::new(ErrorKind::NotSupported, m),
+            OidcError::InvalidScope(m) => Error::invalid_params(format!(
+                "account {account:?}: the identity provider refused: {m}; the login may not have asked for it"
+            )),
             e @ (OidcError::Rejected(_) | OidcError::InvalidIdToken(_)) => Error::internal(format!(
                 "account {account:?}: {e}; check the account's issuer and client_id in the config"
             )),

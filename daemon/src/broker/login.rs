@@ -109,11 +109,8 @@ impl Broker {
         }
         self.persist(account, &session).await;
         account.write(|s| {
+            s.clear();
             s.session = Some(Arc::new(session));
-            s.login_required = false;
-            s.last_failure = None;
-            s.retry_at = None;
-            s.profile = None;
         });
         account.wake.notify_one();
         Ok(())

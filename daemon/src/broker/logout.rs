@@ -10,22 +10,22 @@ impl Broker {
     pub async fn logout(self: &Arc<Self>, p: AccountOnly) -> Result<LogoutDone> {
         let account = self.account(p.account.as_deref())?;
         let _flight = account.refresh_lock.lock().await;
-        let session = account.write(|s| {
-            s.login_required = false;
-            s.profile = None;
-            s.last_failure = None;
-            s.retry_at = None;
-            s.session.take()
-        });
+        let session = account.write(|s| s.clear());
         let mut revoked = false;
-        if let Some(refresh_token) = session.as_ref().and_then(|s| s.refresh_token.as_ref()) {
+        let mut end_session_url = None;
+        if let Some(session) = &session {
             match account.provider(&self.http).await {
-                Ok(provider) => match provider.revoke(refresh_token).await {
-                    Ok(done) => revoked = done,
-                    Err(e) => {
-                        tracing::warn!(account = %account.name, error = %e, "could not revoke the refresh token")
+                Ok(provider) => {
+                    end_session_url = provider.end_session_url();
+                    if let Some(refresh_token) = &session.refresh_token {
+                        match provider.revoke(refresh_token).await {
+                            Ok(done) => revoked = done,
+                            Err(e) => {
+                                tracing::warn!(account = %account.name, error = %e, "could not revoke the refresh token")
+                            }
+                        }
                     }
-                },
+                }
                 Err(e) => {
                     tracing::warn!(account = %account.name, error = %e, "could not reach the identity provider to revoke")
                 }
@@ -35,6 +35,6 @@ impl Broker {
         account.wake.notify_one();
         tracing::info!(account = %account.name, revoked, "logged out");
         self.emit(Event::LoggedOut { account: account.name.clone() });
-        Ok(LogoutDone { account: account.name.clone(), revoked })
+        Ok(LogoutDone { account: account.name.clone(), revoked, end_session_url })
     }
 }

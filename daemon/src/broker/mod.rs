@@ -2,9 +2,11 @@
 //! and logins. It knows nothing of sockets or D-Bus; the doors in `serve` call it.
 
 mod account;
+mod audience;
 mod error;
 mod login;
 mod logout;
+mod metadata;
 mod profile;
 mod refresh;
 mod scheduler;

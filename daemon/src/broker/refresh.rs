@@ -1,91 +1,146 @@
-//! Single-flight refresh: any number of callers that need a fresher session share one
-//! token-endpoint request per account.
+//! Single-flight refresh: any number of callers that need a fresher token share one
+//! token-endpoint request per account. All refreshes of an account, whatever the audience,
+//! take turns: they spend the same (rotating) refresh token.
 
+use std::future::Future;
 use std::sync::Arc;
 
+use super::account::State;
+use super::audience::{AudienceKey, AudienceToken};
 use super::session::now;
 use super::{Account, Broker, Error, Event, Result, Session};
-use crate::oidc::{Audiences, OidcError};
+use crate::oidc::{Audiences, OidcError, TokenSet};
 
 impl Broker {
-    /// A session for which `good` holds, refreshed first if the current one fails it.
+    /// The session, refreshed first if `good` does not hold for it.
     pub(super) async fn fresh(
         self: &Arc<Self>,
         account: &Arc<Account>,
         good: impl Fn(&Session, i64) -> bool,
     ) -> Result<Arc<Session>> {
-        let (session, attempts) = account.read(|s| (s.session.clone(), s.attempts));
-        let session = session.ok_or_else(|| account.no_session_error())?;
-        if good(&session, now()) {
-            return Ok(session);
-        }
-        self.refresh(account, attempts, good).await
+        let check = |s: &State, now: i64| s.session.clone().filter(|x| good(x, now));
+        self.single_flight(account, check, |broker, account, session| async move {
+            broker.renew_session(&account, &session).await
+        })
+        .await
     }
 
-    /// Refresh unless, by the time this caller's turn comes, someone else already has.
-    /// `seen_attempts` is the attempt count the caller saw before queueing: if an attempt
-    /// finished since and failed, the caller gets that failure instead of trying again, so a
-    /// crowd behind a failing IdP makes one request, not one each.
-    pub(super) async fn refresh(
+    /// The token for `key`, got or refreshed first if `good` does not hold for it.
+    pub(super) async fn fresh_audience(
         self: &Arc<Self>,
         account: &Arc<Account>,
-        seen_attempts: u64,
-        good: impl Fn(&Session, i64) -> bool,
-    ) -> Result<Arc<Session>> {
+        key: &AudienceKey,
+        good: impl Fn(&AudienceToken, i64) -> bool,
+    ) -> Result<Arc<AudienceToken>> {
+        let check = |s: &State, now: i64| s.audience_tokens.get(key).filter(|t| good(t, now)).cloned();
+        let key = key.clone();
+        self.single_flight(account, check, |broker, account, session| async move {
+            broker.renew_audience(&account, &session, key).await
+        })
+        .await
+    }
+
+    /// Serve from `check` if it can; otherwise take the account's turn and run `renew`, unless
+    /// by then someone else has refreshed (checked again) or has just failed: callers that
+    /// queued behind a failed attempt get its error instead of trying again, so a crowd
+    /// behind a failing IdP makes one request, not one each.
+    async fn single_flight<T, Fut>(
+        self: &Arc<Self>,
+        account: &Arc<Account>,
+        check: impl Fn(&State, i64) -> Option<T>,
+        renew: impl FnOnce(Arc<Broker>, Arc<Account>, Arc<Session>) -> Fut,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let seen = match account.read(|s| check(s, now()).ok_or((s.attempts, s.session.is_some()))) {
+            Ok(hit) => return Ok(hit),
+            Err((_, false)) => return Err(account.no_session_error()),
+            Err((seen, true)) => seen,
+        };
         let _flight = account.refresh_lock.lock().await;
-        let (session, attempts, failure) = account.read(|s| (s.session.clone(), s.attempts, s.last_failure.clone()));
-        let session = session.ok_or_else(|| account.no_session_error())?;
-        if good(&session, now()) {
-            return Ok(session);
+        let (hit, attempts, failure, session) =
+            account.read(|s| (check(s, now()), s.attempts, s.last_failure.clone(), s.session.clone()));
+        if let Some(hit) = hit {
+            return Ok(hit);
         }
-        if attempts != seen_attempts
+        let session = session.ok_or_else(|| account.no_session_error())?;
+        if attempts != seen
             && let Some(e) = failure
         {
             return Err(e);
         }
         // In a task of its own: once the IdP has rotated the refresh token, no caller going
         // away may cancel the write of the new one.
-        let task = tokio::spawn(self.clone().run_refresh(account.clone(), session));
+        let work = renew(self.clone(), account.clone(), session);
+        let account = account.clone();
+        let task = tokio::spawn(async move {
+            account.write(|s| s.refreshing = true);
+            let result = work.await;
+            account.write(|s| {
+                s.refreshing = false;
+                s.attempts += 1;
+                match &result {
+                    Ok(_) => {
+                        s.last_failure = None;
+                        s.retry_at = None;
+                    }
+                    Err(e) => s.last_failure = Some(e.clone()),
+                }
+            });
+            account.wake.notify_one();
+            result
+        });
         task.await.map_err(|e| Error::internal(format!("refresh task failed: {e}")))?
     }
 
-    async fn run_refresh(self: Arc<Self>, account: Arc<Account>, session: Arc<Session>) -> Result<Arc<Session>> {
-        account.write(|s| s.refreshing = true);
-        let result = self.exchange(&account, &session).await;
-        account.write(|s| {
-            s.refreshing = false;
-            s.attempts += 1;
-            match &result {
-                Ok(new) => {
-                    s.session = Some(new.clone());
-                    s.last_failure = None;
-                    s.retry_at = None;
-                }
-                Err(e) => s.last_failure = Some(e.clone()),
-            }
-        });
-        if let Ok(new) = &result {
-            account.wake.notify_one();
-            self.emit(Event::TokenRefreshed { account: account.name.clone(), expires_at: new.expires_at });
-        }
-        result
+    async fn renew_session(&self, account: &Account, session: &Session) -> Result<Arc<Session>> {
+        let tokens = self.exchange(account, session, &Audiences::default(), None).await?;
+        let new = Arc::new(session.renewed(tokens));
+        self.persist(account, &new).await;
+        account.write(|s| s.session = Some(new.clone()));
+        tracing::info!(account = %account.name, expires_at = new.expires_at, "refreshed");
+        self.emit(Event::TokenRefreshed { account: account.name.clone(), expires_at: new.expires_at });
+        Ok(new)
     }
 
-    async fn exchange(&self, account: &Account, session: &Session) -> Result<Arc<Session>> {
+    async fn renew_audience(
+        &self,
+        account: &Account,
+        session: &Session,
+        key: AudienceKey,
+    ) -> Result<Arc<AudienceToken>> {
+        let audiences = Audiences { param: account.config.audience_param.name(), values: vec![key.audience.clone()] };
+        let tokens = self.exchange(account, session, &audiences, key.scope.as_deref()).await?;
+        let token = Arc::new(AudienceToken::from_response(&tokens, &key));
+        let new = Arc::new(session.rotated(tokens.refresh_token, tokens.id_token));
+        self.persist(account, &new).await;
+        account.write(|s| {
+            s.session = Some(new);
+            s.audience_tokens.insert(key.clone(), token.clone());
+        });
+        tracing::info!(account = %account.name, audience = %key.audience, expires_at = token.expires_at, "got a token for another audience");
+        Ok(token)
+    }
+
+    /// One refresh-token grant. A refused grant ends the session; other failures leave it.
+    async fn exchange(
+        &self,
+        account: &Account,
+        session: &Session,
+        audiences: &Audiences,
+        scope: Option<&str>,
+    ) -> Result<TokenSet> {
         let Some(refresh_token) = &session.refresh_token else {
             tracing::warn!(account = %account.name, "the access token expired and there is no refresh token (is offline_access among the scopes?)");
             self.end_session(account).await;
             return Err(Error::login_required(&account.name));
         };
         let provider = account.provider(&self.http).await?;
-        tracing::debug!(account = %account.name, "refreshing");
-        match provider.refresh(refresh_token, &Audiences::default()).await {
-            Ok(tokens) => {
-                let new = Arc::new(session.renewed(tokens));
-                self.persist(account, &new).await;
-                tracing::info!(account = %account.name, expires_at = new.expires_at, "refreshed");
-                Ok(new)
-            }
+        tracing::debug!(account = %account.name, audiences = ?audiences.values, "refreshing");
+        match provider.refresh(refresh_token, audiences, scope).await {
+            Ok(tokens) => Ok(tokens),
             Err(OidcError::InvalidGrant(why)) => {
                 tracing::warn!(account = %account.name, %why, "the identity provider refused the refresh token; login required");
                 self.end_session(account).await;
@@ -101,9 +156,8 @@ impl Broker {
     /// The IdP refused the session: forget it everywhere until the user logs in again.
     async fn end_session(&self, account: &Account) {
         account.write(|s| {
-            s.session = None;
+            s.clear();
             s.login_required = true;
-            s.profile = None;
         });
         if let Err(e) = self.store.delete(&account.name).await {
             tracing::error!(account = %account.name, error = %e, "could not delete the refused session from the keyring");

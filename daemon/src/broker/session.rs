@@ -4,10 +4,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::oidc::TokenSet;
+use crate::oidc::{TokenSet, VerifiedIdToken};
 
 /// Assumed when a token response has no `expires_in` (RFC 6749 leaves it optional).
-const DEFAULT_LIFETIME: i64 = 3600;
+pub(super) const DEFAULT_LIFETIME: i64 = 3600;
 
 /// `Debug` is safe: secrecy's types print `[REDACTED]`.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-fn refresh_at(issued_at: i64, lifetime: i64) -> i64 {
+pub(super) fn refresh_at(issued_at: i64, lifetime: i64) -> i64 {
     let jitter = rand::random_range(0..=(lifetime / 20).max(0));
     issued_at + lifetime * 3 / 4 - jitter
 }
@@ -70,6 +70,27 @@ impl Session {
             id_expires_at,
             subject,
             scopes: t.scopes.unwrap_or_else(|| requested_scopes.to_vec()),
+        }
+    }
+
+    /// The session after a refresh for another audience: the refresh token rotates (and an ID
+    /// token may come along), while the default access token stays what it was.
+    pub fn rotated(&self, refresh_token: Option<SecretString>, id_token: Option<VerifiedIdToken>) -> Session {
+        let (id_token, id_expires_at, subject) = match id_token {
+            Some(id) => (Some(id.token), Some(id.expires_at), Some(id.subject)),
+            None => (self.id_token.clone(), self.id_expires_at, self.subject.clone()),
+        };
+        Session {
+            refresh_token: refresh_token.or_else(|| self.refresh_token.clone()),
+            access_token: self.access_token.clone(),
+            token_type: self.token_type.clone(),
+            expires_at: self.expires_at,
+            issued_at: self.issued_at,
+            refresh_at: self.refresh_at,
+            id_token,
+            id_expires_at,
+            subject,
+            scopes: self.scopes.clone(),
         }
     }
 

@@ -1,7 +1,6 @@
-use tokenbroker::ErrorKind;
-use tokenbroker::protocol::{AccountOnly, AccountStatus, Metadata, Status, UpdateMetadata};
+use tokenbroker::protocol::{AccountStatus, Status};
 
-use super::{Broker, Error, Result};
+use super::Broker;
 
 impl Broker {
     pub fn status(&self) -> Status {
@@ -22,21 +21,5 @@ impl Broker {
             })
             .collect();
         Status { version: env!("CARGO_PKG_VERSION").into(), accounts }
-    }
-
-    pub async fn metadata(&self, p: AccountOnly) -> Result<Metadata> {
-        Err(self.no_management_api(p.account.as_deref())?)
-    }
-
-    pub async fn update_metadata(&self, p: UpdateMetadata) -> Result<Metadata> {
-        Err(self.no_management_api(p.account.as_deref())?)
-    }
-
-    fn no_management_api(&self, account: Option<&str>) -> Result<Error> {
-        let account = self.account(account)?;
-        Ok(Error::new(
-            ErrorKind::NotSupported,
-            format!("user metadata is not supported yet for account {:?}", account.name),
-        ))
     }
 }

@@ -6,46 +6,30 @@ use secrecy::ExposeSecret;
 use tokenbroker::Secret;
 use tokenbroker::protocol::{AccessToken, GetAccessToken, GetIdToken, IdToken};
 
-use super::{Broker, Error, Result};
+use super::audience::AudienceKey;
+use super::session::now;
+use super::{Account, Broker, Error, Result};
 
 impl Broker {
     pub async fn access_token(self: &Arc<Self>, p: GetAccessToken) -> Result<AccessToken> {
         let account = self.account(p.account.as_deref())?;
-        let c = &account.config;
-        if let Some(aud) = p.audience.as_deref().filter(|a| Some(*a) != c.audience.as_deref()) {
-            let known = c.audiences.iter().any(|a| a == aud) || c.management_api.as_deref() == Some(aud);
-            if !known {
-                return Err(Error::invalid_params(format!(
-                    "account {:?} is not configured for audience {aud:?}; add it to `audiences` in the config",
-                    account.name
-                )));
-            }
-            return Err(Error::new(
-                tokenbroker::ErrorKind::NotSupported,
-                format!("tokens for the extra audience {aud:?} are not supported yet; ask without an audience"),
-            ));
+        if let Some(audience) = &p.audience {
+            return self.audience_access_token(account, audience, p.scope.as_deref(), p.min_ttl).await;
         }
         let min_ttl = p.min_ttl.unwrap_or(0) as i64;
-        if let Some(current) = account.session()
-            && min_ttl > current.lifetime()
-        {
-            return Err(large_min_ttl(min_ttl, current.lifetime()));
+        // Judged on the session at hand before any refresh: a refresh would not change the
+        // lifetime the IdP grants or the scopes of the login.
+        if let Some(current) = account.session() {
+            if min_ttl > current.lifetime() {
+                return Err(large_min_ttl(min_ttl, current.lifetime()));
+            }
+            check_granted(p.scope.as_deref(), &current.scopes)?;
         }
         let session = self.fresh(account, |s, now| s.remaining(now) >= min_ttl.max(1)).await?;
-        if session.remaining(super::session::now()) < min_ttl {
+        if session.remaining(now()) < min_ttl {
             return Err(large_min_ttl(min_ttl, session.lifetime()));
         }
-        if let Some(scope) = &p.scope {
-            let missing: Vec<&str> =
-                scope.split_whitespace().filter(|s| !session.scopes.iter().any(|g| g == s)).collect();
-            if !missing.is_empty() {
-                return Err(Error::invalid_params(format!(
-                    "scope {} was not granted at login (granted: {})",
-                    missing.join(" "),
-                    session.scopes.join(" ")
-                )));
-            }
-        }
+        check_granted(p.scope.as_deref(), &session.scopes)?;
         Ok(AccessToken {
             account: account.name.clone(),
             access_token: Secret::new(session.access_token.expose_secret()),
@@ -55,12 +39,60 @@ impl Broker {
         })
     }
 
+    /// A token for one of the account's APIs, got with the refresh token and cached per
+    /// (audience, scope). Only APIs the login asked for qualify: IdPs refuse others, and with
+    /// rotation a refused refresh can cost the whole session.
+    async fn audience_access_token(
+        self: &Arc<Self>,
+        account: &Arc<Account>,
+        audience: &str,
+        scope: Option<&str>,
+        min_ttl: Option<u64>,
+    ) -> Result<AccessToken> {
+        let allowed = account.login_audiences().values;
+        if !allowed.iter().any(|a| a == audience) {
+            return Err(Error::invalid_params(format!(
+                "account {:?} is not configured for audience {audience:?} (configured: {}); add it to `audiences` in the config and log in again",
+                account.name,
+                if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+            )));
+        }
+        let requested = &account.config.scopes;
+        let missing: Vec<&str> =
+            scope.iter().flat_map(|s| s.split_whitespace()).filter(|s| !requested.iter().any(|r| r == s)).collect();
+        if !missing.is_empty() {
+            return Err(Error::invalid_params(format!(
+                "scope {} was not requested at login (the account's scopes: {})",
+                missing.join(" "),
+                requested.join(" ")
+            )));
+        }
+        let key = AudienceKey::new(audience, scope);
+        let min_ttl = min_ttl.unwrap_or(0) as i64;
+        if let Some(current) = account.read(|s| s.audience_tokens.get(&key).cloned())
+            && min_ttl > current.lifetime()
+        {
+            return Err(large_min_ttl(min_ttl, current.lifetime()));
+        }
+        let token = self.fresh_audience(account, &key, |t, now| t.remaining(now) >= min_ttl.max(1)).await?;
+        if token.remaining(now()) < min_ttl {
+            return Err(large_min_ttl(min_ttl, token.lifetime()));
+        }
+        Ok(AccessToken {
+            account: account.name.clone(),
+            access_token: Secret::new(token.access_token.expose_secret()),
+            token_type: token.token_type.clone(),
+            expires_at: token.expires_at,
+            scope: Some(token.scopes.join(" ")),
+        })
+    }
+
     pub async fn id_token(self: &Arc<Self>, p: GetIdToken) -> Result<IdToken> {
         let account = self.account(p.account.as_deref())?;
         let min_ttl = p.min_ttl.unwrap_or(0) as i64;
         let session = self.fresh(account, |s, now| s.id_expires_at.is_none_or(|e| e - now >= min_ttl.max(1))).await?;
         match (&session.id_token, session.id_expires_at) {
-            (Some(token), Some(expires_at)) if expires_at - super::session::now() >= min_ttl => {
+            (Some(token), Some(expires_at)) if expires_at - now() >= min_ttl => {
                 Ok(IdToken { account: account.name.clone(), id_token: Secret::new(token.expose_secret()), expires_at })
             }
             (Some(_), Some(expires_at)) => Err(large_min_ttl(min_ttl, expires_at - session.issued_at)),
@@ -70,6 +102,19 @@ impl Broker {
             )),
         }
     }
+}
+
+fn check_granted(scope: Option<&str>, granted: &[String]) -> Result<()> {
+    let missing: Vec<&str> =
+        scope.iter().flat_map(|s| s.split_whitespace()).filter(|s| !granted.iter().any(|g| g == s)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid_params(format!(
+        "scope {} was not granted at login (granted: {})",
+        missing.join(" "),
+        granted.join(" ")
+    )))
 }
 
 /// Auth0's `largeMinTTL`: no refresh can satisfy the request.

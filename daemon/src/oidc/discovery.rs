@@ -12,13 +12,15 @@ use serde::{Deserialize, Serialize};
 use super::OidcError;
 use super::http::Http;
 
-/// Endpoints that OIDC Discovery leaves to other specs (RFC 8628, RFC 7009).
+/// Endpoints that OIDC Discovery leaves to other specs (RFC 8628, RFC 7009, RP-initiated logout).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ExtraMetadata {
     #[serde(default)]
     pub device_authorization_endpoint: Option<DeviceAuthorizationUrl>,
     #[serde(default)]
     pub revocation_endpoint: Option<RevocationUrl>,
+    #[serde(default)]
+    pub end_session_endpoint: Option<url::Url>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -51,6 +53,13 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// Where the user can end their browser session at the IdP (OIDC RP-Initiated Logout).
+    pub fn end_session_url(&self) -> Option<String> {
+        let mut url = self.extra.end_session_endpoint.clone()?;
+        url.query_pairs_mut().append_pair("client_id", &self.client_id);
+        Some(url.into())
+    }
+
     /// Fetch `.well-known/openid-configuration` and the JWKS. openidconnect checks that the
     /// document's `issuer` is exactly the one configured.
     pub async fn discover(http: Http, issuer: &str, client_id: &str) -> Result<Provider, OidcError> {

@@ -18,7 +18,10 @@ pub enum OidcError {
     /// Unreachable, 5xx, 429, timeouts, malformed answers: worth retrying later.
     #[error("the identity provider is unavailable: {message}")]
     Unavailable { message: String, retry_after: Option<Duration> },
-    /// Any other refusal (invalid_client, invalid_scope, …): a configuration problem.
+    /// A scope or audience (`invalid_scope`, `invalid_target`) the grant does not cover.
+    #[error("the identity provider refused the scope or audience: {0}")]
+    InvalidScope(String),
+    /// Any other refusal (invalid_client, unauthorized_client, …): a configuration problem.
     #[error("the identity provider refused the request: {0}")]
     Rejected(String),
     #[error("the ID token failed verification: {0}")]
@@ -68,6 +71,8 @@ where
 pub(super) fn token_error(e: RequestTokenError<HttpError, StandardErrorResponse<CoreErrorResponseType>>) -> OidcError {
     request_error(e, |kind, text| match kind {
         CoreErrorResponseType::InvalidGrant => OidcError::InvalidGrant(text),
+        CoreErrorResponseType::InvalidScope => OidcError::InvalidScope(text),
+        CoreErrorResponseType::Extension(e) if e == "invalid_target" => OidcError::InvalidScope(text),
         _ => OidcError::Rejected(text),
     })
 }

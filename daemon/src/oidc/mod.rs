@@ -5,6 +5,7 @@ mod device;
 mod discovery;
 mod error;
 pub mod http;
+mod management;
 mod revoke;
 mod token;
 mod userinfo;
@@ -15,6 +16,7 @@ use secrecy::SecretString;
 
 pub use discovery::Provider;
 pub use error::OidcError;
+pub use management::ManagementApi;
 
 /// What a token endpoint handed us, checked.
 pub struct TokenSet {

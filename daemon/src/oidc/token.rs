@@ -1,20 +1,29 @@
 //! Token responses: refresh, and the checks every token response goes through.
 
 use openidconnect::core::CoreTokenResponse;
-use openidconnect::{Nonce, OAuth2TokenResponse, RefreshToken, TokenResponse};
+use openidconnect::{Nonce, OAuth2TokenResponse, RefreshToken, Scope, TokenResponse};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::token_error;
 use super::{Audiences, OidcError, Provider, TokenSet, VerifiedIdToken};
 
 impl Provider {
-    /// Trade the refresh token for new tokens (RFC 6749 §6), for the given audiences.
-    pub async fn refresh(&self, refresh_token: &SecretString, audiences: &Audiences) -> Result<TokenSet, OidcError> {
+    /// Trade the refresh token for new tokens (RFC 6749 §6), for the given audiences and, if
+    /// asked, a narrower scope.
+    pub async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+        audiences: &Audiences,
+        scope: Option<&str>,
+    ) -> Result<TokenSet, OidcError> {
         let refresh_token = RefreshToken::new(refresh_token.expose_secret().to_owned());
         let mut request =
             self.client.exchange_refresh_token(&refresh_token).map_err(|e| OidcError::NotSupported(e.to_string()))?;
         for value in &audiences.values {
             request = request.add_extra_param(audiences.param, value.clone());
+        }
+        for s in scope.iter().flat_map(|s| s.split_whitespace()) {
+            request = request.add_scope(Scope::new(s.to_owned()));
         }
         let response = request.request_async(&self.http).await.map_err(token_error)?;
         self.token_set(response, None)

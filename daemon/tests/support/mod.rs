@@ -301,9 +301,32 @@ impl Idp {
         self.http.post(url).form(&form).send().await.unwrap().json().await.unwrap()
     }
 
+    /// An account that may ask for the harness's two APIs and its management API.
+    pub fn api_account_config(&self, name: &str) -> String {
+        format!(
+            "[accounts.{name}]\nissuer = \"{iss}\"\nclient_id = \"tokenbroker-test\"\n\
+             scopes = [\"openid\", \"profile\", \"email\", \"offline_access\", \"api:read\", \"reports:read\", \
+             \"read:current_user\", \"update:current_user_metadata\"]\n\
+             audience_param = \"resource\"\n\
+             audiences = [\"{API}\", \"{REPORTS}\"]\nmanagement_api = \"{iss}/api/v2/\"\n",
+            iss = self.issuer
+        )
+    }
+
     pub fn account_config(&self, name: &str) -> String {
         format!("[accounts.{name}]\nissuer = \"{}\"\nclient_id = \"tokenbroker-test\"\n", self.issuer)
     }
+}
+
+pub const API: &str = "https://api.example.test/";
+pub const REPORTS: &str = "https://reports.example.test/";
+
+/// The claims of a JWT, unverified (tests look at what the IdP put in).
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// The real tokenbrokerd, with its own config, socket and log file.

@@ -75,11 +75,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let name = account.clone().unwrap_or_else(|| "the default account".into());
             match client.logout(AccountOnly { account })? {
                 Some(done) if cli.json => print_json(&done),
-                Some(done) if done.revoked => {
-                    println!("Logged out of {} (session revoked at the identity provider).", done.account)
-                }
                 Some(done) => {
-                    println!("Logged out of {} (forgotten here; the identity provider was not told).", done.account)
+                    let how = if done.revoked {
+                        "session revoked at the identity provider"
+                    } else {
+                        "forgotten here; the identity provider was not told"
+                    };
+                    println!("Logged out of {} ({how}).", done.account);
+                    if let Some(url) = &done.end_session_url {
+                        println!("To end the identity provider's browser session too, open:\n    {url}");
+                    }
                 }
                 None if cli.json => print_json(&serde_json::json!({ "account": name })),
                 None => println!("Logged out of {name}."),
