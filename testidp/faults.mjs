@@ -5,11 +5,12 @@
 //   wrong_aud    aud is another client, properly signed
 //   wrong_nonce  nonce is not the one the client sent, properly signed
 //   wrong_iss    iss is another issuer, properly signed
+//   unknown_kid  the right claims and key, under a kid the IdP does not publish
 
 let armed = null;
 
 export function armIdTokenFault(kind) {
-  const kinds = ['forged', 'expired', 'wrong_aud', 'wrong_nonce', 'wrong_iss'];
+  const kinds = ['forged', 'expired', 'wrong_aud', 'wrong_nonce', 'wrong_iss', 'unknown_kid'];
   if (!kinds.includes(kind)) throw new Error(`unknown fault ${kind}; known: ${kinds.join(', ')}`);
   armed = kind;
 }
@@ -27,5 +28,6 @@ export async function applyIdTokenFault(ctx, keys) {
     case 'wrong_iss': claims.iss = 'https://evil.example.com'; break;
     default: break;
   }
-  ctx.body = { ...ctx.body, id_token: await keys.sign(claims, { forged: kind === 'forged' }) };
+  const options = { forged: kind === 'forged', otherKid: kind === 'unknown_kid' };
+  ctx.body = { ...ctx.body, id_token: await keys.sign(claims, options) };
 }

@@ -45,7 +45,8 @@ class MapStore extends Map {
 const store = new MapStore();
 
 // Everything the tests want to count, reset with POST /__test/stats/reset.
-let stats = { token: {}, revocation: 0, userinfo: 0, device_authorization: 0 };
+const freshStats = () => ({ token: {}, revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0 });
+let stats = freshStats();
 
 const server = http.createServer();
 await new Promise((resolve) => { server.listen(Number(opts.port), '127.0.0.1', resolve); });
@@ -152,6 +153,7 @@ provider.use(async (ctx, next) => {
   }
   if (ctx.path === '/token/revocation' && ctx.method === 'POST') stats.revocation += 1;
   if (ctx.path === '/me') stats.userinfo += 1;
+  if (ctx.path === '/jwks') stats.jwks += 1;
 });
 
 // The interaction "UI": no HTML forms, the scripted browser (approve.mjs) says who logs in
@@ -232,7 +234,7 @@ server.on('request', async (req, res) => {
       return await handleManagement(req, res, { issuer, keys, readJson, json });
     }
     if (url.pathname === '/__test/stats') {
-      if (req.method === 'POST') stats = { token: {}, revocation: 0, userinfo: 0, device_authorization: 0 };
+      if (req.method === 'POST') stats = freshStats();
       return json(res, 200, stats);
     }
     if (url.pathname === '/__test/revoke' && req.method === 'POST') {

@@ -14,8 +14,8 @@ export async function makeKeys() {
   return {
     jwks: { keys: [privateJwk] },
     verify: (token, options) => jwtVerify(token, jwks, options),
-    sign: (claims, { forged = false } = {}) => new SignJWT(claims)
-      .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
+    sign: (claims, { forged = false, otherKid = false } = {}) => new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid: otherKid ? `${kid}-rotated-away` : kid, typ: 'JWT' })
       .sign(forged ? forger : privateKey),
     decode: decodeJwt,
   };

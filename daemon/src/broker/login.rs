@@ -1,17 +1,21 @@
-//! Login and AwaitLogin: the device flow runs in the background, callers wait on its result.
+//! Login and AwaitLogin: the flow (device code or browser code) runs in the background,
+//! callers wait on its result. One pending login per account: a second Login joins it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenbroker::ErrorKind;
 use tokenbroker::protocol::{Flow, Login, LoginChallenge, LoginDone};
 use tokio::sync::watch;
 
 use super::{Account, Broker, Error, Event, Result, Session};
-use crate::oidc::TokenSet;
+use crate::oidc::{Loopback, OidcError, TokenSet};
 
 /// How long a finished login's result stays available to `AwaitLogin`.
 const LINGER: Duration = Duration::from_secs(600);
+/// How long the browser has to come back in the code flow.
+const CODE_FLOW_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub(super) struct PendingLogin {
     account: String,
@@ -19,65 +23,99 @@ pub(super) struct PendingLogin {
     done: watch::Sender<Option<Result<()>>>,
 }
 
+/// The part of a flow that waits for the user and ends with tokens.
+type Approval = Pin<Box<dyn Future<Output = Result<TokenSet, OidcError>> + Send>>;
+
 impl Broker {
     pub async fn login(self: &Arc<Self>, p: Login) -> Result<LoginChallenge> {
         let account = self.account(p.account.as_deref())?.clone();
-        let flow = p.flow.unwrap_or(account.config.flow);
-        if flow == Flow::Code {
-            return Err(Error::new(
-                ErrorKind::NotSupported,
-                "the browser (code) flow is not available yet; use --flow device",
-            ));
-        }
-        // One pending login per account: a second request joins the first.
         if let Some(pending) = self.pending_for(&account.name) {
             return Ok(pending.challenge.clone());
         }
+        let login_id = format!("{:032x}", rand::random::<u128>());
+        let (challenge, approval) = match p.flow.unwrap_or(account.config.flow) {
+            Flow::Device => self.start_device(&account, login_id.clone()).await?,
+            Flow::Code => self.start_code(&account, login_id.clone()).await?,
+        };
+        let pending = Arc::new(PendingLogin {
+            account: account.name.clone(),
+            challenge: challenge.clone(),
+            done: watch::channel(None).0,
+        });
+        self.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
+        tracing::info!(account = %account.name, flow = %challenge.flow, "login started");
+        tokio::spawn(self.clone().finish_login(account, login_id, pending, approval));
+        Ok(challenge)
+    }
+
+    async fn start_device(&self, account: &Account, login_id: String) -> Result<(LoginChallenge, Approval)> {
         let provider = account.provider(&self.http).await?.clone();
         let (challenge, device) = provider
             .start_device(&account.config.scopes, &account.login_audiences())
             .await
             .map_err(|e| Error::from_oidc(&account.name, e))?;
-        let login_id = format!("{:032x}", rand::random::<u128>());
-        let pending = Arc::new(PendingLogin {
-            account: account.name.clone(),
-            challenge: LoginChallenge {
-                login_id: login_id.clone(),
-                flow: Flow::Device,
-                expires_in: challenge.expires_in.as_secs(),
-                verification_uri: Some(challenge.verification_uri),
-                verification_uri_complete: challenge.verification_uri_complete,
-                user_code: Some(challenge.user_code),
-                authorization_url: None,
-            },
-            done: watch::channel(None).0,
-        });
-        self.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
-        tracing::info!(account = %account.name, "device login started");
+        let challenge = LoginChallenge {
+            login_id,
+            flow: Flow::Device,
+            expires_in: challenge.expires_in.as_secs(),
+            verification_uri: Some(challenge.verification_uri),
+            verification_uri_complete: challenge.verification_uri_complete,
+            user_code: Some(challenge.user_code),
+            authorization_url: None,
+        };
+        Ok((challenge, Box::pin(async move { provider.finish_device(&device).await })))
+    }
 
-        let broker = self.clone();
-        let challenge = pending.challenge.clone();
-        tokio::spawn(async move {
-            let result = tokio::select! {
-                r = provider.finish_device(&device) => match r {
-                    Ok(tokens) => broker.install(&account, tokens).await,
-                    Err(e) => Err(Error::from_oidc(&account.name, e)),
-                },
-                _ = broker.shutdown.cancelled() => Err(Error::internal("the daemon is shutting down")),
-            };
-            match &result {
-                Ok(()) => tracing::info!(account = %account.name, "logged in"),
-                Err(e) => tracing::warn!(account = %account.name, error = %e, "login failed"),
-            }
-            broker.emit(Event::LoginFinished {
-                account: account.name.clone(),
-                error: result.as_ref().err().map(|e| e.message.clone()),
-            });
-            pending.done.send_replace(Some(result));
-            tokio::time::sleep(LINGER).await;
-            broker.logins.lock().unwrap_or_else(|e| e.into_inner()).remove(&login_id);
+    async fn start_code(&self, account: &Account, login_id: String) -> Result<(LoginChallenge, Approval)> {
+        let provider = account.provider(&self.http).await?.clone();
+        let loopback = Loopback::bind()
+            .await
+            .map_err(|e| Error::internal(format!("cannot listen on 127.0.0.1 for the login's redirect: {e}")))?;
+        let (url, login) = provider
+            .start_code(&loopback.redirect_uri(), &account.config.scopes, &account.login_audiences())
+            .map_err(|e| Error::from_oidc(&account.name, e))?;
+        let challenge = LoginChallenge {
+            login_id,
+            flow: Flow::Code,
+            expires_in: CODE_FLOW_TIMEOUT.as_secs(),
+            verification_uri: None,
+            verification_uri_complete: None,
+            user_code: None,
+            authorization_url: Some(url),
+        };
+        let approval = async move {
+            let wait = loopback.wait(login.state());
+            let code = tokio::time::timeout(CODE_FLOW_TIMEOUT, wait).await.map_err(|_| OidcError::Expired)??;
+            provider.finish_code(login, code).await
+        };
+        Ok((challenge, Box::pin(approval)))
+    }
+
+    async fn finish_login(
+        self: Arc<Self>,
+        account: Arc<Account>,
+        login_id: String,
+        pending: Arc<PendingLogin>,
+        approval: Approval,
+    ) {
+        let result = tokio::select! {
+            r = approval => match r {
+                Ok(tokens) => self.install(&account, tokens).await,
+                Err(e) => Err(Error::from_oidc(&account.name, e)),
+            },
+            _ = self.shutdown.cancelled() => Err(Error::internal("the daemon is shutting down")),
+        };
+        match &result {
+            Ok(()) => tracing::info!(account = %account.name, "logged in"),
+            Err(e) => tracing::warn!(account = %account.name, error = %e, "login failed"),
+        }
+        self.emit(Event::LoginFinished {
+            account: account.name.clone(),
+            error: result.as_ref().err().map(|e| e.message.clone()),
         });
-        Ok(challenge)
+        pending.done.send_replace(Some(result));
+        tokio::time::sleep(LINGER).await;
+        self.logins.lock().unwrap_or_else(|e| e.into_inner()).remove(&login_id);
     }
 
     pub async fn await_login(&self, login_id: &str) -> Result<LoginDone> {

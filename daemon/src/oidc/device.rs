@@ -57,6 +57,6 @@ impl Provider {
             .request_async(&self.http, tokio::time::sleep, None)
             .await
             .map_err(device_error)?;
-        self.token_set(response, None)
+        self.token_set(response, None).await
     }
 }

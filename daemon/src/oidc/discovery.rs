@@ -5,8 +5,11 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AdditionalProviderMetadata, ClientId, DeviceAuthorizationUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IssuerUrl, ProviderMetadata, RevocationUrl,
+    IssuerUrl, JsonWebKeySetUrl, ProviderMetadata, RevocationUrl,
 };
+use std::sync::RwLock;
+
+use openidconnect::core::CoreJsonWebKeySet;
 use serde::{Deserialize, Serialize};
 
 use super::OidcError;
@@ -46,6 +49,10 @@ pub(super) type BaseClient =
 /// One issuer as seen by one client id: its endpoints, keys and our HTTP stack.
 pub struct Provider {
     pub(super) http: Http,
+    pub(super) issuer: IssuerUrl,
+    pub(super) jwks_uri: JsonWebKeySetUrl,
+    /// Replaced when an ID token names a key we do not have.
+    pub(super) jwks: RwLock<CoreJsonWebKeySet>,
     pub(super) client: BaseClient,
     pub(super) extra: ExtraMetadata,
     pub(super) userinfo_url: Option<String>,
@@ -73,8 +80,11 @@ impl Provider {
             other => OidcError::unavailable(format!("discovery failed: {other}")),
         })?;
         let extra = metadata.additional_metadata().clone();
+        let jwks = RwLock::new(metadata.jwks().clone());
+        let jwks_uri = metadata.jwks_uri().clone();
+        let issuer = metadata.issuer().clone();
         let userinfo_url = metadata.userinfo_endpoint().map(|u| u.as_str().to_owned());
         let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), None);
-        Ok(Provider { http, client, extra, userinfo_url, client_id: client_id.into() })
+        Ok(Provider { http, issuer, jwks_uri, jwks, client, extra, userinfo_url, client_id: client_id.into() })
     }
 }

@@ -1,10 +1,13 @@
 //! Talking to the identity provider: discovery, the device flow, refresh, revocation,
 //! userinfo and ID-token checks. It knows nothing of accounts, callers or storage.
 
+mod code;
 mod device;
 mod discovery;
 mod error;
 pub mod http;
+mod id_token;
+mod loopback;
 mod management;
 mod revoke;
 mod token;
@@ -16,6 +19,7 @@ use secrecy::SecretString;
 
 pub use discovery::Provider;
 pub use error::OidcError;
+pub use loopback::Loopback;
 pub use management::ManagementApi;
 
 /// What a token endpoint handed us, checked.

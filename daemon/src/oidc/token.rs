@@ -5,7 +5,7 @@ use openidconnect::{Nonce, OAuth2TokenResponse, RefreshToken, Scope, TokenRespon
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::token_error;
-use super::{Audiences, OidcError, Provider, TokenSet, VerifiedIdToken};
+use super::{Audiences, OidcError, Provider, TokenSet};
 
 impl Provider {
     /// Trade the refresh token for new tokens (RFC 6749 §6), for the given audiences and, if
@@ -26,27 +26,19 @@ impl Provider {
             request = request.add_scope(Scope::new(s.to_owned()));
         }
         let response = request.request_async(&self.http).await.map_err(token_error)?;
-        self.token_set(response, None)
+        self.token_set(response, None).await
     }
 
     /// Check a token response and take it apart. An ID token that fails verification fails the
     /// whole response: nothing of it may be stored.
-    pub(super) fn token_set(&self, response: CoreTokenResponse, nonce: Option<&Nonce>) -> Result<TokenSet, OidcError> {
+    pub(super) async fn token_set(
+        &self,
+        response: CoreTokenResponse,
+        nonce: Option<&Nonce>,
+    ) -> Result<TokenSet, OidcError> {
         let id_token = match response.id_token() {
             None => None,
-            Some(token) => {
-                let verifier = self.client.id_token_verifier();
-                let claims = match nonce {
-                    Some(n) => token.claims(&verifier, n),
-                    None => token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
-                }
-                .map_err(|e| OidcError::InvalidIdToken(e.to_string()))?;
-                Some(VerifiedIdToken {
-                    token: SecretString::from(token.to_string()),
-                    subject: claims.subject().to_string(),
-                    expires_at: claims.expiration().timestamp(),
-                })
-            }
+            Some(token) => Some(self.verify_id_token(token, nonce).await?),
         };
         Ok(TokenSet {
             access_token: SecretString::from(response.access_token().secret().as_str()),

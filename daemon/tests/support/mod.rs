@@ -261,6 +261,19 @@ impl Idp {
         assert_eq!(r["ok"], true, "approval failed: {r}");
     }
 
+    /// The code flow's browser: open the authorization URL, log in, consent, land on the
+    /// daemon's loopback redirect. The harness's JSON report.
+    pub async fn browse_code(&self, authorization_url: &str, account: &str, deny: bool) -> Value {
+        let body = serde_json::json!({"url": authorization_url, "account": account, "deny": deny});
+        self.post("/__test/approve-code", body).await
+    }
+
+    /// Make the next token response carry a bad ID token (see testidp/faults.mjs).
+    pub async fn arm_id_token_fault(&self, kind: &str) {
+        let r = self.post("/__test/id-token-fault", serde_json::json!({"kind": kind})).await;
+        assert_eq!(r["armed"], true, "{r}");
+    }
+
     pub async fn deny(&self, user_code: &str) {
         let r = self.post("/__test/approve", serde_json::json!({"user_code": user_code, "deny": true})).await;
         assert_eq!(r["ok"], true, "denial failed: {r}");

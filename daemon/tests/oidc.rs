@@ -1,0 +1,165 @@
+//! The browser login (authorization code + PKCE on a loopback redirect) and the checks every
+//! ID token goes through.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tokenbroker::ErrorKind;
+use tokenbroker::protocol::*;
+
+fn code_login() -> Login {
+    Login { account: None, flow: Some(Flow::Code) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_flow_with_pkce_through_a_scripted_browser() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+
+    let challenge = client.login(code_login()).await.unwrap();
+    assert_eq!(challenge.flow, Flow::Code);
+    assert!(challenge.user_code.is_none());
+    let url = url::Url::parse(challenge.authorization_url.as_deref().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["response_type"], "code");
+    assert!(q["redirect_uri"].starts_with("http://127.0.0.1:") && q["redirect_uri"].ends_with("/callback"));
+    assert!(q["scope"].split(' ').any(|s| s == "offline_access"));
+    assert!(!q["state"].is_empty() && !q["nonce"].is_empty());
+    let redirect = url::Url::parse(&q["redirect_uri"]).unwrap();
+
+    // Someone else's redirect (wrong state) is ignored; the login goes on.
+    let forged = format!("{}?code=stolen&state=not-yours", redirect);
+    let page = reqwest::get(&forged).await.unwrap();
+    assert_eq!(page.status(), 400);
+
+    let report = idp.browse_code(url.as_str(), "alice", false).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["app_status"], 200);
+    assert!(report["app_page"].as_str().unwrap().contains("close this tab"), "{report}");
+    let done = client.await_login(&challenge.login_id).await.unwrap();
+    assert_eq!(done.account, "work");
+
+    let t = token(&client, None).await.unwrap();
+    assert_eq!(bus.keyring_entry("work").unwrap()["access_token"], t.access_token.expose());
+    assert!(bus.keyring_entry("work").unwrap()["refresh_token"].is_string(), "offline_access granted");
+    let profile = client.get_profile(GetProfile::default()).await.unwrap();
+    assert_eq!(profile.claims["sub"], "alice");
+    // The listener is gone once the browser came back.
+    let port = redirect.port().unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "loopback listener closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_flow_denied_and_brokerctl_prints_the_url() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let mut ctl = std::process::Command::new(brokerctl_path())
+        .args(["login", "--flow", "code", "--no-browser"])
+        .env("TOKENBROKER_SOCKET", daemon.socket())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(ctl.stdout.take().unwrap());
+    let mut url = String::new();
+    while !url.contains("/auth?") {
+        url.clear();
+        assert_ne!(std::io::BufRead::read_line(&mut stdout, &mut url).unwrap(), 0, "no URL printed");
+    }
+    let report = idp.browse_code(url.trim(), "alice", true).await;
+    assert_eq!(report["ok"], true, "{report}");
+    let out = ctl.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "access denied: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(bus.keyring_entry("work").is_none());
+}
+
+/// A login whose ID token is bad in one way fails with a clear error and stores nothing.
+async fn refused_login(kind: &str, flow: Flow) {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+    idp.arm_id_token_fault(kind).await;
+    let challenge = client.login(Login { account: None, flow: Some(flow) }).await.unwrap();
+    match flow {
+        Flow::Device => idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await,
+        Flow::Code => {
+            let report = idp.browse_code(challenge.authorization_url.as_deref().unwrap(), "alice", false).await;
+            assert_eq!(report["ok"], true, "{report}");
+        }
+    }
+    let err = client.await_login(&challenge.login_id).await.unwrap_err();
+    assert!(err.to_string().contains("ID token failed verification"), "{kind}: {err}");
+    assert!(bus.keyring_entry("work").is_none(), "{kind}: nothing stored");
+    assert_eq!(client.status().await.unwrap().accounts[0].state, AccountState::LoggedOut);
+    assert_eq!(token(&client, None).await.unwrap_err().kind(), Some(ErrorKind::NotLoggedIn));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_id_token_is_refused() {
+    refused_login("forged", Flow::Device).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_id_token_is_refused() {
+    refused_login("expired", Flow::Device).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_for_another_audience_is_refused() {
+    refused_login("wrong_aud", Flow::Device).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_from_another_issuer_is_refused() {
+    refused_login("wrong_iss", Flow::Code).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_with_the_wrong_nonce_is_refused() {
+    refused_login("wrong_nonce", Flow::Code).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_id_token_on_refresh_is_refused_and_never_served() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    let before = client.get_id_token(GetIdToken::default()).await.unwrap();
+    idp.arm_id_token_fault("forged").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let err = token(&client, Some(60)).await.unwrap_err();
+    assert!(err.to_string().contains("ID token failed verification"), "{err}");
+    let served = client.get_id_token(GetIdToken::default()).await.unwrap();
+    assert_eq!(served.id_token, before.id_token, "the forged token never replaced the good one");
+    assert_eq!(bus.keyring_entry("work").unwrap()["id_token"], before.id_token.expose());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_key_id_makes_the_daemon_refetch_the_keys_once_then_refuse() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+    let challenge = client.login(Login::default()).await.unwrap();
+    let fetched_at_discovery = idp.stats().await["jwks"].as_u64().unwrap();
+    assert_eq!(fetched_at_discovery, 1);
+    idp.arm_id_token_fault("unknown_kid").await;
+    idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
+    let err = client.await_login(&challenge.login_id).await.unwrap_err();
+    assert!(err.to_string().contains("ID token failed verification"), "{err}");
+    assert_eq!(idp.stats().await["jwks"].as_u64().unwrap(), 2, "the keys were fetched once more");
+    assert!(bus.keyring_entry("work").is_none());
+
+    // A good login afterwards verifies against the refetched keys without another fetch.
+    daemon.login(&idp, None, "alice").await;
+    assert_eq!(idp.stats().await["jwks"].as_u64().unwrap(), 2);
+}
