@@ -120,3 +120,30 @@ async fn sigterm_answers_what_is_in_flight_removes_the_socket_and_exits_0() {
     assert!(!daemon.socket().exists(), "socket removed");
     assert!(daemon.log().contains("stopped"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_refused_with_an_error_and_others_go_on() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start_with_args(&bus, &idp.account_config("work"), &["--max-connections", "2"]);
+    let first = daemon.client().await;
+    let second = daemon.client().await;
+    assert!(first.status().await.is_ok() && second.status().await.is_ok());
+    let mut third = BufReader::new(UnixStream::connect(daemon.socket()).unwrap());
+    third.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    third.read_line(&mut answer).unwrap();
+    let r: Value = serde_json::from_str(&answer).unwrap();
+    assert!(r["error"]["message"].as_str().unwrap().contains("too many connections"), "{r}");
+    assert!(first.status().await.is_ok(), "the admitted connections are unaffected");
+    // A slot frees when a client leaves.
+    drop(second);
+    let ok = eventually(Duration::from_secs(5), || async {
+        match daemon.client().await.status().await {
+            Ok(_) => true,
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(ok, "a new client is served once a slot is free");
+}
