@@ -138,12 +138,6 @@ async fn connections_beyond_the_cap_are_refused_with_an_error_and_others_go_on()
     assert!(first.status().await.is_ok(), "the admitted connections are unaffected");
     // A slot frees when a client leaves.
     drop(second);
-    let ok = eventually(Duration::from_secs(5), || async {
-        match daemon.client().await.status().await {
-            Ok(_) => true,
-            Err(_) => false,
-        }
-    })
-    .await;
+    let ok = eventually(Duration::from_secs(5), || async { daemon.client().await.status().await.is_ok() }).await;
     assert!(ok, "a new client is served once a slot is free");
 }
