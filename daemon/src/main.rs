@@ -1,11 +1,14 @@
 //! tokenbrokerd: wiring only. Arguments, logging, hardening, the store, the core, the doors,
-//! and an orderly stop on SIGTERM/SIGINT.
+//! the service manager's notifications, and the signals: SIGTERM/SIGINT stop, SIGHUP reloads.
 
+mod activation;
 mod broker;
 mod config;
 mod harden;
+mod logging;
 mod oidc;
 mod serve;
+mod sleep;
 mod store;
 
 use std::path::PathBuf;
@@ -14,10 +17,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use futures_util::StreamExt;
+use sd_notify::NotifyState;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing_subscriber::EnvFilter;
 
+use crate::broker::Broker;
 use crate::config::{Config, StoreKind};
 use crate::store::SessionStore;
 
@@ -45,7 +51,9 @@ fn main() -> std::process::ExitCode {
     match start() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            tracing::error!("{e:#}");
             eprintln!("tokenbrokerd: {e:#}");
+            let _ = sd_notify::notify(&[NotifyState::Status(&format!("failed: {e:#}"))]);
             std::process::ExitCode::FAILURE
         }
     }
@@ -53,24 +61,42 @@ fn main() -> std::process::ExitCode {
 
 fn start() -> anyhow::Result<()> {
     harden::apply();
+    // Taken before any thread starts: it edits the environment.
+    let inherited = activation::inherited_listener().context("taking the socket from the service manager")?;
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     let config_path = args.config.clone().unwrap_or_else(Config::default_path);
     let config = Config::load(&config_path)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(args, config))
+        .block_on(run(args, config_path, config, inherited))
 }
 
-async fn run(args: Args, config: Config) -> anyhow::Result<()> {
+async fn run(
+    args: Args,
+    config_path: PathBuf,
+    config: Config,
+    inherited: Option<std::os::unix::net::UnixListener>,
+) -> anyhow::Result<()> {
+    // Signals first: a SIGTERM during start-up must not kill us half-way.
+    let mut signals =
+        signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
+
+    // The socket next: if another daemon already serves it, say so before touching anything.
+    let socket_path = args.socket.clone().unwrap_or_else(serve::socket::default_path);
+    let (listener, socket_file) = match inherited {
+        Some(listener) => {
+            listener.set_nonblocking(true)?;
+            (tokio::net::UnixListener::from_std(listener)?, SocketFile(None))
+        }
+        None => (serve::socket::bind(&socket_path)?, SocketFile(Some(socket_path.clone()))),
+    };
+
     let store = SessionStore::new(open_store(config.store).await?);
     let http = oidc::http::Http::new().context("building the HTTP client")?;
-    let broker = broker::Broker::start(&config, store, http).await;
+    let broker = Broker::start(&config, store, http).await;
 
     let _bus = if args.no_dbus {
         tracing::info!("D-Bus is off (--no-dbus); serving the socket only");
@@ -88,18 +114,27 @@ async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     };
-    let socket_path = args.socket.unwrap_or_else(serve::socket::default_path);
-    let listener = serve::socket::bind(&socket_path)?;
-    tracing::info!(socket = %socket_path.display(), accounts = config.accounts.len(), "tokenbrokerd ready");
+    tokio::spawn(sleep::watch(broker.clone()));
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let limits = serve::socket::Limits { max_connections: args.max_connections };
     let server =
         tokio::spawn(serve::socket::serve(listener, broker.clone(), limits, shutdown.clone(), tracker.clone()));
+    let where_ =
+        socket_file.0.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "an inherited socket".into());
+    tracing::info!(socket = %where_, accounts = config.accounts.len(), "tokenbrokerd ready");
+    notify(&[NotifyState::Ready, NotifyState::Status(&status_line(&broker))]);
 
-    wait_for_stop_signal().await?;
+    while let Some(signal) = signals.next().await {
+        if signal != SIGHUP {
+            break;
+        }
+        reload(&broker, &config_path).await;
+    }
+
     tracing::info!("stopping: no new connections, finishing requests in flight");
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     shutdown.cancel();
     broker.shutdown();
     let _ = server.await;
@@ -107,9 +142,45 @@ async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
         tracing::warn!("some requests did not finish within {DRAIN_TIMEOUT:?}");
     }
-    let _ = std::fs::remove_file(&socket_path);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: read the config again; a bad one is refused and the running one kept.
+async fn reload(broker: &Arc<Broker>, path: &std::path::Path) {
+    notify(&[NotifyState::Reloading, NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Status("reloading"))]);
+    match Config::load(path) {
+        Ok(config) => {
+            let r = broker.reload(&config).await;
+            tracing::info!(added = ?r.added, changed = ?r.changed, removed = ?r.removed, "config reloaded");
+        }
+        Err(e) => tracing::error!("config reload refused, keeping the running config: {e}"),
+    }
+    notify(&[NotifyState::Ready, NotifyState::Status(&status_line(broker))]);
+}
+
+fn status_line(broker: &Broker) -> String {
+    let status = broker.status();
+    let logged_in = status.accounts.iter().filter(|a| a.subject.is_some()).count();
+    format!("{} accounts, {logged_in} logged in", status.accounts.len())
+}
+
+/// Tell systemd (when it asked, through NOTIFY_SOCKET); a failure to tell is only logged.
+fn notify(state: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "could not notify the service manager");
+    }
+}
+
+/// The socket file we bound (not one the service manager owns), removed however we exit.
+struct SocketFile(Option<PathBuf>);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 async fn open_store(kind: StoreKind) -> anyhow::Result<Arc<dyn store::Backend>> {
@@ -132,15 +203,4 @@ async fn open_store(kind: StoreKind) -> anyhow::Result<Arc<dyn store::Backend>> 
             }
         }
     }
-}
-
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use tokenbroker::protocol::AccountState;
 use tokio::sync::{Notify, OnceCell};
+use tokio_util::sync::CancellationToken;
 
 use super::audience::{AudienceKey, AudienceToken};
 use super::error::{Error, Result};
@@ -16,6 +17,10 @@ use crate::oidc::{Audiences, Provider};
 pub struct Account {
     pub name: String,
     pub config: AccountConfig,
+    /// Whether a scheduler refreshes this account before expiry.
+    pub proactive: bool,
+    /// Stops the account's background work when the daemon stops or a reload drops it.
+    pub stop: CancellationToken,
     provider: OnceCell<Arc<Provider>>,
     state: RwLock<State>,
     /// Held for the whole of a refresh, login install or logout: the single flight.
@@ -54,10 +59,12 @@ impl State {
 }
 
 impl Account {
-    pub fn new(name: String, config: AccountConfig) -> Self {
+    pub fn new(name: String, config: AccountConfig, proactive: bool, shutdown: &CancellationToken) -> Self {
         Account {
             name,
             config,
+            proactive,
+            stop: shutdown.child_token(),
             provider: OnceCell::new(),
             state: RwLock::new(State::default()),
             refresh_lock: tokio::sync::Mutex::new(()),

@@ -28,7 +28,7 @@ type Approval = Pin<Box<dyn Future<Output = Result<TokenSet, OidcError>> + Send>
 
 impl Broker {
     pub async fn login(self: &Arc<Self>, p: Login) -> Result<LoginChallenge> {
-        let account = self.account(p.account.as_deref())?.clone();
+        let account = self.account(p.account.as_deref())?;
         if let Some(pending) = self.pending_for(&account.name) {
             return Ok(pending.challenge.clone());
         }

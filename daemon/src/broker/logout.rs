@@ -8,7 +8,7 @@ impl Broker {
     /// Revoke the refresh token at the IdP (RFC 7009) when it has an endpoint for it, delete
     /// the keyring entry, and drop every cached token and profile of the account.
     pub async fn logout(self: &Arc<Self>, p: AccountOnly) -> Result<LogoutDone> {
-        let account = self.account(p.account.as_deref())?;
+        let account = &self.account(p.account.as_deref())?;
         let _flight = account.refresh_lock.lock().await;
         let session = account.write(|s| s.clear());
         let mut revoked = false;

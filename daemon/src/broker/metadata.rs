@@ -15,7 +15,7 @@ const MIN_TTL: i64 = 10;
 
 impl Broker {
     pub async fn metadata(self: &Arc<Self>, p: AccountOnly) -> Result<Metadata> {
-        let account = self.account(p.account.as_deref())?;
+        let account = &self.account(p.account.as_deref())?;
         let (api, token, user) = self.management(account).await?;
         let user_metadata =
             api.user_metadata(&user, &token.access_token).await.map_err(|e| Error::from_oidc(&account.name, e))?;
@@ -23,7 +23,7 @@ impl Broker {
     }
 
     pub async fn update_metadata(self: &Arc<Self>, p: UpdateMetadata) -> Result<Metadata> {
-        let account = self.account(p.account.as_deref())?;
+        let account = &self.account(p.account.as_deref())?;
         let (api, token, user) = self.management(account).await?;
         let user_metadata = api
             .update_user_metadata(&user, &token.access_token, &p.user_metadata)

@@ -15,7 +15,7 @@ mod status;
 mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -39,9 +39,7 @@ pub enum Event {
 }
 
 pub struct Broker {
-    accounts: BTreeMap<String, Arc<Account>>,
-    default_account: Option<String>,
-    proactive_refresh: bool,
+    roster: RwLock<Arc<Roster>>,
     http: Http,
     store: SessionStore,
     logins: Mutex<HashMap<String, Arc<PendingLogin>>>,
@@ -49,32 +47,103 @@ pub struct Broker {
     shutdown: CancellationToken,
 }
 
+/// The configured accounts, replaced whole when the config is reloaded.
+#[derive(Default)]
+struct Roster {
+    accounts: BTreeMap<String, Arc<Account>>,
+    default_account: Option<String>,
+}
+
+/// What a reload changed, by account name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl Roster {
+    fn names(&self) -> String {
+        if self.accounts.is_empty() {
+            return "none (add an [accounts.NAME] table to the config)".into();
+        }
+        self.accounts.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+    }
+}
+
 impl Broker {
     /// Build the core and load every account's session from the store, so a restart needs
     /// no new login. A store that cannot be read leaves accounts logged out, and says why.
     pub async fn start(config: &Config, store: SessionStore, http: Http) -> Arc<Broker> {
-        let accounts = config
-            .accounts
-            .iter()
-            .map(|(name, c)| (name.clone(), Arc::new(Account::new(name.clone(), c.clone()))))
-            .collect();
         let broker = Arc::new(Broker {
-            accounts,
-            default_account: config.default_account().map(str::to_owned),
-            proactive_refresh: config.proactive_refresh,
+            roster: RwLock::new(Arc::new(Roster::default())),
             http,
             store,
             logins: Mutex::new(HashMap::new()),
             events: broadcast::channel(64).0,
             shutdown: CancellationToken::new(),
         });
-        for account in broker.accounts.values() {
-            broker.load(account).await;
-            if broker.proactive_refresh {
-                tokio::spawn(broker.clone().schedule(account.clone()));
+        broker.reload(config).await;
+        broker
+    }
+
+    /// Take a new config: unchanged accounts keep their sessions; added and changed ones are
+    /// (re)loaded from the store; removed ones stop (their keyring entries stay, for when they
+    /// come back).
+    pub async fn reload(self: &Arc<Self>, config: &Config) -> Reloaded {
+        let old = self.roster();
+        let mut summary = Reloaded::default();
+        let mut accounts = BTreeMap::new();
+        for (name, c) in &config.accounts {
+            let kept = old.accounts.get(name).filter(|a| a.config == *c && a.proactive == config.proactive_refresh);
+            let account = match kept {
+                Some(a) => a.clone(),
+                None => {
+                    let changes =
+                        if old.accounts.contains_key(name) { &mut summary.changed } else { &mut summary.added };
+                    changes.push(name.clone());
+                    let account =
+                        Arc::new(Account::new(name.clone(), c.clone(), config.proactive_refresh, &self.shutdown));
+                    self.load(&account).await;
+                    if account.proactive {
+                        tokio::spawn(self.clone().schedule(account.clone()));
+                    }
+                    account
+                }
+            };
+            accounts.insert(name.clone(), account);
+        }
+        for (name, account) in &old.accounts {
+            if accounts.get(name).is_none_or(|a| !Arc::ptr_eq(a, account)) {
+                account.stop.cancel();
+                if !accounts.contains_key(name) {
+                    summary.removed.push(name.clone());
+                }
             }
         }
-        broker
+        let default_account = config.default_account().map(str::to_owned);
+        *self.roster.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Roster { accounts, default_account });
+        summary
+    }
+
+    fn roster(&self) -> Arc<Roster> {
+        self.roster.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every configured account, in name order.
+    pub fn accounts(&self) -> Vec<Arc<Account>> {
+        self.roster().accounts.values().cloned().collect()
+    }
+
+    pub fn default_account(&self) -> Option<String> {
+        self.roster().default_account.clone()
+    }
+
+    /// Wake every scheduler to look at the wall clock again (after a resume from suspend).
+    pub fn wake_all(&self) {
+        for account in self.accounts() {
+            account.wake.notify_one();
+        }
     }
 
     async fn load(&self, account: &Account) {
@@ -118,32 +187,23 @@ impl Broker {
     }
 
     /// The named account, or the default one.
-    pub fn account(&self, name: Option<&str>) -> Result<&Arc<Account>> {
+    pub fn account(&self, name: Option<&str>) -> Result<Arc<Account>> {
+        let roster = self.roster();
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => n,
-            None => self.default_account.as_deref().ok_or_else(|| {
+            None => roster.default_account.as_deref().ok_or_else(|| {
                 Error::new(
                     tokenbroker::ErrorKind::UnknownAccount,
-                    format!(
-                        "no account named and no default_account in the config; name one of: {}",
-                        self.account_names()
-                    ),
+                    format!("no account named and no default_account in the config; name one of: {}", roster.names()),
                 )
             })?,
         };
-        self.accounts.get(name).ok_or_else(|| {
+        roster.accounts.get(name).cloned().ok_or_else(|| {
             Error::new(
                 tokenbroker::ErrorKind::UnknownAccount,
-                format!("no account {name:?} in the config; configured: {}", self.account_names()),
+                format!("no account {name:?} in the config; configured: {}", roster.names()),
             )
         })
-    }
-
-    fn account_names(&self) -> String {
-        if self.accounts.is_empty() {
-            return "none (add an [accounts.NAME] table to the config)".into();
-        }
-        self.accounts.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
     }
 
     /// Write a session to the store before anyone sees it. A failed write keeps the session

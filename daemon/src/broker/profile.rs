@@ -7,7 +7,7 @@ use super::{Broker, Error, Result};
 impl Broker {
     /// The userinfo claims, cached until the access token changes or `refresh` is asked.
     pub async fn profile(self: &Arc<Self>, p: GetProfile) -> Result<Profile> {
-        let account = self.account(p.account.as_deref())?;
+        let account = &self.account(p.account.as_deref())?;
         let session = self.fresh(account, |s, now| s.remaining(now) >= 1).await?;
         let cached = account.read(|s| s.profile.clone());
         if !p.refresh

@@ -37,7 +37,7 @@ impl Broker {
             tokio::select! {
                 _ = sleep => {}
                 _ = account.wake.notified() => continue,
-                _ = self.shutdown.cancelled() => return,
+                _ = account.stop.cancelled() => return,
             }
             match self.refresh_due(&account).await {
                 Ok(()) => backoff = BACKOFF_MIN,

@@ -4,9 +4,10 @@ use super::Broker;
 
 impl Broker {
     pub fn status(&self) -> Status {
+        let default = self.default_account();
         let accounts = self
-            .accounts
-            .values()
+            .accounts()
+            .iter()
             .map(|a| {
                 let session = a.session();
                 AccountStatus {
@@ -16,7 +17,7 @@ impl Broker {
                     expires_at: session.as_ref().map(|s| s.expires_at),
                     subject: session.as_ref().and_then(|s| s.subject.clone()),
                     scopes: session.map(|s| s.scopes.clone()).unwrap_or_else(|| a.config.scopes.clone()),
-                    default: self.default_account.as_deref() == Some(a.name.as_str()),
+                    default: default.as_deref() == Some(a.name.as_str()),
                 }
             })
             .collect();

@@ -12,7 +12,7 @@ use super::{Account, Broker, Error, Result};
 
 impl Broker {
     pub async fn access_token(self: &Arc<Self>, p: GetAccessToken) -> Result<AccessToken> {
-        let account = self.account(p.account.as_deref())?;
+        let account = &self.account(p.account.as_deref())?;
         if let Some(audience) = &p.audience {
             return self.audience_access_token(account, audience, p.scope.as_deref(), p.min_ttl).await;
         }
@@ -88,7 +88,7 @@ impl Broker {
     }
 
     pub async fn id_token(self: &Arc<Self>, p: GetIdToken) -> Result<IdToken> {
-        let account = self.account(p.account.as_deref())?;
+        let account = &self.account(p.account.as_deref())?;
         let min_ttl = p.min_ttl.unwrap_or(0) as i64;
         let session = self.fresh(account, |s, now| s.id_expires_at.is_none_or(|e| e - now >= min_ttl.max(1))).await?;
         match (&session.id_token, session.id_expires_at) {

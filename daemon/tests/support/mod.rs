@@ -421,12 +421,14 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.proc = Some(Proc(child));
+        // Ready means answering: the socket is bound early (to find a second instance), and
+        // served once the D-Bus name is taken too.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+        while tokenbroker::blocking::Client::connect_to(self.socket()).and_then(|c| c.status()).is_err() {
             if let Some(status) = self.proc.as_mut().unwrap().0.try_wait().unwrap() {
                 panic!("tokenbrokerd exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "tokenbrokerd did not open its socket:\n{}", self.log());
+            assert!(Instant::now() < deadline, "tokenbrokerd did not answer on its socket:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
