@@ -329,9 +329,10 @@ pub async fn start(broker: Arc<Broker>) -> Result<Connection, StartError> {
         .await
         .map_err(StartError::NoBus)?;
     let flags = fdo::RequestNameFlags::DoNotQueue.into();
-    match conn.request_name_with_flags(DBUS_NAME, flags).await? {
-        fdo::RequestNameReply::PrimaryOwner | fdo::RequestNameReply::AlreadyOwner => {}
-        _ => return Err(StartError::NameTaken),
+    match conn.request_name_with_flags(DBUS_NAME, flags).await {
+        Ok(fdo::RequestNameReply::PrimaryOwner | fdo::RequestNameReply::AlreadyOwner) => {}
+        Ok(_) | Err(zbus::Error::NameTaken) => return Err(StartError::NameTaken),
+        Err(e) => return Err(e.into()),
     }
     let iface = conn.object_server().interface::<_, BrokerIface>(DBUS_PATH).await?;
     let mut events = broker.subscribe();

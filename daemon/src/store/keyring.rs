@@ -13,6 +13,15 @@ pub struct Keyring {
     store: Arc<dyn CredentialStoreApi + Send + Sync>,
 }
 
+impl Drop for Keyring {
+    /// The Secret Service store closes a blocking D-Bus connection when dropped, which must
+    /// not happen on an async worker (zbus would start a runtime inside the runtime).
+    fn drop(&mut self) {
+        let store = self.store.clone();
+        let _ = std::thread::Builder::new().name("keyring-drop".into()).spawn(move || drop(store));
+    }
+}
+
 impl Keyring {
     /// Connect to the platform's store. Blocking: call it off the async threads.
     pub fn open() -> Result<Self, StoreError> {

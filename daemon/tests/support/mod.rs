@@ -348,6 +348,7 @@ pub struct Daemon {
     pub proc: Option<Proc>,
     pub log_level: String,
     pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -380,19 +381,33 @@ impl Daemon {
     }
 
     fn start_full(bus: &Bus, config: &str, log_level: &str, args: &[&str]) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("tb-daemon").tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let args = args.iter().map(|a| a.to_string()).collect();
-        let mut d = Daemon { dir, proc: None, log_level: log_level.into(), args };
+        let mut d = Self::prepare(config);
+        d.log_level = log_level.into();
+        d.args = args.iter().map(|a| a.to_string()).collect();
         d.spawn(bus);
         d
+    }
+
+    /// A daemon's files, not started yet: set `args`/`env`, then `spawn`.
+    pub fn prepare(config: &str) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("tb-daemon").tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        Daemon { dir, proc: None, log_level: "debug".into(), args: Vec::new(), env: Vec::new() }
+    }
+
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(self.config_path(), config).unwrap();
+    }
+
+    pub fn signal(&self, sig: i32) {
+        self.proc.as_ref().expect("running").signal(sig);
     }
 
     /// A daemon on a machine with no session bus at all (headless server, macOS).
     pub fn start_without_bus(config: &str) -> Daemon {
         let dir = tempfile::Builder::new().prefix("tb-daemon").tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let mut d = Daemon { dir, proc: None, log_level: "debug".into(), args: Vec::new() };
+        let mut d = Daemon { dir, proc: None, log_level: "debug".into(), args: Vec::new(), env: Vec::new() };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
         cmd.env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", d.dir.path().join("no-bus").display()));
         d.launch(cmd);
@@ -414,6 +429,7 @@ impl Daemon {
             .arg("--socket")
             .arg(self.socket())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", &self.log_level)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())

@@ -1,0 +1,270 @@
+//! Running as a real user service: the unit files and plist, socket activation, readiness
+//! notification, reload on SIGHUP, an orderly stop on SIGTERM, and one daemon per user.
+
+mod support;
+
+use std::collections::HashSet;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+use tokenbroker::protocol::AccountState;
+
+/// The tools come from Debian's systemd package; CI installs it, so there it must be present.
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success();
+    assert!(found || std::env::var_os("CI").is_none(), "{tool} is missing in CI");
+    if !found {
+        eprintln!("{tool} not installed; skipping");
+    }
+    found
+}
+
+/// The units as a user installs them, with ExecStart pointing at the binary under test.
+fn units_in(dir: &std::path::Path) {
+    for unit in ["tokenbroker.service", "tokenbroker.socket"] {
+        let text = std::fs::read_to_string(repo_root().join("systemd").join(unit)).unwrap();
+        let text = text.replace("%h/.cargo/bin/tokenbrokerd", env!("CARGO_BIN_EXE_tokenbrokerd"));
+        std::fs::write(dir.join(unit), text).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+}
+
+#[test]
+fn systemd_units_verify_and_are_sandboxed_below_exposure_2() {
+    if !have("systemd-analyze") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    units_in(dir.path());
+    let analyze = |args: &[&str]| {
+        let out = Command::new("systemd-analyze")
+            .args(args)
+            .current_dir(dir.path())
+            .env("XDG_RUNTIME_DIR", dir.path().join("run"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = analyze(&["verify", "--user", "./tokenbroker.socket", "./tokenbroker.service"]);
+    assert!(ok, "systemd-analyze verify: {text}");
+    let (_, text) = analyze(&["security", "--offline=true", "--user", "./tokenbroker.service"]);
+    let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("{text}"));
+    let score: f64 = line.split(':').nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    println!("systemd-analyze security: {score}");
+    // What remains open is what a token broker needs: the network (to reach the IdP), Unix
+    // sockets (its socket, the session bus and the keyring) and a read-only home (its config).
+    assert!(score <= 2.0, "exposure {score} above 2.0:\n{text}");
+
+    let activation =
+        std::fs::read_to_string(repo_root().join("systemd/io.github.tokenbroker.Broker1.service")).unwrap();
+    for line in ["[D-BUS Service]", "Name=io.github.tokenbroker.Broker1", "SystemdService=tokenbroker.service"] {
+        assert!(activation.lines().any(|l| l == line), "D-Bus activation file lacks {line}");
+    }
+    let socket = std::fs::read_to_string(repo_root().join("systemd/tokenbroker.socket")).unwrap();
+    assert!(socket.contains("ListenStream=%t/tokenbroker/broker.sock") && socket.contains("SocketMode=0600"));
+}
+
+#[test]
+fn the_launchd_plist_parses_and_has_the_keys_launchd_needs() {
+    let script = r#"
+import plistlib, sys
+text = open(sys.argv[1]).read().replace("@HOME@", "/Users/alice")
+p = plistlib.loads(text.encode())
+assert p["Label"] == "io.github.tokenbroker", p["Label"]
+assert p["ProgramArguments"][0] == "/Users/alice/.cargo/bin/tokenbrokerd"
+listener = p["Sockets"]["Listeners"]
+assert listener["SockPathName"] == "/Users/alice/Library/Caches/tokenbroker/broker.sock"
+assert listener["SockPathMode"] == 0o600
+assert p["KeepAlive"] == {"SuccessfulExit": False}
+assert p["RunAtLoad"] is False
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(repo_root().join("launchd/io.github.tokenbroker.plist"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_activation_starts_the_daemon_on_the_first_connection() {
+    if !have("systemd-socket-activate") {
+        return;
+    }
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let d = Daemon::prepare(&idp.account_config("work"));
+    let socket = d.dir.path().join("activated.sock");
+    let mut cmd = bus.command("systemd-socket-activate");
+    cmd.arg("--listen")
+        .arg(&socket)
+        // The activator passes on only the variables it is told to.
+        .args(["-E", "DBUS_SESSION_BUS_ADDRESS", "-E", "HOME", "-E", "XDG_RUNTIME_DIR", "-E", "RUST_LOG"])
+        .arg(env!("CARGO_BIN_EXE_tokenbrokerd"))
+        .arg("--config")
+        .arg(d.config_path())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.log_path()).unwrap());
+    let _activator = Proc(cmd.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the activator did not create the socket");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!d.log().contains("tokenbrokerd ready"), "not started before anyone asked");
+
+    let client = tokenbroker::Client::connect_to(&socket).await.unwrap();
+    let status = client.status().await.unwrap_or_else(|e| panic!("{e}: {}", d.log()));
+    assert_eq!(status.accounts[0].name, "work");
+    let log = d.log();
+    assert!(log.contains("an inherited socket"), "served the socket it was given: {log}");
+    // Fully working: a login and a token through the activated socket.
+    let challenge = client.login(Default::default()).await.unwrap();
+    idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
+    client.await_login(&challenge.login_id).await.unwrap();
+    assert!(token(&client, None).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_and_stopping_are_notified_on_notify_socket() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mut d = Daemon::prepare(&idp.account_config("work"));
+    let notify_path = d.dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    d.env.push(("NOTIFY_SOCKET".into(), notify_path.display().to_string()));
+    d.spawn(&bus);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("READY=1") {
+        let n = notify.recv(&mut buf).expect("no READY=1 on NOTIFY_SOCKET");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert!(seen.contains("STATUS=1 accounts, 0 logged in"), "{seen}");
+
+    d.signal(libc::SIGHUP);
+    let mut reload = String::new();
+    while !reload.contains("READY=1") {
+        let n = notify.recv(&mut buf).expect("no READY=1 after a reload");
+        reload.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(reload.contains("RELOADING=1"), "{reload}");
+
+    d.signal(libc::SIGTERM);
+    let n = notify.recv(&mut buf).expect("no STOPPING=1");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    assert_eq!(d.proc.as_mut().unwrap().wait_exit(Duration::from_secs(20)).unwrap().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_added_changed_and_removed_accounts_and_refuses_a_broken_config() {
+    let bus = Bus::start();
+    let (one, two) = (Idp::start(IdpOptions::default()).await, Idp::start(IdpOptions::default()).await);
+    let daemon = Daemon::start(&bus, &one.account_config("work"));
+    daemon.login(&one, None, "alice").await;
+    let client = daemon.client().await;
+    let before = token(&client, None).await.unwrap();
+    let states = || async {
+        let s = client.status().await.unwrap();
+        s.accounts.into_iter().map(|a| (a.name, a.state)).collect::<Vec<_>>()
+    };
+    let reload = |config: String| {
+        daemon.write_config(&config);
+        let reloads = daemon.log().matches("config reload").count();
+        daemon.signal(libc::SIGHUP);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while daemon.log().matches("config reload").count() == reloads {
+            assert!(Instant::now() < deadline, "no reload logged");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // Added: the new account appears; the old one keeps its session.
+    reload(format!("default_account = \"work\"\n{}{}", one.account_config("work"), two.account_config("home")));
+    assert_eq!(states().await, vec![("home".into(), AccountState::LoggedOut), ("work".into(), AccountState::Valid)]);
+    assert_eq!(token(&client, None).await.unwrap().access_token, before.access_token);
+
+    // Broken: refused, the running config stays.
+    reload("default_account = \"work\"\n[accounts.work]\nissuer = 42\n".into());
+    assert!(daemon.log().contains("config reload refused"), "{}", daemon.log());
+    assert_eq!(states().await.len(), 2);
+    assert_eq!(token(&client, None).await.unwrap().access_token, before.access_token);
+
+    // Changed (another issuer): the stored session is not this account's any more.
+    reload(format!("default_account = \"work\"\n{}{}", two.account_config("work"), two.account_config("home")));
+    assert_eq!(
+        states().await,
+        vec![("home".into(), AccountState::LoggedOut), ("work".into(), AccountState::LoggedOut)]
+    );
+
+    // Removed.
+    reload(two.account_config("work"));
+    assert_eq!(states().await, vec![("work".into(), AccountState::LoggedOut)]);
+    assert!(daemon.log().contains("removed=[\"home\"]"), "{}", daemon.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_in_flight_requests_loses_none_of_them() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let old = token(&daemon.client().await, None).await.unwrap();
+    idp.proxy.set_delay(Duration::from_millis(1500));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(daemon.client().await);
+    }
+    let calls = tokio::spawn(async move {
+        let calls = clients.iter().map(|c| token(c, Some(60)));
+        futures_util::future::join_all(calls).await
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    daemon.signal(libc::SIGTERM);
+    let results = calls.await.unwrap();
+    let tokens: HashSet<String> =
+        results.into_iter().map(|r| r.expect("answered").access_token.expose().to_owned()).collect();
+    assert_eq!(tokens.len(), 1);
+    assert!(!tokens.contains(old.access_token.expose()), "the refresh in flight completed");
+    let status = daemon.proc.as_mut().unwrap().wait_exit(Duration::from_secs(20)).expect("stopped");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(bus.keyring_entry("work").unwrap()["access_token"], tokens.iter().next().unwrap().as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_is_refused_and_the_first_keeps_serving() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let first = Daemon::start(&bus, &idp.account_config("work"));
+
+    let run_second = |socket: &std::path::Path| {
+        let mut cmd = bus.command(env!("CARGO_BIN_EXE_tokenbrokerd"));
+        let out = cmd.arg("--config").arg(first.config_path()).arg("--socket").arg(socket).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Same socket.
+    let (code, stderr) = run_second(&first.socket());
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("another tokenbrokerd is already serving"), "{stderr}");
+    // Another socket, same session bus: the bus name is taken.
+    let elsewhere = first.dir.path().join("second.sock");
+    let (code, stderr) = run_second(&elsewhere);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("already owns io.github.tokenbroker.Broker1"), "{stderr}");
+    assert!(!elsewhere.exists(), "the refused daemon cleaned up its socket");
+
+    assert!(first.client().await.status().await.is_ok());
+    assert!(first.socket().exists());
+}
