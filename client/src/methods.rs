@@ -44,6 +44,11 @@ macro_rules! methods {
             self.call("Logout", &p)$($(.$await)?)?
         }
 
+        /// The daemon's health checks: its config, the keyring, each identity provider.
+        pub $($async)? fn diagnose(&self) -> Result<Diagnosis> {
+            self.call("Diagnose", &Empty {})$($(.$await)?)?
+        }
+
         /// The daemon's version and every account's state.
         pub $($async)? fn status(&self) -> Result<Status> {
             self.call("Status", &Empty {})$($(.$await)?)?

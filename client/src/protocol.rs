@@ -174,10 +174,12 @@ pub enum Call {
     AwaitLogin(AwaitLogin),
     Logout(AccountOnly),
     Status(Empty),
+    /// An extension: the daemon's own health checks, for `brokerctl doctor`.
+    Diagnose(Empty),
 }
 
 impl Call {
-    pub const METHODS: [&'static str; 9] = [
+    pub const METHODS: [&'static str; 10] = [
         "GetAccessToken",
         "GetIdToken",
         "GetProfile",
@@ -187,6 +189,7 @@ impl Call {
         "AwaitLogin",
         "Logout",
         "Status",
+        "Diagnose",
     ];
 
     /// Decode `params` for `method`. `Err(None)` means the method is unknown; `Err(Some(msg))`
@@ -217,6 +220,7 @@ impl Call {
             Call::AwaitLogin(_) => "AwaitLogin",
             Call::Logout(_) => "Logout",
             Call::Status(_) => "Status",
+            Call::Diagnose(_) => "Diagnose",
         }
     }
 }
@@ -397,6 +401,22 @@ pub struct AccountStatus {
     /// Whether this is the account used when a request names none (an extension).
     #[serde(default)]
     pub default: bool,
+}
+
+/// One health check of `Diagnose`: what was checked, whether it is fine, and if not, what
+/// to do about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub checks: Vec<Check>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -96,7 +96,7 @@ async fn run(
 
     let store = SessionStore::new(open_store(config.store).await?);
     let http = oidc::http::Http::new().context("building the HTTP client")?;
-    let broker = Broker::start(&config, store, http).await;
+    let broker = Broker::start(config_path.clone(), &config, store, http).await;
 
     let _bus = if args.no_dbus {
         tracing::info!("D-Bus is off (--no-dbus); serving the socket only");

@@ -268,3 +268,86 @@ async fn a_second_daemon_is_refused_and_the_first_keeps_serving() {
     assert!(first.client().await.status().await.is_ok());
     assert!(first.socket().exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_what_is_wrong_and_what_to_do() {
+    let nowhere = tempfile::tempdir().unwrap();
+    let out = Command::new(brokerctl_path())
+        .arg("doctor")
+        .env("TOKENBROKER_SOCKET", nowhere.path().join("none.sock"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(text.contains("FAIL daemon") && text.contains("start it"), "{text}");
+
+    let mut bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let out = daemon.brokerctl(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    for line in ["ok   daemon", "ok   config", "ok   keyring", "ok   identity provider of work"] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+
+    // Three things broken at once, each named with its remedy.
+    daemon.write_config("[accounts.work]\nissuer = \"http://127.0.0.1:9/\"\nclient_id = \"x\"\nbogus = 1\n");
+    idp.proxy.set_down(true);
+    bus.keyring.signal(libc::SIGKILL);
+    bus.keyring.wait_exit(Duration::from_secs(5));
+    let out = daemon.brokerctl(&["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let diagnosis: tokenbroker::protocol::Diagnosis = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<_> = diagnosis.checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, vec!["config", "keyring", "identity provider of work"], "{diagnosis:?}");
+    let config = &diagnosis.checks[1];
+    assert!(config.detail.contains("bogus") && config.fix.as_deref().unwrap().contains("reload"), "{config:?}");
+    assert!(diagnosis.checks.iter().all(|c| c.ok || c.fix.is_some()), "every failure says what to do");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_from_suspend_wakes_the_refresh_schedulers() {
+    // A stand-in logind on a private "system bus": the only way to say PrepareForSleep here.
+    let system = Bus::start();
+    let logind = zbus::connection::Builder::address(system.address.as_str()).unwrap().build().await.unwrap();
+    logind.request_name("org.freedesktop.login1").await.unwrap();
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mut daemon = Daemon::prepare(&idp.account_config("work"));
+    daemon.env.push(("DBUS_SYSTEM_BUS_ADDRESS".into(), system.address.clone()));
+    daemon.spawn(&bus);
+    daemon.login(&idp, None, "alice").await;
+    // The daemon subscribed at start; the login took longer than that.
+    assert!(!daemon.log().contains("not watching for suspend"), "{}", daemon.log());
+    for start in [true, false] {
+        logind
+            .emit_signal(
+                None::<()>,
+                "/org/freedesktop/login1",
+                "org.freedesktop.login1.Manager",
+                "PrepareForSleep",
+                &(start,),
+            )
+            .await
+            .unwrap();
+    }
+    let woke = eventually(Duration::from_secs(5), || async { daemon.log().contains("resumed from suspend") }).await;
+    assert!(woke, "{}", daemon.log());
+    assert!(token(&daemon.client().await, None).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_without_a_journal_it_logs_to_stderr_and_says_so() {
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        eprintln!("a journal is running here; the fallback cannot be shown");
+        return;
+    }
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mut daemon = Daemon::prepare(&idp.account_config("work"));
+    daemon.env.push(("JOURNAL_STREAM".into(), "8:12345".into()));
+    daemon.spawn(&bus);
+    let log = daemon.log();
+    assert!(log.contains("the journal is not reachable") && log.contains("tokenbrokerd ready"), "{log}");
+}

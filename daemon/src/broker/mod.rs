@@ -3,6 +3,7 @@
 
 mod account;
 mod audience;
+mod doctor;
 mod error;
 mod login;
 mod logout;
@@ -15,6 +16,7 @@ mod status;
 mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::broadcast;
@@ -40,6 +42,7 @@ pub enum Event {
 
 pub struct Broker {
     roster: RwLock<Arc<Roster>>,
+    config_path: PathBuf,
     http: Http,
     store: SessionStore,
     logins: Mutex<HashMap<String, Arc<PendingLogin>>>,
@@ -74,9 +77,10 @@ impl Roster {
 impl Broker {
     /// Build the core and load every account's session from the store, so a restart needs
     /// no new login. A store that cannot be read leaves accounts logged out, and says why.
-    pub async fn start(config: &Config, store: SessionStore, http: Http) -> Arc<Broker> {
+    pub async fn start(config_path: PathBuf, config: &Config, store: SessionStore, http: Http) -> Arc<Broker> {
         let broker = Arc::new(Broker {
             roster: RwLock::new(Arc::new(Roster::default())),
+            config_path,
             http,
             store,
             logins: Mutex::new(HashMap::new()),

@@ -20,6 +20,7 @@ pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Value> {
         Call::AwaitLogin(p) => json(broker.await_login(&p.login_id).await?),
         Call::Logout(p) => json(broker.logout(p).await?),
         Call::Status(_) => json(broker.status()),
+        Call::Diagnose(_) => json(broker.diagnose().await),
     }
 }
 

@@ -78,7 +78,7 @@ pub struct Bus {
     pub dir: tempfile::TempDir,
     pub address: String,
     _bus: Proc,
-    _keyring: Proc,
+    pub keyring: Proc,
 }
 
 impl Bus {
@@ -134,7 +134,7 @@ impl Bus {
             let mut stdin = keyring.stdin.take().unwrap();
             stdin.write_all(b"tokenbroker-test-keyring").unwrap();
         }
-        let bus = Bus { dir, address, _bus: bus, _keyring: Proc(keyring) };
+        let bus = Bus { dir, address, _bus: bus, keyring: Proc(keyring) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !bus.has_owner("org.freedesktop.secrets") {
             assert!(Instant::now() < deadline, "gnome-keyring did not appear on the private bus");

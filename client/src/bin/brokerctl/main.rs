@@ -32,6 +32,8 @@ fn main() -> ExitCode {
 fn exit_code(e: &Failure) -> u8 {
     match e {
         Failure::Usage(_) => 2,
+        Failure::Unhealthy => 1,
+        Failure::Unreachable => 5,
         Failure::Broker(Error::Unreachable { .. }) => 5,
         Failure::Broker(e) => match e.kind() {
             Some(ErrorKind::NotLoggedIn | ErrorKind::LoginRequired) => 3,
@@ -48,10 +50,17 @@ enum Failure {
     Usage(String),
     #[error("{0}")]
     Broker(#[from] Error),
+    #[error("some checks failed")]
+    Unhealthy,
+    #[error("the daemon is not reachable")]
+    Unreachable,
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let dbus = cli.dbus || std::env::var("TOKENBROKER_TRANSPORT").is_ok_and(|t| t == "dbus");
+    if let Command::Doctor = cli.command {
+        return doctor(cli.json);
+    }
     let client = Transport::connect(dbus)?;
     let account = cli.account.clone();
     match cli.command {
@@ -99,6 +108,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let m = client.update_metadata(UpdateMetadata { account, user_metadata })?;
             print_json(&m.user_metadata);
         }
+        Command::Doctor => unreachable!("handled above"),
         Command::Login { flow, no_browser } => {
             let flow = flow.map(|f| match f {
                 FlowArg::Device => Flow::Device,
@@ -142,6 +152,51 @@ fn login(client: &Transport, request: Login, json: bool, no_browser: bool) -> Re
         println!("Logged in to {}.", done.account)
     }
     Ok(())
+}
+
+/// `brokerctl doctor`: is the daemon there at all, then the daemon's own checks.
+fn doctor(json: bool) -> Result<(), Failure> {
+    let path = tokenbroker::paths::socket_path();
+    let daemon = tokenbroker::blocking::Client::connect().and_then(|c| Ok((c.status()?, c.diagnose()?)));
+    let reachable = daemon.is_ok();
+    let mut checks = vec![match &daemon {
+        Ok((status, _)) => Check {
+            name: "daemon".into(),
+            ok: true,
+            detail: format!("tokenbrokerd {} answers at {}", status.version, path.display()),
+            fix: None,
+        },
+        Err(e) => Check {
+            name: "daemon".into(),
+            ok: false,
+            detail: e.to_string(),
+            fix: Some(format!(
+                "start it: `systemctl --user start tokenbroker.socket` (systemd), \
+                 `launchctl kickstart gui/$(id -u)/io.github.tokenbroker` (macOS), or run `tokenbrokerd`; \
+                 it must listen at {} (or set TOKENBROKER_SOCKET)",
+                path.display()
+            )),
+        },
+    }];
+    if let Ok((_, diagnosis)) = daemon {
+        checks.extend(diagnosis.checks);
+    }
+    let healthy = checks.iter().all(|c| c.ok);
+    if json {
+        print_json(&Diagnosis { checks });
+    } else {
+        for c in &checks {
+            println!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            if let Some(fix) = &c.fix {
+                println!("     -> {fix}");
+            }
+        }
+    }
+    match (reachable, healthy) {
+        (false, _) => Err(Failure::Unreachable),
+        (true, false) => Err(Failure::Unhealthy),
+        (true, true) => Ok(()),
+    }
 }
 
 fn open_browser(url: &str) {
