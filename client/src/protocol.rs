@@ -4,6 +4,9 @@
 //! clients (which do the opposite), so the two can never disagree about a field name.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::secret::Secret;
@@ -11,15 +14,24 @@ use crate::secret::Secret;
 /// The longest line either side accepts, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// A request line as it arrives, before its method is known.
+/// A request line as it arrives, before its method is known. Borrowed and raw: the daemon
+/// decodes `params` straight into the method's own type, with no JSON tree in between.
 #[derive(Debug, Deserialize)]
-pub struct RawRequest {
-    pub jsonrpc: Option<String>,
-    #[serde(default)]
-    pub id: Option<Value>,
-    pub method: Option<String>,
-    #[serde(default)]
-    pub params: Option<Value>,
+pub struct RawRequest<'a> {
+    #[serde(default, borrow)]
+    pub jsonrpc: Option<Cow<'a, str>>,
+    /// `None` when absent (a notification); `Some("null")` when null.
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub method: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub params: Option<&'a RawValue>,
+}
+
+/// A field that is there, even as `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// Serialized requests, borrowed, so the client builds them without copying params.
@@ -194,19 +206,27 @@ impl Call {
 
     /// Decode `params` for `method`. `Err(None)` means the method is unknown; `Err(Some(msg))`
     /// that the params do not fit it.
-    pub fn decode(method: &str, params: Option<Value>) -> Result<Call, Option<String>> {
-        if !Self::METHODS.contains(&method) {
-            return Err(None);
+    pub fn decode(method: &str, params: Option<&RawValue>) -> Result<Call, Option<String>> {
+        let text = params.map(RawValue::get).map(str::trim).filter(|p| *p != "null").unwrap_or("{}");
+        if !text.starts_with('{') {
+            return Err(Some("params must be an object".into()));
         }
-        let params = match params {
-            None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(p @ Value::Object(_)) => p,
-            Some(_) => return Err(Some("params must be an object".into())),
-        };
-        let mut envelope = Map::new();
-        envelope.insert("method".into(), Value::String(method.into()));
-        envelope.insert("params".into(), params);
-        serde_json::from_value(Value::Object(envelope)).map_err(|e| Some(e.to_string()))
+        fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, Option<String>> {
+            serde_json::from_str(text).map_err(|e| Some(e.to_string()))
+        }
+        Ok(match method {
+            "GetAccessToken" => Call::GetAccessToken(parse(text)?),
+            "GetIdToken" => Call::GetIdToken(parse(text)?),
+            "GetProfile" => Call::GetProfile(parse(text)?),
+            "GetMetadata" => Call::GetMetadata(parse(text)?),
+            "UpdateMetadata" => Call::UpdateMetadata(parse(text)?),
+            "Login" => Call::Login(parse(text)?),
+            "AwaitLogin" => Call::AwaitLogin(parse(text)?),
+            "Logout" => Call::Logout(parse(text)?),
+            "Status" => Call::Status(parse(text)?),
+            "Diagnose" => Call::Diagnose(parse(text)?),
+            _ => return Err(None),
+        })
     }
 
     pub fn method(&self) -> &'static str {
@@ -431,17 +451,19 @@ mod tests {
 
     #[test]
     fn decode_fills_missing_params_and_rejects_unknown_fields() {
+        let raw = |v: Value| serde_json::value::to_raw_value(&v).unwrap();
         let call = Call::decode("Status", None).unwrap();
         assert_eq!(call.method(), "Status");
-        let call = Call::decode("GetAccessToken", Some(serde_json::json!({"min_ttl": 30})));
+        assert_eq!(Call::decode("Status", Some(&raw(Value::Null))).unwrap().method(), "Status");
+        let call = Call::decode("GetAccessToken", Some(&raw(serde_json::json!({"min_ttl": 30}))));
         match call.unwrap() {
             Call::GetAccessToken(p) => assert_eq!(p.min_ttl, Some(30)),
             other => panic!("decoded {other:?}"),
         }
         assert!(matches!(Call::decode("Nope", None), Err(None)));
-        let bad = Call::decode("GetAccessToken", Some(serde_json::json!({"min_tl": 30})));
+        let bad = Call::decode("GetAccessToken", Some(&raw(serde_json::json!({"min_tl": 30}))));
         assert!(bad.unwrap_err().unwrap().contains("min_tl"));
-        assert!(matches!(Call::decode("Status", Some(serde_json::json!([1]))), Err(Some(_))));
+        assert!(matches!(Call::decode("Status", Some(&raw(serde_json::json!([1])))), Err(Some(_))));
     }
 
     #[test]
@@ -452,7 +474,8 @@ mod tests {
                 "UpdateMetadata" => Some(serde_json::json!({"user_metadata": {}})),
                 _ => None,
             };
-            assert_eq!(Call::decode(m, params).unwrap().method(), m);
+            let params = params.map(|p| serde_json::value::to_raw_value(&p).unwrap());
+            assert_eq!(Call::decode(m, params.as_deref()).unwrap().method(), m);
         }
     }
 

@@ -1,15 +1,15 @@
-//! One contract call against the core, answered as JSON: shared by every door that speaks
-//! the contract's JSON shapes.
+//! One contract call against the core, answered as the JSON of its result: shared by every
+//! door that speaks the contract's JSON shapes.
 
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::Value;
 use tokenbroker::protocol::Call;
 
 use crate::broker::{Broker, Error, Result};
 
-pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Value> {
+/// The result's JSON, encoded from its type directly (no JSON tree in between).
+pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Vec<u8>> {
     match call {
         Call::GetAccessToken(p) => json(broker.access_token(p).await?),
         Call::GetIdToken(p) => json(broker.id_token(p).await?),
@@ -24,6 +24,6 @@ pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Value> {
     }
 }
 
-fn json(v: impl Serialize) -> Result<Value> {
-    serde_json::to_value(v).map_err(|e| Error::internal(format!("encoding the answer: {e}")))
+fn json(v: impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(&v).map_err(|e| Error::internal(format!("encoding the answer: {e}")))
 }

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde_json::Value;
 use tokenbroker::protocol::{
-    Call, ErrorData, INVALID_REQUEST, MAX_LINE, METHOD_NOT_FOUND, PARSE_ERROR, RawRequest, Response, RpcError,
+    Call, ErrorData, INVALID_REQUEST, MAX_LINE, METHOD_NOT_FOUND, PARSE_ERROR, RawRequest, RpcError,
 };
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -91,11 +90,11 @@ pub async fn serve(
 }
 
 async fn refuse(mut stream: UnixStream, why: &str) {
-    let error = RpcError { code: -32000, message: why.into(), data: None };
-    let _ = stream.write_all(&encode(Response::<Value>::err(Value::Null, error))).await;
+    let _ = stream.write_all(&protocol_error(NULL, -32000, why)).await;
 }
 
 async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: CancellationToken) {
+    // SAFETY: getuid has no preconditions and cannot fail.
     let me = unsafe { libc::getuid() };
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == me => {}
@@ -109,18 +108,25 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
         }
     }
     let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
+    // Small: most requests are a hundred bytes, and a thousand idle clients should not cost
+    // megabytes. Longer lines still arrive whole, over several reads.
+    let mut read = BufReader::with_capacity(1024, read);
     let mut line = Vec::with_capacity(256);
+    // One timer and one cancellation waiter per connection, not one per request.
+    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(idle, cancelled);
     loop {
         let next = tokio::select! {
+            biased;
             next = read_line(&mut read, &mut line, MAX_LINE) => next,
-            _ = tokio::time::sleep(IDLE_TIMEOUT) => return,
-            _ = shutdown.cancelled() => return,
+            _ = &mut cancelled => return,
+            _ = &mut idle => return,
         };
         let answer = match next {
             Ok(Line::Read) => handle(&broker, &line).await,
             Ok(Line::TooLong) => {
-                Some(protocol_error(Value::Null, INVALID_REQUEST, format!("request line longer than {MAX_LINE} bytes")))
+                Some(protocol_error(NULL, INVALID_REQUEST, &format!("request line longer than {MAX_LINE} bytes")))
             }
             Ok(Line::Eof) | Err(_) => return,
         };
@@ -129,8 +135,11 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
         {
             return;
         }
+        idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
     }
 }
+
+const NULL: &str = "null";
 
 /// One request line to one answer line; `None` for a notification (no `id`), which JSON-RPC
 /// says must not be answered.
@@ -139,67 +148,71 @@ async fn handle(broker: &Arc<Broker>, line: &[u8]) -> Option<Vec<u8>> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
-    let value: Value = match serde_json::from_slice(line) {
-        Ok(v) => v,
-        Err(_) => {
-            return Some(protocol_error(Value::Null, PARSE_ERROR, "parse error: the line is not valid JSON".into()));
-        }
-    };
-    if !value.is_object() {
-        return Some(protocol_error(
-            Value::Null,
-            INVALID_REQUEST,
-            "a request must be one JSON object (batches are not supported)".into(),
-        ));
-    }
-    let has_id = value.get("id").is_some();
-    let req: RawRequest = match serde_json::from_value(value) {
+    let req: RawRequest = match serde_json::from_slice(line) {
         Ok(r) => r,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Some(protocol_error(NULL, PARSE_ERROR, "parse error: the line is not valid JSON"));
+        }
+        Err(_) if line.trim_ascii_start().starts_with(b"[") => {
+            return Some(protocol_error(
+                NULL,
+                INVALID_REQUEST,
+                "a request must be one JSON object (batches are not supported)",
+            ));
+        }
         Err(_) => {
-            return Some(protocol_error(Value::Null, INVALID_REQUEST, "invalid request object".into()));
+            return Some(protocol_error(NULL, INVALID_REQUEST, "a request must be one JSON-RPC 2.0 request object"));
         }
     };
-    let id = match req.id {
-        Some(id @ (Value::Null | Value::Number(_) | Value::String(_))) => id,
-        None => Value::Null,
-        Some(_) => {
-            return Some(protocol_error(Value::Null, INVALID_REQUEST, "id must be a number, string or null".into()));
-        }
+    let id = match req.id.map(|raw| raw.get()) {
+        None => NULL,
+        Some(id) if id.starts_with(['"', '-', 'n']) || id.starts_with(|c: char| c.is_ascii_digit()) => id,
+        Some(_) => return Some(protocol_error(NULL, INVALID_REQUEST, "id must be a number, string or null")),
     };
     if req.jsonrpc.as_deref() != Some("2.0") {
-        return Some(protocol_error(id, INVALID_REQUEST, "jsonrpc must be \"2.0\"".into()));
+        return Some(protocol_error(id, INVALID_REQUEST, "jsonrpc must be \"2.0\""));
     }
     let Some(method) = req.method else {
-        return Some(protocol_error(id, INVALID_REQUEST, "method is missing".into()));
+        return Some(protocol_error(id, INVALID_REQUEST, "method is missing"));
     };
     let answer = match Call::decode(&method, req.params) {
         Ok(call) => match dispatch(broker, call).await {
-            Ok(result) => encode(Response::ok(id, result)),
-            Err(e) => encode(Response::<Value>::err(id, broker_error(e))),
+            Ok(result) => frame(id, "result", &result),
+            Err(e) => broker_error(id, e),
         },
-        Err(None) => {
-            protocol_error(id, METHOD_NOT_FOUND, format!("no method {method:?}; methods: {}", Call::METHODS.join(", ")))
-        }
-        Err(Some(why)) => encode(Response::<Value>::err(
+        Err(None) => protocol_error(
             id,
-            broker_error(Error::invalid_params(format!("invalid params for {method}: {why}"))),
-        )),
+            METHOD_NOT_FOUND,
+            &format!("no method {method:?}; methods: {}", Call::METHODS.join(", ")),
+        ),
+        Err(Some(why)) => broker_error(id, Error::invalid_params(format!("invalid params for {method}: {why}"))),
     };
-    has_id.then_some(answer)
+    req.id.is_some().then_some(answer)
 }
 
-fn broker_error(e: Error) -> RpcError {
-    RpcError { code: e.kind.code(), message: e.message, data: Some(ErrorData { kind: e.kind }) }
-}
-
-fn protocol_error(id: Value, code: i64, message: String) -> Vec<u8> {
-    encode(Response::<Value>::err(id, RpcError { code, message, data: None }))
-}
-
-fn encode(response: Response<Value>) -> Vec<u8> {
-    let mut line = serde_json::to_vec(&response).expect("responses always serialize");
-    line.push(b'\n');
+/// `{"jsonrpc":"2.0","id":ID,"KEY":VALUE}` and a newline, from pieces already encoded.
+fn frame(id: &str, key: &str, value: &[u8]) -> Vec<u8> {
+    let mut line = Vec::with_capacity(40 + id.len() + value.len());
+    line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    line.extend_from_slice(id.as_bytes());
+    line.extend_from_slice(b",\"");
+    line.extend_from_slice(key.as_bytes());
+    line.extend_from_slice(b"\":");
+    line.extend_from_slice(value);
+    line.extend_from_slice(b"}\n");
     line
+}
+
+fn encode_error(id: &str, error: &RpcError) -> Vec<u8> {
+    frame(id, "error", &serde_json::to_vec(error).expect("errors always serialize"))
+}
+
+fn broker_error(id: &str, e: Error) -> Vec<u8> {
+    encode_error(id, &RpcError { code: e.kind.code(), message: e.message, data: Some(ErrorData { kind: e.kind }) })
+}
+
+fn protocol_error(id: &str, code: i64, message: &str) -> Vec<u8> {
+    encode_error(id, &RpcError { code, message: message.into(), data: None })
 }
 
 /// The socket path from `--socket`, `TOKENBROKER_SOCKET` or the runtime dir (the client
