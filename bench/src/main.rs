@@ -59,6 +59,8 @@ fn run(quick: bool) -> anyhow::Result<()> {
     let idp = Idp::start(3600)?;
     let daemon = Daemon::start("main", &idp.issuer, "", &[])?;
     daemon.login(&idp)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let fresh_rss = resources::rss_kib(daemon.pid);
 
     // The baseline answers with the broker's own answer, byte for byte.
     let mut probe = socket::Conn::open(&daemon.socket);

@@ -190,17 +190,18 @@ impl Broker {
         let _ = self.events.send(event);
     }
 
-    /// The named account, or the default one.
+    /// The named account, or the default one. On every request's path: one read lock, one
+    /// reference count.
     pub fn account(&self, name: Option<&str>) -> Result<Arc<Account>> {
-        let roster = self.roster();
-        let name = match name.filter(|n| !n.is_empty()) {
+        let roster = self.roster.read().unwrap_or_else(|e| e.into_inner());
+        let name = match name.filter(|n| !n.is_empty()).or(roster.default_account.as_deref()) {
             Some(n) => n,
-            None => roster.default_account.as_deref().ok_or_else(|| {
-                Error::new(
+            None => {
+                return Err(Error::new(
                     tokenbroker::ErrorKind::UnknownAccount,
                     format!("no account named and no default_account in the config; name one of: {}", roster.names()),
-                )
-            })?,
+                ));
+            }
         };
         roster.accounts.get(name).cloned().ok_or_else(|| {
             Error::new(

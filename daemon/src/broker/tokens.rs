@@ -19,7 +19,9 @@ impl Broker {
         let min_ttl = p.min_ttl.unwrap_or(0) as i64;
         // Judged on the session at hand before any refresh: a refresh would not change the
         // lifetime the IdP grants or the scopes of the login.
-        if let Some(current) = account.session() {
+        if (min_ttl > 0 || p.scope.is_some())
+            && let Some(current) = account.session()
+        {
             if min_ttl > current.lifetime() {
                 return Err(large_min_ttl(min_ttl, current.lifetime()));
             }
