@@ -12,11 +12,6 @@ use tokenbroker::ErrorKind;
 use tokenbroker::dbus::Signal;
 use tokenbroker::protocol::*;
 
-async fn next_second() {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
-    tokio::time::sleep(Duration::from_millis(1010 - ms as u64)).await;
-}
-
 async fn expect_signal(signals: &mut (impl futures_util::Stream<Item = Signal> + Unpin), want: Signal) {
     let got = tokio::time::timeout(Duration::from_secs(10), async {
         loop {

@@ -8,11 +8,6 @@ use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::AccountState;
 
-async fn next_second() {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
-    tokio::time::sleep(Duration::from_millis(1010 - ms as u64)).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_refresh_token_means_login_required_exit_3_and_no_keyring_entry() {
     let bus = Bus::start();

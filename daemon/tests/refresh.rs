@@ -13,12 +13,6 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-/// Sleep into the next wall-clock second, so a token issued earlier has lost a second of life.
-async fn next_second() {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
-    tokio::time::sleep(Duration::from_millis(1010 - ms as u64)).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_near_expiry_is_refreshed_before_anyone_asks() {
     let bus = Bus::start();

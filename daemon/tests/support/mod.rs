@@ -496,6 +496,13 @@ pub async fn token(
     client.get_access_token(tokenbroker::protocol::GetAccessToken { min_ttl, ..Default::default() }).await
 }
 
+/// Sleep into the next wall-clock second, so a token issued earlier has lost a second of life
+/// (lifetimes are whole seconds).
+pub async fn next_second() {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
+    tokio::time::sleep(Duration::from_millis(1010 - ms as u64)).await;
+}
+
 /// Poll `f` until it holds or `limit` passes.
 pub async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
 where
