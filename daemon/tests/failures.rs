@@ -2,8 +2,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::AccountState;
