@@ -54,16 +54,6 @@ pub struct Response<R> {
     pub error: Option<RpcError>,
 }
 
-impl<R> Response<R> {
-    pub fn ok(id: Value, result: R) -> Self {
-        Response { jsonrpc: "2.0".into(), id, result: Some(result), error: None }
-    }
-
-    pub fn err(id: Value, error: RpcError) -> Self {
-        Response { jsonrpc: "2.0".into(), id, result: None, error: Some(error) }
-    }
-}
-
 /// A JSON-RPC error object; broker errors carry their stable kind in `data.kind`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RpcError {

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
@@ -135,5 +133,4 @@ fn brokerctl_without_daemon_exits_5_and_usage_errors_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach tokenbrokerd"));
     let out = std::process::Command::new(brokerctl_path()).args(["token", "--bogus"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let _ = Duration::from_secs(0);
 }
