@@ -4,7 +4,7 @@
 // and let tests look at what the IdP saw (token-endpoint counts).
 //
 // Usage: node idp.mjs [--port N] [--issuer URL] [--access-ttl SECS] [--device-ttl SECS]
-//                     [--interval SECS]
+//                     [--interval SECS] [--rotation-grace SECS]
 // Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
 
 import http from 'node:http';
@@ -25,6 +25,9 @@ const { values: opts } = parseArgs({
     'id-ttl': { type: 'string', default: '3600' },
     'device-ttl': { type: 'string', default: '600' },
     interval: { type: 'string', default: '1' },
+    // Like Okta's grace period and Auth0's reuse interval: a rotated refresh token stays good
+    // this long. 0 (the default) is oidc-provider's strict reuse detection.
+    'rotation-grace': { type: 'string', default: '0' },
   },
 });
 
@@ -44,8 +47,31 @@ class MapStore extends Map {
 }
 const store = new MapStore();
 
+// With a rotation grace, a consumed refresh token reads as unconsumed until the grace is over:
+// reusing it within the grace rotates again instead of revoking the grant.
+const ROTATION_GRACE_MS = Number(opts['rotation-grace']) * 1000;
+const consumedAt = new Map();
+class GraceAdapter extends MemoryAdapter {
+  async consume(id) {
+    if (this.model !== 'RefreshToken' || ROTATION_GRACE_MS === 0) return super.consume(id);
+    if (!consumedAt.has(id)) consumedAt.set(id, Date.now());
+    return undefined;
+  }
+
+  async find(id) {
+    const found = await super.find(id);
+    const at = this.model === 'RefreshToken' ? consumedAt.get(id) : undefined;
+    if (found && at !== undefined && Date.now() - at > ROTATION_GRACE_MS) {
+      return { ...found, consumed: Math.floor(at / 1000) };
+    }
+    return found;
+  }
+}
+
 // Everything the tests want to count, reset with POST /__test/stats/reset.
-const freshStats = () => ({ token: {}, revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0 });
+const freshStats = () => ({
+  token: {}, revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0, secrets: [],
+});
 let stats = freshStats();
 
 const server = http.createServer();
@@ -74,7 +100,7 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     redirect_uris: ["http://127.0.0.1/callback"],
   }],
-  adapter: (model) => new MemoryAdapter(model, store),
+  adapter: (model) => new GraceAdapter(model, store),
   findAccount: (_ctx, id) => USERS[id] && {
     accountId: id,
     claims: () => USERS[id],
@@ -150,6 +176,11 @@ provider.use(async (ctx, next) => {
     const grant = ctx.oidc?.params?.grant_type ?? 'unknown';
     const key = `${grant.replace('urn:ietf:params:oauth:grant-type:', '')}:${ctx.status}`;
     stats.token[key] = (stats.token[key] ?? 0) + 1;
+    // The one-time secrets a client sends, for tests that look for them in its logs.
+    for (const name of ['device_code', 'code', 'code_verifier']) {
+      const value = ctx.oidc?.params?.[name];
+      if (value && !stats.secrets.includes(value)) stats.secrets.push(value);
+    }
   }
   if (ctx.path === '/token/revocation' && ctx.method === 'POST') stats.revocation += 1;
   if (ctx.path === '/me') stats.userinfo += 1;

@@ -19,6 +19,10 @@ pub struct Config {
     /// Where sessions are kept: the OS keyring (default) or, by explicit choice, memory only.
     #[serde(default)]
     pub store: StoreKind,
+    /// Seconds an IdP request may take in all (connecting, sending, reading the answer)
+    /// before it counts as a failure and is retried later.
+    #[serde(default = "default_idp_timeout")]
+    pub idp_timeout: u64,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
 }
@@ -69,6 +73,10 @@ impl AudienceParam {
             AudienceParam::Resource => "resource",
         }
     }
+}
+
+fn default_idp_timeout() -> u64 {
+    15
 }
 
 fn yes() -> bool {

@@ -95,7 +95,8 @@ async fn run(
     };
 
     let store = SessionStore::new(open_store(config.store).await?);
-    let http = oidc::http::Http::new().context("building the HTTP client")?;
+    let http =
+        oidc::http::Http::new(Duration::from_secs(config.idp_timeout.max(1))).context("building the HTTP client")?;
     let broker = Broker::start(config_path.clone(), &config, store, http).await;
 
     let _bus = if args.no_dbus {

@@ -20,7 +20,7 @@ fn for_api(audience: &str) -> GetAccessToken {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_audiences_from_one_login_each_refreshed_once_under_a_crowd() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 3 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 3, ..Default::default() }).await;
     let config = format!("proactive_refresh = false\n{}", idp.api_account_config("work"));
     let daemon = Daemon::start(&bus, &config);
     daemon.login(&idp, None, "alice").await;

@@ -28,7 +28,7 @@ async fn expect_signal(signals: &mut (impl futures_util::Stream<Item = Signal> +
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_and_signal_through_the_client_crate() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
     let client = bus.dbus_client().await;
     let mut signals = client.signals().await.unwrap();
@@ -117,7 +117,7 @@ fn busctl(bus: &Bus, args: &[&str]) -> (bool, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_programs_gdbus_and_busctl_use_every_method() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
 
     let (ok, out, _) = gdbus(&bus, "Status", &[]);
@@ -177,7 +177,7 @@ async fn foreign_programs_gdbus_and_busctl_use_every_method() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brokerctl_dbus_uses_the_bus() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
     // The socket path is wrong on purpose: only the bus can answer.
     let ctl = |args: &[&str]| {
@@ -269,9 +269,9 @@ async fn calls_from_another_user_are_refused() {
     let bus = Bus::start_open_to_all_users();
     let idp = Idp::start(IdpOptions::default()).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    let nobody = 65534;
+    let other = other_user();
     let mut cmd = bus.command("gdbus");
-    std::os::unix::process::CommandExt::uid(&mut cmd, nobody)
+    std::os::unix::process::CommandExt::uid(&mut cmd, other)
         .env("HOME", "/tmp")
         .args(["call", "--session", "--dest", DBUS_NAME, "--object-path", DBUS_PATH, "--method"])
         .arg(format!("{DBUS_INTERFACE}.Status"));

@@ -9,7 +9,7 @@ use tokenbroker::protocol::AccountState;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_refresh_token_means_login_required_exit_3_and_no_keyring_entry() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
     daemon.login(&idp, None, "alice").await;
     assert!(bus.keyring_entry("work").is_some());
@@ -36,7 +36,7 @@ async fn a_revoked_refresh_token_means_login_required_exit_3_and_no_keyring_entr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_idp_is_down_the_valid_token_is_served_and_refresh_resumes_after() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
     daemon.login(&idp, None, "alice").await;
     let client = daemon.client().await;

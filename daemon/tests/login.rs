@@ -121,6 +121,25 @@ async fn denied_login_is_access_denied_and_exit_6() {
     assert!(bus.keyring_entry("work").is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins_join_one_flow() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    // All at once, each on its own connection: starting a flow takes an IdP round trip, and
+    // none of them may start a second one in that window.
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        clients.push(daemon.client().await);
+    }
+    let logins = clients.iter().map(|c| c.login(Login::default()));
+    let challenges: Vec<_> = futures_util::future::join_all(logins).await.into_iter().map(Result::unwrap).collect();
+    let first = &challenges[0];
+    assert!(challenges.iter().all(|c| c.login_id == first.login_id && c.user_code == first.user_code));
+    idp.approve(first.user_code.as_deref().unwrap(), "alice").await;
+    clients[0].await_login(&first.login_id).await.unwrap();
+}
+
 #[test]
 fn brokerctl_without_daemon_exits_5_and_usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@ fn unix_now() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_near_expiry_is_refreshed_before_anyone_asks() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 8 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 8, ..Default::default() }).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
     daemon.login(&idp, None, "alice").await;
     let client = daemon.client().await;
@@ -40,7 +40,7 @@ async fn a_token_near_expiry_is_refreshed_before_anyone_asks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_ttl_forces_a_refresh_and_too_large_a_min_ttl_is_refused() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
     daemon.login(&idp, None, "alice").await;
     let client = daemon.client().await;
@@ -64,7 +64,7 @@ async fn min_ttl_forces_a_refresh_and_too_large_a_min_ttl_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_callers_on_an_expired_token_cause_one_refresh() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 2 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 2, ..Default::default() }).await;
     let config = format!("proactive_refresh = false\n{}", idp.account_config("work"));
     let daemon = Daemon::start(&bus, &config);
     daemon.login(&idp, None, "alice").await;
@@ -91,7 +91,7 @@ async fn five_hundred_callers_on_an_expired_token_cause_one_refresh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_survives_sigkill_and_restarts_need_no_login() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
     daemon.login(&idp, None, "alice").await;
 

@@ -1,4 +1,4 @@
-//! No token, at any log level, in the daemon's log or brokerctl's stderr.
+//! No token or one-time code, at any log level, in the daemon's log or brokerctl's stderr.
 
 mod support;
 
@@ -10,7 +10,7 @@ use tokenbroker::protocol::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_log_at_trace_level() {
     let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     let daemon = Daemon::start_with_log(&bus, &idp.account_config("work"), "trace");
     let mut secrets: Vec<String> = Vec::new();
     let mut stderr = String::new();
@@ -47,12 +47,24 @@ async fn no_secret_reaches_the_log_at_trace_level() {
     let out = daemon.brokerctl(&["token"]);
     stderr.push_str(&String::from_utf8_lossy(&out.stderr));
 
+    // The browser flow too: its authorization code and PKCE verifier are secrets as well.
+    let challenge = client.login(Login { account: None, flow: Some(Flow::Code) }).await.unwrap();
+    let report = idp.browse_code(challenge.authorization_url.as_deref().unwrap(), "alice", false).await;
+    assert_eq!(report["ok"], true, "{report}");
+    client.await_login(&challenge.login_id).await.unwrap();
+    // What the IdP received at its token endpoint: the device code, the authorization code
+    // and the code verifier.
+    let one_time: Vec<String> =
+        idp.stats().await["secrets"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    assert!(one_time.len() >= 3, "the device code, the code and its verifier: {one_time:?}");
+    secrets.extend(one_time);
+
     let log = daemon.log();
     assert!(log.contains("TRACE"), "the daemon really logged at trace level");
     assert!(log.len() > 10_000, "a trace log of a whole session is long: {} bytes", log.len());
     secrets.sort();
     secrets.dedup();
-    assert!(secrets.len() >= 6, "{} distinct secrets collected", secrets.len());
+    assert!(secrets.len() >= 9, "{} distinct secrets collected", secrets.len());
     for secret in &secrets {
         assert!(secret.len() >= 20, "a real token: {} chars", secret.len());
         // Any 16-character piece would already be a leak (JWTs could be logged in parts).

@@ -86,8 +86,8 @@ async fn the_socket_is_private_and_other_users_are_refused() {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let nobody = 65534;
-    let out = std::os::unix::process::CommandExt::uid(&mut std::process::Command::new(brokerctl_path()), nobody)
+    let other = other_user();
+    let out = std::os::unix::process::CommandExt::uid(&mut std::process::Command::new(brokerctl_path()), other)
         .arg("status")
         .env("TOKENBROKER_SOCKET", daemon.socket())
         .output()

@@ -25,6 +25,9 @@ pub struct Account {
     state: RwLock<State>,
     /// Held for the whole of a refresh, login install or logout: the single flight.
     pub(super) refresh_lock: tokio::sync::Mutex<()>,
+    /// Held while a login starts (an IdP round trip), so a second Login finds the first
+    /// pending and joins it instead of starting another flow.
+    pub(super) login_start: tokio::sync::Mutex<()>,
     /// Wakes the account's refresh scheduler when its session changes.
     pub(super) wake: Notify,
 }
@@ -38,8 +41,13 @@ pub(super) struct State {
     /// Counts finished refresh attempts, so callers queued behind one can tell it happened.
     pub attempts: u64,
     pub last_failure: Option<Error>,
-    /// Unix seconds before which the scheduler will not retry a failed refresh.
+    /// Unix milliseconds before which the scheduler will not retry a failed refresh.
     pub retry_at: Option<i64>,
+    /// Unix milliseconds until which the IdP asked (`Retry-After`) not to be asked again:
+    /// callers get the last failure instead of a new request until then.
+    pub hold_until: Option<i64>,
+    /// The session in memory is newer than the store's copy (a write failed; being retried).
+    pub unsaved: bool,
     /// Userinfo claims and the access token's issue time they were fetched with.
     pub profile: Option<(i64, Arc<serde_json::Map<String, serde_json::Value>>)>,
     /// Tokens for the account's other APIs.
@@ -53,6 +61,8 @@ impl State {
         self.profile = None;
         self.last_failure = None;
         self.retry_at = None;
+        self.hold_until = None;
+        self.unsaved = false;
         self.audience_tokens.clear();
         self.session.take()
     }
@@ -68,6 +78,7 @@ impl Account {
             provider: OnceCell::new(),
             state: RwLock::new(State::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
+            login_start: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
         }
     }

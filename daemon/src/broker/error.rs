@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use tokenbroker::ErrorKind;
 
 use crate::oidc::OidcError;
@@ -10,11 +12,13 @@ use crate::store::StoreError;
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
+    /// How long the IdP asked us to wait (`Retry-After`); for the scheduler, not the wire.
+    pub retry_after: Option<Duration>,
 }
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into() }
+        Error { kind, message: message.into(), retry_after: None }
     }
 
     pub fn invalid_params(message: impl Into<String>) -> Self {
@@ -55,10 +59,13 @@ impl Error {
                     "the login code expired before it was approved; start again with `brokerctl login --account {account}`"
                 ),
             ),
-            OidcError::Unavailable { message, .. } => Error::new(
-                ErrorKind::IdpUnavailable,
-                format!("the identity provider of account {account:?} is unavailable ({message}); try again later"),
-            ),
+            OidcError::Unavailable { message, retry_after } => Error {
+                retry_after,
+                ..Error::new(
+                    ErrorKind::IdpUnavailable,
+                    format!("the identity provider of account {account:?} is unavailable ({message}); try again later"),
+                )
+            },
             OidcError::NotSupported(m) => Error::new(ErrorKind::NotSupported, m),
             OidcError::InvalidScope(m) => Error::invalid_params(format!(
                 "account {account:?}: the identity provider refused: {m}; the login may not have asked for it"

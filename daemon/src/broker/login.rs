@@ -29,6 +29,7 @@ type Approval = Pin<Box<dyn Future<Output = Result<TokenSet, OidcError>> + Send>
 impl Broker {
     pub async fn login(self: &Arc<Self>, p: Login) -> Result<LoginChallenge> {
         let account = self.account(p.account.as_deref())?;
+        let _starting = account.login_start.lock().await;
         if let Some(pending) = self.pending_for(&account.name) {
             return Ok(pending.challenge.clone());
         }
@@ -44,7 +45,7 @@ impl Broker {
         });
         self.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
         tracing::info!(account = %account.name, flow = %challenge.flow, "login started");
-        tokio::spawn(self.clone().finish_login(account, login_id, pending, approval));
+        tokio::spawn(self.clone().finish_login(account.clone(), login_id, pending, approval));
         Ok(challenge)
     }
 
@@ -139,7 +140,7 @@ impl Broker {
     }
 
     /// A login's tokens become the account's session: stored first, then served.
-    async fn install(&self, account: &Account, tokens: TokenSet) -> Result<()> {
+    async fn install(self: &Arc<Self>, account: &Arc<Account>, tokens: TokenSet) -> Result<()> {
         let _flight = account.refresh_lock.lock().await;
         let session = Session::from_login(tokens, &account.config.scopes);
         if session.refresh_token.is_none() {
@@ -147,7 +148,9 @@ impl Broker {
         }
         self.persist(account, &session).await;
         account.write(|s| {
+            let unsaved = s.unsaved;
             s.clear();
+            s.unsaved = unsaved;
             s.session = Some(Arc::new(session));
         });
         account.wake.notify_one();

@@ -212,11 +212,47 @@ impl Broker {
     }
 
     /// Write a session to the store before anyone sees it. A failed write keeps the session
-    /// in memory (dropping a rotated refresh token would end the session) and says so.
-    async fn persist(&self, account: &Account, session: &Session) {
+    /// in memory (dropping a rotated refresh token would end the session), says so, and is
+    /// retried in the background until it lands.
+    async fn persist(self: &Arc<Self>, account: &Arc<Account>, session: &Session) {
         let c = &account.config;
-        if let Err(e) = self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await {
-            tracing::error!(account = %account.name, error = %e, "could not store the session; keeping it in memory only");
+        match self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await {
+            Ok(()) => account.write(|s| s.unsaved = false),
+            Err(e) => {
+                tracing::error!(account = %account.name, error = %e, "could not store the session; keeping it in memory and retrying");
+                if !account.write(|s| std::mem::replace(&mut s.unsaved, true)) {
+                    tokio::spawn(self.clone().retry_save(account.clone()));
+                }
+            }
+        }
+    }
+
+    /// Store the account's current session until the store takes it, the session goes, or the
+    /// account stops. Under the account's refresh lock, so it never overwrites a newer session.
+    async fn retry_save(self: Arc<Self>, account: Arc<Account>) {
+        let mut wait = SAVE_RETRY_MIN;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = account.stop.cancelled() => return,
+            }
+            let _flight = account.refresh_lock.lock().await;
+            let Some(session) = account.read(|s| s.session.clone().filter(|_| s.unsaved)) else { return };
+            let c = &account.config;
+            match self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await {
+                Ok(()) => {
+                    account.write(|s| s.unsaved = false);
+                    tracing::info!(account = %account.name, "stored the session after all");
+                    return;
+                }
+                Err(e) => {
+                    wait = (wait * 2).min(SAVE_RETRY_MAX);
+                    tracing::warn!(account = %account.name, error = %e, retry_in = ?wait, "still cannot store the session");
+                }
+            }
         }
     }
 }
+
+const SAVE_RETRY_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+const SAVE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);

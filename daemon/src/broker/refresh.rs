@@ -7,9 +7,15 @@ use std::sync::Arc;
 
 use super::account::State;
 use super::audience::{AudienceKey, AudienceToken};
-use super::session::now;
+use super::scheduler::RETRY_AFTER_MAX;
+use super::session::{now, now_ms};
 use super::{Account, Broker, Error, Event, Result, Session};
 use crate::oidc::{Audiences, OidcError, TokenSet};
+
+/// The last failure, while the IdP's `Retry-After` holds.
+fn held(s: &State) -> Option<Error> {
+    s.hold_until.filter(|&until| until > now_ms()).and(s.last_failure.clone())
+}
 
 impl Broker {
     /// The session, refreshed first if `good` does not hold for it.
@@ -54,10 +60,11 @@ impl Broker {
         T: Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let seen = match account.read(|s| check(s, now()).ok_or((s.attempts, s.session.is_some()))) {
+        let seen = match account.read(|s| check(s, now()).ok_or((s.attempts, s.session.is_some(), held(s)))) {
             Ok(hit) => return Ok(hit),
-            Err((_, false)) => return Err(account.no_session_error()),
-            Err((seen, true)) => seen,
+            Err((_, false, _)) => return Err(account.no_session_error()),
+            Err((_, true, Some(e))) => return Err(e),
+            Err((seen, true, None)) => seen,
         };
         let _flight = account.refresh_lock.lock().await;
         let (hit, attempts, failure, session) =
@@ -85,8 +92,12 @@ impl Broker {
                     Ok(_) => {
                         s.last_failure = None;
                         s.retry_at = None;
+                        s.hold_until = None;
                     }
-                    Err(e) => s.last_failure = Some(e.clone()),
+                    Err(e) => {
+                        s.hold_until = e.retry_after.map(|d| now_ms() + d.min(RETRY_AFTER_MAX).as_millis() as i64);
+                        s.last_failure = Some(e.clone());
+                    }
                 }
             });
             account.wake.notify_one();
@@ -95,7 +106,7 @@ impl Broker {
         task.await.map_err(|e| Error::internal(format!("refresh task failed: {e}")))?
     }
 
-    async fn renew_session(&self, account: &Account, session: &Session) -> Result<Arc<Session>> {
+    async fn renew_session(self: &Arc<Self>, account: &Arc<Account>, session: &Session) -> Result<Arc<Session>> {
         let tokens = self.exchange(account, session, &Audiences::default(), None).await?;
         let new = Arc::new(session.renewed(tokens));
         self.persist(account, &new).await;
@@ -106,8 +117,8 @@ impl Broker {
     }
 
     async fn renew_audience(
-        &self,
-        account: &Account,
+        self: &Arc<Self>,
+        account: &Arc<Account>,
         session: &Session,
         key: AudienceKey,
     ) -> Result<Arc<AudienceToken>> {

@@ -8,17 +8,27 @@ use std::time::Duration;
 use tokenbroker::ErrorKind;
 
 use super::account::State;
-use super::session::now;
+use super::session::{now, now_ms};
 use super::{Account, Broker, Result};
 
-const BACKOFF_MIN: i64 = 1;
-const BACKOFF_MAX: i64 = 300;
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// A `Retry-After` longer than this is taken as this: an IdP cannot park a session for days.
+pub(super) const RETRY_AFTER_MAX: Duration = BACKOFF_MAX;
 
-/// When the account next needs the scheduler, if ever.
+/// When the account next needs the scheduler (Unix milliseconds), if ever.
 fn next_due(s: &State) -> Option<i64> {
     let session = s.session.as_ref().filter(|_| !s.login_required)?;
     let earliest = s.audience_tokens.values().map(|t| t.refresh_at).chain([session.refresh_at]).min();
-    s.retry_at.or(earliest)
+    s.retry_at.or(earliest.map(|at| at * 1000))
+}
+
+/// How long to wait before retrying a failed refresh: the backoff plus up to half of it
+/// again at random (so the daemons behind one IdP outage do not return in step), and never
+/// less than the IdP's `Retry-After`.
+fn retry_delay(backoff: Duration, retry_after: Option<Duration>) -> Duration {
+    let wait = backoff.mul_f64(1.0 + rand::random_range(0.0..=0.5));
+    wait.max(retry_after.unwrap_or_default().min(RETRY_AFTER_MAX))
 }
 
 impl Broker {
@@ -30,7 +40,7 @@ impl Broker {
             // callers judge expiry by wall-clock too, so a late wake-up costs nothing.
             let sleep = async {
                 match due {
-                    Some(at) => tokio::time::sleep(Duration::from_secs((at - now()).max(0) as u64)).await,
+                    Some(at) => tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await,
                     None => std::future::pending().await,
                 }
             };
@@ -42,16 +52,16 @@ impl Broker {
             match self.refresh_due(&account).await {
                 Ok(()) => backoff = BACKOFF_MIN,
                 Err(e) if e.kind == ErrorKind::IdpUnavailable => {
-                    let wait = backoff + rand::random_range(0..=backoff / 2);
-                    tracing::info!(account = %account.name, retry_in = wait, "will retry the refresh");
-                    account.write(|s| s.retry_at = Some(now() + wait));
+                    let wait = retry_delay(backoff, e.retry_after);
+                    tracing::info!(account = %account.name, retry_in_ms = wait.as_millis() as u64, "will retry the refresh");
+                    account.write(|s| s.retry_at = Some(now_ms() + wait.as_millis() as i64));
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
                 Err(e) => {
                     tracing::debug!(account = %account.name, error = %e, "scheduled refresh failed");
                     // A refused session is gone (the loop then waits for a login); anything
                     // else is a configuration problem, retried rarely rather than in a loop.
-                    account.write(|s| s.retry_at = Some(now() + BACKOFF_MAX));
+                    account.write(|s| s.retry_at = Some(now_ms() + BACKOFF_MAX.as_millis() as i64));
                 }
             }
         }
@@ -68,5 +78,32 @@ impl Broker {
             self.fresh_audience(account, &key, |t, now| t.refresh_at > now).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_spread_over_half_the_backoff_again() {
+        let backoff = Duration::from_secs(8);
+        let delays: Vec<Duration> = (0..1000).map(|_| retry_delay(backoff, None)).collect();
+        assert!(delays.iter().all(|d| *d >= backoff && *d <= backoff.mul_f64(1.5)));
+        // Jitter at millisecond grain: a thousand draws land on many distinct values.
+        let mut distinct: Vec<_> = delays.iter().map(|d| d.as_millis()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 500, "only {} distinct delays", distinct.len());
+        let (lo, hi) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
+        assert!(*lo < Duration::from_millis(8500) && *hi > Duration::from_millis(11500), "{lo:?}..{hi:?}");
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_with_a_ceiling() {
+        let one = Duration::from_secs(1);
+        assert!(retry_delay(one, Some(Duration::from_secs(30))) == Duration::from_secs(30));
+        assert!(retry_delay(one, Some(Duration::from_millis(10))) >= one);
+        assert_eq!(retry_delay(one, Some(Duration::from_secs(86_400))), RETRY_AFTER_MAX);
     }
 }

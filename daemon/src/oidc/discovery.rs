@@ -80,11 +80,64 @@ impl Provider {
             other => OidcError::unavailable(format!("discovery failed: {other}")),
         })?;
         let extra = metadata.additional_metadata().clone();
+        check_endpoints(&metadata)?;
         let jwks = RwLock::new(metadata.jwks().clone());
         let jwks_uri = metadata.jwks_uri().clone();
         let issuer = metadata.issuer().clone();
         let userinfo_url = metadata.userinfo_endpoint().map(|u| u.as_str().to_owned());
         let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), None);
         Ok(Provider { http, issuer, jwks_uri, jwks, client, extra, userinfo_url, client_id: client_id.into() })
+    }
+}
+
+/// Every endpoint the document names must be https (plain http only on loopback, as for the
+/// issuer itself): a document that sends tokens or codes in the clear is refused whole.
+fn check_endpoints(metadata: &Metadata) -> Result<(), OidcError> {
+    let extra = metadata.additional_metadata();
+    let endpoints = [
+        ("token_endpoint", metadata.token_endpoint().map(|u| u.url())),
+        ("userinfo_endpoint", metadata.userinfo_endpoint().map(|u| u.url())),
+        ("jwks_uri", Some(metadata.jwks_uri().url())),
+        ("device_authorization_endpoint", extra.device_authorization_endpoint.as_ref().map(|u| u.url())),
+        ("revocation_endpoint", extra.revocation_endpoint.as_ref().map(|u| u.url())),
+        ("end_session_endpoint", extra.end_session_endpoint.as_ref()),
+        ("authorization_endpoint", Some(metadata.authorization_endpoint().url())),
+    ];
+    for (name, url) in endpoints {
+        if let Some(url) = url
+            && !(url.scheme() == "https" || url.scheme() == "http" && crate::config::is_loopback(url))
+        {
+            return Err(OidcError::Rejected(format!(
+                "the discovery document's {name} is not https ({url}); refusing to send credentials there"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(token_endpoint: &str) -> Metadata {
+        serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp.example.com/",
+            "authorization_endpoint": "https://idp.example.com/authorize",
+            "token_endpoint": token_endpoint,
+            "jwks_uri": "https://idp.example.com/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "device_authorization_endpoint": "https://idp.example.com/device",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn endpoints_in_the_clear_are_refused_unless_loopback() {
+        assert!(check_endpoints(&document("https://idp.example.com/token")).is_ok());
+        assert!(check_endpoints(&document("http://127.0.0.1:8080/token")).is_ok());
+        let err = check_endpoints(&document("http://idp.example.com/token")).unwrap_err();
+        assert!(err.to_string().contains("token_endpoint"), "{err}");
     }
 }

@@ -10,7 +10,6 @@ use openidconnect::{AsyncHttpClient, HttpRequest, HttpResponse};
 /// The largest IdP response we read; discovery documents and JWKS are a few KiB.
 pub const MAX_BODY: usize = 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -30,13 +29,14 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new() -> Result<Self, HttpError> {
+    /// `timeout` bounds each request as a whole; connecting alone is bounded tighter.
+    pub fn new(timeout: Duration) -> Result<Self, HttpError> {
         let client = reqwest::Client::builder()
             // Following redirects on token requests would hand codes and tokens to whoever
             // the IdP (or an attacker on its path) points at.
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
             .user_agent(concat!("tokenbrokerd/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| HttpError::Transport(describe(&e)))?;

@@ -80,13 +80,17 @@ impl ManagementApi {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn user_ids_are_one_encoded_segment() {
-        let api = ManagementApi::new(Http::new().unwrap(), "https://t.eu.auth0.com/api/v2/").unwrap();
+        let api =
+            ManagementApi::new(Http::new(Duration::from_secs(15)).unwrap(), "https://t.eu.auth0.com/api/v2/").unwrap();
         assert_eq!(api.user_url("auth0|12/3").as_str(), "https://t.eu.auth0.com/api/v2/users/auth0%7C12%2F3");
-        let api = ManagementApi::new(Http::new().unwrap(), "https://t.eu.auth0.com/api/v2").unwrap();
+        let api =
+            ManagementApi::new(Http::new(Duration::from_secs(15)).unwrap(), "https://t.eu.auth0.com/api/v2").unwrap();
         assert_eq!(api.user_url("x").as_str(), "https://t.eu.auth0.com/api/v2/users/x");
     }
 }

@@ -1,7 +1,7 @@
 //! The OS keyring through the keyring project's crates: Secret Service on Linux, the
 //! Keychain on macOS.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use keyring_core::Error as KeyringError;
 use keyring_core::api::CredentialStoreApi;
@@ -9,39 +9,69 @@ use zeroize::Zeroizing;
 
 use super::{Backend, SERVICE, StoreError};
 
+type Store = Arc<dyn CredentialStoreApi + Send + Sync>;
+
 pub struct Keyring {
-    store: Arc<dyn CredentialStoreApi + Send + Sync>,
+    /// Replaced when the keyring goes away and comes back: the Secret Service store keeps
+    /// one session with the service it first met, which dies with that service.
+    store: Mutex<Store>,
 }
 
 impl Drop for Keyring {
-    /// The Secret Service store closes a blocking D-Bus connection when dropped, which must
-    /// not happen on an async worker (zbus would start a runtime inside the runtime).
     fn drop(&mut self) {
-        let store = self.store.clone();
-        let _ = std::thread::Builder::new().name("keyring-drop".into()).spawn(move || drop(store));
+        let store = self.store.get_mut().unwrap_or_else(|e| e.into_inner()).clone();
+        drop_off_runtime(store);
     }
+}
+
+/// The Secret Service store closes a blocking D-Bus connection when dropped, which must not
+/// happen on a thread of the async runtime (zbus would start a runtime inside the runtime).
+fn drop_off_runtime(store: Store) {
+    let _ = std::thread::Builder::new().name("keyring-drop".into()).spawn(move || drop(store));
+}
+
+fn open_store() -> Result<Store, StoreError> {
+    #[cfg(target_os = "linux")]
+    let store = zbus_secret_service_keyring_store::Store::new().map_err(describe)?;
+    #[cfg(target_os = "macos")]
+    let store = apple_native_keyring_store::keychain::Store::new().map_err(describe)?;
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    compile_error!("tokenbrokerd supports Linux (Secret Service) and macOS (Keychain)");
+    Ok(store)
 }
 
 impl Keyring {
     /// Connect to the platform's store. Blocking: call it off the async threads.
     pub fn open() -> Result<Self, StoreError> {
-        #[cfg(target_os = "linux")]
-        let store = zbus_secret_service_keyring_store::Store::new().map_err(describe)?;
-        #[cfg(target_os = "macos")]
-        let store = apple_native_keyring_store::keychain::Store::new().map_err(describe)?;
-        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-        compile_error!("tokenbrokerd supports Linux (Secret Service) and macOS (Keychain)");
-        Ok(Keyring { store })
+        Ok(Keyring { store: Mutex::new(open_store()?) })
     }
 
-    fn entry(&self, account: &str) -> Result<keyring_core::Entry, StoreError> {
-        self.store.build(SERVICE, account, None).map_err(describe)
+    /// Run `op` on the account's entry; if the store has failed, connect afresh once and
+    /// try again (a restarted keyring daemon is a new service).
+    fn with_entry<T>(
+        &self,
+        account: &str,
+        op: impl Fn(&keyring_core::Entry) -> Result<T, KeyringError>,
+    ) -> Result<T, KeyringError> {
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match op(&store.build(SERVICE, account, None)?) {
+            Err(KeyringError::PlatformFailure(_) | KeyringError::NoStorageAccess(_)) => {
+                let Ok(fresh) = open_store() else {
+                    return op(&store.build(SERVICE, account, None)?);
+                };
+                let old = std::mem::replace(&mut *self.store.lock().unwrap_or_else(|e| e.into_inner()), fresh.clone());
+                drop_off_runtime(old);
+                drop_off_runtime(store);
+                op(&fresh.build(SERVICE, account, None)?)
+            }
+            other => other,
+        }
     }
 }
 
 impl Backend for Keyring {
     fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
-        match self.entry(account)?.get_password() {
+        match self.with_entry(account, |e| e.get_password()) {
             Ok(value) => Ok(Some(Zeroizing::new(value))),
             Err(KeyringError::NoEntry) => Ok(None),
             Err(e) => Err(describe(e)),
@@ -49,11 +79,11 @@ impl Backend for Keyring {
     }
 
     fn set(&self, account: &str, value: &str) -> Result<(), StoreError> {
-        self.entry(account)?.set_password(value).map_err(describe)
+        self.with_entry(account, |e| e.set_password(value)).map_err(describe)
     }
 
     fn delete(&self, account: &str) -> Result<(), StoreError> {
-        match self.entry(account)?.delete_credential() {
+        match self.with_entry(account, |e| e.delete_credential()) {
             Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
             Err(e) => Err(describe(e)),
         }
@@ -64,7 +94,7 @@ impl Backend for Keyring {
 fn describe(e: KeyringError) -> StoreError {
     match e {
         KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => StoreError::Corrupt("not valid UTF-8".into()),
-        KeyringError::NoStorageAccess(p) => StoreError::Unavailable(format!("no access: {p}")),
+        KeyringError::NoStorageAccess(p) => StoreError::Unavailable(format!("access refused (is it locked?): {p}")),
         KeyringError::PlatformFailure(p) => StoreError::Unavailable(p.to_string()),
         other => StoreError::Unavailable(other.to_string()),
     }

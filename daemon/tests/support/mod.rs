@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub use proxy::Proxy;
+#[allow(unused_imports)]
+pub use proxy::{Fault, Proxy};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -111,6 +112,11 @@ impl Bus {
         let mut bus = bus
             .args(["--nofork", "--print-address=1"])
             .arg(format!("--address=unix:path={}", dir.path().join("bus").display()))
+            // What the bus starts on demand (a keyring daemon, after ours is gone) lives in
+            // the test's home too, never the real user's.
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("XDG_RUNTIME_DIR", &runtime)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -118,31 +124,74 @@ impl Bus {
         let address = first_line(&mut bus, Duration::from_secs(10)).expect("dbus-daemon printed no address");
         let bus = Proc(bus);
         let address = address.trim().to_owned();
-        let mut keyring = Command::new("gnome-keyring-daemon")
-            .args(["--foreground", "--unlock", "--components=secrets"])
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
-            .env("HOME", &home)
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gnome-keyring-daemon (Debian package gnome-keyring) must be installed");
-        {
-            use std::io::Write;
-            let mut stdin = keyring.stdin.take().unwrap();
-            stdin.write_all(b"tokenbroker-test-keyring").unwrap();
-        }
-        let bus = Bus { dir, address, _bus: bus, keyring: Proc(keyring) };
+        let keyring = start_keyring(&address, dir.path());
+        let bus = Bus { dir, address, _bus: bus, keyring };
+        bus.wait_for_keyring();
+        bus
+    }
+
+    fn wait_for_keyring(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !bus.has_owner("org.freedesktop.secrets") {
+        while !self.has_owner("org.freedesktop.secrets") {
             assert!(Instant::now() < deadline, "gnome-keyring did not appear on the private bus");
             std::thread::sleep(Duration::from_millis(50));
         }
-        // The smoke test of the notes: a write must succeed, or the keyring is locked.
-        assert!(bus.secret_store("tokenbroker-smoke", "ok", "ok"), "the private keyring is locked");
-        bus
+        // The smoke test of the notes: a write must succeed, or the keyring is locked. A
+        // restarted keyring unlocks its existing file a moment after taking the name.
+        while !self.secret_store("tokenbroker-smoke", "ok", "ok") {
+            assert!(Instant::now() < deadline, "the private keyring is locked");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The Secret Service goes away (its daemon killed). The next call to it makes the bus
+    /// start another one (D-Bus activation), locked, as after a desktop session's keyring
+    /// daemon crashed.
+    pub fn stop_keyring(&mut self) {
+        self.keyring.signal(libc::SIGKILL);
+        self.keyring.wait_exit(Duration::from_secs(10));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.has_owner("org.freedesktop.secrets") {
+            assert!(Instant::now() < deadline, "gnome-keyring stayed on the bus");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The Secret Service comes back: the same keyring file, unlocked with the same password,
+    /// in place of any locked one the bus started meanwhile.
+    pub fn restart_keyring(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(pid) = self.owner_pid("org.freedesktop.secrets") {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            while self.has_owner("org.freedesktop.secrets") {
+                assert!(Instant::now() < deadline, "the bus's own keyring daemon stayed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.keyring = start_keyring(&self.address, self.dir.path());
+            // Another activation may have won the name in between: then ours exits; again.
+            while !self.has_owner("org.freedesktop.secrets") && self.keyring.0.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if self.owner_pid("org.freedesktop.secrets") == Some(self.keyring.0.id()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "could not bring the keyring back");
+        }
+        self.wait_for_keyring();
+    }
+
+    fn owner_pid(&self, name: &str) -> Option<u32> {
+        let mut cmd = Command::new("dbus-send");
+        self.env(&mut cmd);
+        let out = cmd
+            .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
+            .arg("org.freedesktop.DBus.GetConnectionUnixProcessID")
+            .arg(format!("string:{name}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().skip_while(|w| *w != "uint32").nth(1)?.parse().ok()
     }
 
     /// A command (gdbus, busctl, …) that talks to this bus.
@@ -202,6 +251,28 @@ impl Bus {
     }
 }
 
+/// gnome-keyring's Secret Service on the bus at `address`, its files under `dir/home`.
+fn start_keyring(address: &str, dir: &Path) -> Proc {
+    let home = dir.join("home");
+    let mut keyring = Command::new("gnome-keyring-daemon")
+        .args(["--foreground", "--unlock", "--components=secrets"])
+        .env("DBUS_SESSION_BUS_ADDRESS", address)
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gnome-keyring-daemon (Debian package gnome-keyring) must be installed");
+    {
+        use std::io::Write;
+        let mut stdin = keyring.stdin.take().unwrap();
+        stdin.write_all(b"tokenbroker-test-keyring").unwrap();
+    }
+    Proc(keyring)
+}
+
 /// The oidc-provider harness, reached through a proxy the test can switch off.
 pub struct Idp {
     pub issuer: String,
@@ -212,11 +283,13 @@ pub struct Idp {
 
 pub struct IdpOptions {
     pub access_ttl: u64,
+    /// Seconds a rotated refresh token stays good (the harness's `--rotation-grace`).
+    pub rotation_grace: u64,
 }
 
 impl Default for IdpOptions {
     fn default() -> Self {
-        IdpOptions { access_ttl: 60 }
+        IdpOptions { access_ttl: 60, rotation_grace: 0 }
     }
 }
 
@@ -229,6 +302,7 @@ impl Idp {
             let mut child = Command::new("node")
                 .arg(repo_root().join("testidp/idp.mjs"))
                 .args(["--issuer", &issuer, "--access-ttl", &opts.access_ttl.to_string()])
+                .args(["--rotation-grace", &opts.rotation_grace.to_string()])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -479,6 +553,16 @@ impl Daemon {
         let done = client.await_login(&challenge.login_id).await.unwrap();
         assert_eq!(done.status, "logged_in");
     }
+}
+
+/// The UID of a second user for refusal tests: `tokenbroker-peer`, which CI creates
+/// (`.ci/run`), or else `nobody`.
+pub fn other_user() -> u32 {
+    let out = Command::new("id").args(["-u", "tokenbroker-peer"]).output();
+    out.ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(65534)
 }
 
 /// brokerctl sits next to tokenbrokerd in the target directory (`cargo build --workspace`

@@ -1,19 +1,57 @@
-//! A TCP proxy in front of the test IdP, so a test can take the IdP "down" (open connections
-//! are cut, new ones accepted and dropped at once) or make it slow, and bring it back without
-//! losing the IdP's state.
+//! A fault-injecting HTTP proxy in front of the test IdP. Whole-IdP faults work on TCP: "down"
+//! (open connections are cut, new ones accepted and dropped at once), "slow" (each request
+//! waits). Token-endpoint faults work on HTTP: a `POST .../token` gets the armed fault instead
+//! of the IdP's answer, while discovery, JWKS and the rest still pass. Every refresh request is
+//! recorded with the time it arrived, so a test can read the daemon's retry schedule.
 
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+/// What the token endpoint does instead of answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// That status with a JSON error body (500, 502, …).
+    Status(u16),
+    /// That status (503, 429) with `Retry-After: seconds`.
+    RetryAfter(u16, u64),
+    /// Never answer.
+    Hang,
+    /// 200 with a JSON body cut short.
+    Malformed,
+    /// 200 with a chunked body of 2 MiB (no Content-Length to check up front).
+    Oversize,
+    /// Reset the connection (RST) instead of answering.
+    Reset,
+    /// 400 `invalid_grant`: the IdP refuses the refresh token.
+    InvalidGrant,
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+struct Shared {
+    target: AtomicU16,
+    down: AtomicBool,
+    delay_ms: AtomicU64,
+    fault: Mutex<Option<Fault>>,
+    token_requests: Mutex<Vec<Instant>>,
+    client: reqwest::Client,
+}
 
 pub struct Proxy {
     port: u16,
-    target: Arc<AtomicU16>,
-    down: Arc<AtomicBool>,
-    delay_ms: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     /// Bumped to cut every open connection.
     cuts: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
@@ -23,36 +61,38 @@ impl Proxy {
     pub async fn start() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let target = Arc::new(AtomicU16::new(0));
-        let down = Arc::new(AtomicBool::new(false));
-        let delay_ms = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared {
+            target: AtomicU16::new(0),
+            down: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
+            fault: Mutex::new(None),
+            token_requests: Mutex::new(Vec::new()),
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        });
         let (cuts, _) = watch::channel(0u64);
-        let (t, d, delay, c) = (target.clone(), down.clone(), delay_ms.clone(), cuts.clone());
+        let (s, c) = (shared.clone(), cuts.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
-                if d.load(Ordering::SeqCst) {
+                let Ok((inbound, _)) = listener.accept().await else { continue };
+                if s.down.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
-                let port = t.load(Ordering::SeqCst);
-                let wait = Duration::from_millis(delay.load(Ordering::SeqCst));
                 let mut cut = c.subscribe();
+                let s = s.clone();
                 tokio::spawn(async move {
-                    let relay = async {
-                        tokio::time::sleep(wait).await;
-                        if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", port)).await {
-                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                        }
-                    };
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&inbound);
+                    let service = hyper::service::service_fn(move |req| handle(s.clone(), fd, req));
+                    let conn =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(inbound), service);
                     tokio::select! {
-                        _ = relay => {}
+                        _ = conn => {}
                         _ = cut.changed() => {}
                     }
                 });
             }
         });
-        Proxy { port, target, down, delay_ms, cuts, task }
+        Proxy { port, shared, cuts, task }
     }
 
     pub fn port(&self) -> u16 {
@@ -60,26 +100,36 @@ impl Proxy {
     }
 
     pub fn set_target(&self, port: u16) {
-        self.target.store(port, Ordering::SeqCst);
+        self.shared.target.store(port, Ordering::SeqCst);
     }
 
     /// The IdP itself, bypassing the proxy: for the test's own control requests.
     pub fn direct_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.target.load(Ordering::SeqCst))
+        format!("http://127.0.0.1:{}", self.shared.target.load(Ordering::SeqCst))
     }
 
     pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
+        self.shared.down.store(down, Ordering::SeqCst);
         if down {
             self.cut_all();
         }
     }
 
-    /// Make the IdP slow: new connections wait this long; open ones are cut so that pooled
-    /// connections do not slip past the delay.
+    /// Make the IdP slow: every request waits this long first; open connections are cut so
+    /// that no request already on its way slips past.
     pub fn set_delay(&self, delay: Duration) {
-        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.shared.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
         self.cut_all();
+    }
+
+    /// Arm a token-endpoint fault (or clear it with `None`), from the next request on.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        *self.shared.fault.lock().unwrap() = fault;
+    }
+
+    /// When each refresh-token request (faulted or passed on) arrived.
+    pub fn token_requests(&self) -> Vec<Instant> {
+        self.shared.token_requests.lock().unwrap().clone()
     }
 
     fn cut_all(&self) {
@@ -91,4 +141,106 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+impl Shared {
+    fn fault(&self) -> Option<Fault> {
+        *self.fault.lock().unwrap()
+    }
+}
+
+async fn handle(shared: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Result<Response<Body>, BoxError> {
+    let delay = Duration::from_millis(shared.delay_ms.load(Ordering::SeqCst));
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let is_token = req.method() == hyper::Method::POST && req.uri().path().ends_with("/token");
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    if is_token {
+        let needle = b"grant_type=refresh_token";
+        if body.windows(needle.len()).any(|w| w == needle) {
+            shared.token_requests.lock().unwrap().push(Instant::now());
+        }
+        if let Some(fault) = shared.fault() {
+            if fault == Fault::Reset {
+                zero_linger(fd);
+            }
+            return inject(fault).await;
+        }
+    }
+    forward(&shared, parts, body).await
+}
+
+async fn inject(fault: Fault) -> Result<Response<Body>, BoxError> {
+    let json = |status: u16, body: &'static str| {
+        Response::builder().status(status).header("content-type", "application/json").body(full(body))
+    };
+    Ok(match fault {
+        Fault::Status(status) => json(status, r#"{"error":"server_error","error_description":"injected"}"#)?,
+        Fault::RetryAfter(status, secs) => Response::builder()
+            .status(status)
+            .header("retry-after", secs.to_string())
+            .header("content-type", "application/json")
+            .body(full(r#"{"error":"temporarily_unavailable"}"#))?,
+        Fault::Hang => std::future::pending().await,
+        Fault::Malformed => json(200, r#"{"access_token":"eyJhbGciOi"#)?,
+        Fault::Oversize => {
+            let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+            let frames = (0..32).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone())));
+            let body = StreamBody::new(futures_util::stream::iter(frames));
+            Response::builder().status(200).header("content-type", "application/json").body(BodyExt::boxed(body))?
+        }
+        // An error from the service makes hyper drop the connection without an answer.
+        Fault::Reset => return Err("injected reset".into()),
+        Fault::InvalidGrant => {
+            json(400, r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#)?
+        }
+    })
+}
+
+/// With a zero linger, closing the socket sends RST instead of FIN.
+fn zero_linger(fd: RawFd) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: `fd` is the connection being served (it outlives this request), and the option
+    // value is a valid `linger` of the size passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+const HOP_BY_HOP: &[&str] =
+    &["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"];
+
+async fn forward(shared: &Shared, parts: hyper::http::request::Parts, body: Bytes) -> Result<Response<Body>, BoxError> {
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("http://127.0.0.1:{}{path}", shared.target.load(Ordering::SeqCst));
+    let mut out = shared.client.request(parts.method, url).body(body);
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            out = out.header(name, value);
+        }
+    }
+    let answer = match out.send().await {
+        Ok(answer) => answer,
+        Err(_) => return Ok(Response::builder().status(StatusCode::BAD_GATEWAY).body(full(""))?),
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response = response.header(name, value);
+        }
+    }
+    let bytes = answer.bytes().await?;
+    Ok(response.body(full(bytes))?)
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed()
 }
