@@ -234,4 +234,57 @@ client_id = "x"
         let two = format!("{one}[accounts.other]\nissuer = \"https://y/\"\nclient_id = \"d\"\n");
         assert_eq!(Config::parse(&two).unwrap().default_account(), None);
     }
+
+    /// Lines a hand-edited config might hold by mistake.
+    const MISTAKES: &[&str] = &[
+        "clientid = \"typo\"",
+        "client_id = 5",
+        "scopes = \"openid\"",
+        "scopes = [\"profile\"]",
+        "issuer = \"ftp://x\"",
+        "issuer = \"http://idp.example.com\"",
+        "flow = \"carrier-pigeon\"",
+        "store = \"plaintext\"",
+        "idp_timeout = -1",
+        "[accounts.\"\"]",
+        "[accounts.work]",
+        "default_account = \"nobody\"",
+        "proactive_refresh = \"yes\"",
+        "= 1",
+        "[[accounts]]",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 2000, failure_persistence: None, ..Default::default() })]
+
+        /// Whatever the damage, parsing never panics, and a refusal names where the problem
+        /// is: a line (TOML's own errors) or the account and key (our checks).
+        #[test]
+        fn a_damaged_config_is_refused_with_its_place_named(
+            edits in proptest::collection::vec((0usize..400, 0usize..3, proptest::char::any(), 0..MISTAKES.len()), 1..4)
+        ) {
+            let mut text: Vec<char> = GOOD.chars().collect();
+            for (at, kind, c, mistake) in edits {
+                let at = at % (text.len() + 1);
+                match kind {
+                    0 => text.insert(at, c),
+                    1 if at < text.len() => { text.remove(at); }
+                    _ => {
+                        // A whole mistaken line, at the start of some line.
+                        let line_start = text[..at].iter().rposition(|&c| c == '\n').map_or(0, |i| i + 1);
+                        let line: Vec<char> = format!("{}\n", MISTAKES[mistake]).chars().collect();
+                        text.splice(line_start..line_start, line);
+                    }
+                }
+            }
+            let text: String = text.into_iter().collect();
+            if let Err(message) = Config::parse(&text) {
+                let named = message.contains("line ")
+                    || message.contains("[accounts.")
+                    || message.contains("default_account")
+                    || message.contains("account name");
+                proptest::prop_assert!(named, "{message}\n--- for ---\n{text}");
+            }
+        }
+    }
 }

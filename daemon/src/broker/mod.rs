@@ -26,6 +26,7 @@ pub use account::Account;
 pub use error::{Error, Result};
 use login::PendingLogin;
 pub use session::Session;
+pub use tokens::Encoded;
 
 use crate::config::Config;
 use crate::oidc::http::Http;

@@ -26,6 +26,9 @@ pub struct Session {
     pub id_expires_at: Option<i64>,
     pub subject: Option<String>,
     pub scopes: Vec<String>,
+    /// The `GetAccessToken` answer for this session, encoded once: the hot path copies bytes
+    /// instead of building and serializing the answer (and its kilobyte of JWT) per request.
+    pub(super) encoded: std::sync::OnceLock<Zeroizing<Vec<u8>>>,
 }
 
 pub fn now() -> i64 {
@@ -74,6 +77,7 @@ impl Session {
             id_expires_at,
             subject,
             scopes: t.scopes.unwrap_or_else(|| requested_scopes.to_vec()),
+            encoded: Default::default(),
         }
     }
 
@@ -95,6 +99,7 @@ impl Session {
             id_expires_at,
             subject,
             scopes: self.scopes.clone(),
+            encoded: Default::default(),
         }
     }
 
@@ -143,6 +148,7 @@ impl Session {
             id_expires_at: r.id_expires_at,
             subject: r.subject,
             scopes: r.scopes,
+            encoded: Default::default(),
         }))
     }
 }

@@ -6,15 +6,80 @@ use secrecy::ExposeSecret;
 use tokenbroker::Secret;
 use tokenbroker::protocol::{AccessToken, GetAccessToken, GetIdToken, IdToken};
 
+use zeroize::Zeroizing;
+
 use super::audience::AudienceKey;
 use super::session::now;
-use super::{Account, Broker, Error, Result};
+use super::{Account, Broker, Error, Result, Session};
+
+/// What `GetAccessToken` grants: the session's own token, or a token for another audience.
+enum Granted {
+    Session(Arc<Account>, Arc<Session>),
+    Audience(AccessToken),
+}
+
+/// An answer already encoded as JSON. A session's `GetAccessToken` answer is encoded once and
+/// shared by every request it serves; everything is wiped from memory when dropped.
+pub enum Encoded {
+    Session(Arc<Session>),
+    Owned(Zeroizing<Vec<u8>>),
+}
+
+impl Encoded {
+    pub fn owned(bytes: Vec<u8>) -> Self {
+        Encoded::Owned(Zeroizing::new(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Encoded::Session(s) => s.encoded.get().expect("encoded before it is handed out"),
+            Encoded::Owned(bytes) => bytes,
+        }
+    }
+}
+
+fn session_answer(account: &Account, session: &Session) -> AccessToken {
+    AccessToken {
+        account: account.name.clone(),
+        access_token: Secret::new(session.access_token.expose_secret()),
+        token_type: session.token_type.clone(),
+        expires_at: session.expires_at,
+        scope: Some(session.scopes.join(" ")),
+    }
+}
+
+fn encode(answer: &impl serde::Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(answer).map_err(|e| Error::internal(format!("encoding the answer: {e}")))
+}
 
 impl Broker {
     pub async fn access_token(self: &Arc<Self>, p: GetAccessToken) -> Result<AccessToken> {
-        let account = &self.account(p.account.as_deref())?;
+        Ok(match self.grant_access(p).await? {
+            Granted::Session(account, session) => session_answer(&account, &session),
+            Granted::Audience(token) => token,
+        })
+    }
+
+    /// The same answer, as JSON.
+    pub async fn access_token_json(self: &Arc<Self>, p: GetAccessToken) -> Result<Encoded> {
+        match self.grant_access(p).await? {
+            Granted::Session(account, session) => {
+                if session.encoded.get().is_none() {
+                    let bytes = Zeroizing::new(encode(&session_answer(&account, &session))?);
+                    // A racing request may have set it first; both encodings are the same.
+                    let _ = session.encoded.set(bytes);
+                }
+                Ok(Encoded::Session(session))
+            }
+            Granted::Audience(token) => Ok(Encoded::owned(encode(&token)?)),
+        }
+    }
+
+    async fn grant_access(self: &Arc<Self>, p: GetAccessToken) -> Result<Granted> {
+        let account = self.account(p.account.as_deref())?;
         if let Some(audience) = &p.audience {
-            return self.audience_access_token(account, audience, p.scope.as_deref(), p.min_ttl).await;
+            let token = self.audience_access_token(&account, audience, p.scope.as_deref(), p.min_ttl).await?;
+            return Ok(Granted::Audience(token));
         }
         let min_ttl = p.min_ttl.unwrap_or(0) as i64;
         // Judged on the session at hand before any refresh: a refresh would not change the
@@ -27,18 +92,12 @@ impl Broker {
             }
             check_granted(p.scope.as_deref(), &current.scopes)?;
         }
-        let session = self.fresh(account, |s, now| s.remaining(now) >= min_ttl.max(1)).await?;
+        let session = self.fresh(&account, |s, now| s.remaining(now) >= min_ttl.max(1)).await?;
         if session.remaining(now()) < min_ttl {
             return Err(large_min_ttl(min_ttl, session.lifetime()));
         }
         check_granted(p.scope.as_deref(), &session.scopes)?;
-        Ok(AccessToken {
-            account: account.name.clone(),
-            access_token: Secret::new(session.access_token.expose_secret()),
-            token_type: session.token_type.clone(),
-            expires_at: session.expires_at,
-            scope: Some(session.scopes.join(" ")),
-        })
+        Ok(Granted::Session(account, session))
     }
 
     /// A token for one of the account's APIs, got with the refresh token and cached per

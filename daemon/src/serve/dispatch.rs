@@ -6,12 +6,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokenbroker::protocol::Call;
 
-use crate::broker::{Broker, Error, Result};
+use crate::broker::{Broker, Encoded, Error, Result};
 
 /// The result's JSON, encoded from its type directly (no JSON tree in between).
-pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Vec<u8>> {
+pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Encoded> {
     match call {
-        Call::GetAccessToken(p) => json(broker.access_token(p).await?),
+        Call::GetAccessToken(p) => broker.access_token_json(p).await,
         Call::GetIdToken(p) => json(broker.id_token(p).await?),
         Call::GetProfile(p) => json(broker.profile(p).await?),
         Call::GetMetadata(p) => json(broker.metadata(p).await?),
@@ -24,6 +24,6 @@ pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Vec<u8>> {
     }
 }
 
-fn json(v: impl Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(&v).map_err(|e| Error::internal(format!("encoding the answer: {e}")))
+fn json(v: impl Serialize) -> Result<Encoded> {
+    serde_json::to_vec(&v).map(Encoded::owned).map_err(|e| Error::internal(format!("encoding the answer: {e}")))
 }

@@ -13,8 +13,10 @@ use tokenbroker::protocol::{
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::dispatch::dispatch;
 use super::lines::{Line, read_line};
@@ -90,7 +92,9 @@ pub async fn serve(
 }
 
 async fn refuse(mut stream: UnixStream, why: &str) {
-    let _ = stream.write_all(&protocol_error(NULL, -32000, why)).await;
+    let mut out = Vec::new();
+    protocol_error(&mut out, NULL, -32000, why);
+    let _ = stream.write_all(&out).await;
 }
 
 async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: CancellationToken) {
@@ -112,8 +116,14 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
     // megabytes. Longer lines still arrive whole, over several reads.
     let mut read = BufReader::with_capacity(1024, read);
     let mut line = Vec::with_capacity(256);
-    // One timer and one cancellation waiter per connection, not one per request.
-    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    // Answers carry tokens: one buffer per connection, wiped after every answer. It grows on
+    // the first answer, so idle connections cost nothing for it.
+    let mut answer = Zeroizing::new(Vec::new());
+    // One timer and one cancellation waiter per connection, not one per request. The timer
+    // is not moved on each request (that costs a trip through the timer wheel): requests
+    // only note the time, and when the timer fires it is moved on if there was activity.
+    let mut last_active = Instant::now();
+    let idle = tokio::time::sleep_until(last_active + IDLE_TIMEOUT);
     let cancelled = shutdown.cancelled();
     tokio::pin!(idle, cancelled);
     loop {
@@ -121,98 +131,118 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
             biased;
             next = read_line(&mut read, &mut line, MAX_LINE) => next,
             _ = &mut cancelled => return,
-            _ = &mut idle => return,
+            _ = &mut idle => {
+                if last_active.elapsed() >= IDLE_TIMEOUT {
+                    return;
+                }
+                idle.as_mut().reset(last_active + IDLE_TIMEOUT);
+                continue;
+            }
         };
-        let answer = match next {
-            Ok(Line::Read) => handle(&broker, &line).await,
+        let answered = match next {
+            Ok(Line::Read) => handle(&broker, &line, &mut answer).await,
             Ok(Line::TooLong) => {
-                Some(protocol_error(NULL, INVALID_REQUEST, &format!("request line longer than {MAX_LINE} bytes")))
+                protocol_error(
+                    &mut answer,
+                    NULL,
+                    INVALID_REQUEST,
+                    &format!("request line longer than {MAX_LINE} bytes"),
+                );
+                true
             }
             Ok(Line::Eof) | Err(_) => return,
         };
-        if let Some(answer) = answer
-            && write.write_all(&answer).await.is_err()
-        {
+        let written = !answered || write.write_all(&answer).await.is_ok();
+        // Only the bytes written: the rest of the buffer was wiped after earlier answers.
+        answer.as_mut_slice().zeroize();
+        answer.clear();
+        if !written {
             return;
         }
-        idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+        last_active = Instant::now();
     }
 }
 
 const NULL: &str = "null";
 
-/// One request line to one answer line; `None` for a notification (no `id`), which JSON-RPC
-/// says must not be answered.
-async fn handle(broker: &Arc<Broker>, line: &[u8]) -> Option<Vec<u8>> {
+/// One request line to one answer line in `out`; `false` for a notification (no `id`), which
+/// JSON-RPC says must not be answered.
+async fn handle(broker: &Arc<Broker>, line: &[u8], out: &mut Vec<u8>) -> bool {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
-        return None;
+        return false;
     }
     let req: RawRequest = match serde_json::from_slice(line) {
         Ok(r) => r,
         Err(e) if e.is_syntax() || e.is_eof() => {
-            return Some(protocol_error(NULL, PARSE_ERROR, "parse error: the line is not valid JSON"));
+            protocol_error(out, NULL, PARSE_ERROR, "parse error: the line is not valid JSON");
+            return true;
         }
         Err(_) if line.trim_ascii_start().starts_with(b"[") => {
-            return Some(protocol_error(
-                NULL,
-                INVALID_REQUEST,
-                "a request must be one JSON object (batches are not supported)",
-            ));
+            protocol_error(out, NULL, INVALID_REQUEST, "a request must be one JSON object (batches are not supported)");
+            return true;
         }
         Err(_) => {
-            return Some(protocol_error(NULL, INVALID_REQUEST, "a request must be one JSON-RPC 2.0 request object"));
+            protocol_error(out, NULL, INVALID_REQUEST, "a request must be one JSON-RPC 2.0 request object");
+            return true;
         }
     };
     let id = match req.id.map(|raw| raw.get()) {
         None => NULL,
         Some(id) if id.starts_with(['"', '-', 'n']) || id.starts_with(|c: char| c.is_ascii_digit()) => id,
-        Some(_) => return Some(protocol_error(NULL, INVALID_REQUEST, "id must be a number, string or null")),
+        Some(_) => {
+            protocol_error(out, NULL, INVALID_REQUEST, "id must be a number, string or null");
+            return true;
+        }
     };
     if req.jsonrpc.as_deref() != Some("2.0") {
-        return Some(protocol_error(id, INVALID_REQUEST, "jsonrpc must be \"2.0\""));
+        protocol_error(out, id, INVALID_REQUEST, "jsonrpc must be \"2.0\"");
+        return true;
     }
     let Some(method) = req.method else {
-        return Some(protocol_error(id, INVALID_REQUEST, "method is missing"));
+        protocol_error(out, id, INVALID_REQUEST, "method is missing");
+        return true;
     };
-    let answer = match Call::decode(&method, req.params) {
+    match Call::decode(&method, req.params) {
         Ok(call) => match dispatch(broker, call).await {
-            Ok(result) => frame(id, "result", &result),
-            Err(e) => broker_error(id, e),
+            Ok(result) => frame(out, id, "result", result.as_bytes()),
+            Err(e) => broker_error(out, id, e),
         },
         Err(None) => protocol_error(
+            out,
             id,
             METHOD_NOT_FOUND,
             &format!("no method {method:?}; methods: {}", Call::METHODS.join(", ")),
         ),
-        Err(Some(why)) => broker_error(id, Error::invalid_params(format!("invalid params for {method}: {why}"))),
-    };
-    req.id.is_some().then_some(answer)
+        Err(Some(why)) => broker_error(out, id, Error::invalid_params(format!("invalid params for {method}: {why}"))),
+    }
+    req.id.is_some()
 }
 
 /// `{"jsonrpc":"2.0","id":ID,"KEY":VALUE}` and a newline, from pieces already encoded.
-fn frame(id: &str, key: &str, value: &[u8]) -> Vec<u8> {
-    let mut line = Vec::with_capacity(40 + id.len() + value.len());
-    line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    line.extend_from_slice(id.as_bytes());
-    line.extend_from_slice(b",\"");
-    line.extend_from_slice(key.as_bytes());
-    line.extend_from_slice(b"\":");
-    line.extend_from_slice(value);
-    line.extend_from_slice(b"}\n");
-    line
+fn frame(out: &mut Vec<u8>, id: &str, key: &str, value: &[u8]) {
+    out.clear();
+    out.reserve(40 + id.len() + value.len());
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"}\n");
 }
 
-fn encode_error(id: &str, error: &RpcError) -> Vec<u8> {
-    frame(id, "error", &serde_json::to_vec(error).expect("errors always serialize"))
+fn encode_error(out: &mut Vec<u8>, id: &str, error: &RpcError) {
+    frame(out, id, "error", &serde_json::to_vec(error).expect("errors always serialize"));
 }
 
-fn broker_error(id: &str, e: Error) -> Vec<u8> {
-    encode_error(id, &RpcError { code: e.kind.code(), message: e.message, data: Some(ErrorData { kind: e.kind }) })
+fn broker_error(out: &mut Vec<u8>, id: &str, e: Error) {
+    let error = RpcError { code: e.kind.code(), message: e.message, data: Some(ErrorData { kind: e.kind }) };
+    encode_error(out, id, &error);
 }
 
-fn protocol_error(id: &str, code: i64, message: &str) -> Vec<u8> {
-    encode_error(id, &RpcError { code, message: message.into(), data: None })
+fn protocol_error(out: &mut Vec<u8>, id: &str, code: i64, message: &str) {
+    encode_error(out, id, &RpcError { code, message: message.into(), data: None });
 }
 
 /// The socket path from `--socket`, `TOKENBROKER_SOCKET` or the runtime dir (the client

@@ -13,14 +13,17 @@ type Store = Arc<dyn CredentialStoreApi + Send + Sync>;
 
 pub struct Keyring {
     /// Replaced when the keyring goes away and comes back: the Secret Service store keeps
-    /// one session with the service it first met, which dies with that service.
-    store: Mutex<Store>,
+    /// one session with the service it first met, which dies with that service. `None` only
+    /// while being dropped.
+    store: Mutex<Option<Store>>,
 }
 
 impl Drop for Keyring {
     fn drop(&mut self) {
-        let store = self.store.get_mut().unwrap_or_else(|e| e.into_inner()).clone();
-        drop_off_runtime(store);
+        // Taken out, so that the last reference is surely the one moved off the runtime.
+        if let Some(store) = self.store.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            drop_off_runtime(store);
+        }
     }
 }
 
@@ -43,7 +46,11 @@ fn open_store() -> Result<Store, StoreError> {
 impl Keyring {
     /// Connect to the platform's store. Blocking: call it off the async threads.
     pub fn open() -> Result<Self, StoreError> {
-        Ok(Keyring { store: Mutex::new(open_store()?) })
+        Ok(Keyring { store: Mutex::new(Some(open_store()?)) })
+    }
+
+    fn current(&self) -> Store {
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).clone().expect("the store is open until dropped")
     }
 
     /// Run `op` on the account's entry; if the store has failed, connect afresh once and
@@ -53,14 +60,16 @@ impl Keyring {
         account: &str,
         op: impl Fn(&keyring_core::Entry) -> Result<T, KeyringError>,
     ) -> Result<T, KeyringError> {
-        let store = self.store.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let store = self.current();
         match op(&store.build(SERVICE, account, None)?) {
             Err(KeyringError::PlatformFailure(_) | KeyringError::NoStorageAccess(_)) => {
                 let Ok(fresh) = open_store() else {
                     return op(&store.build(SERVICE, account, None)?);
                 };
-                let old = std::mem::replace(&mut *self.store.lock().unwrap_or_else(|e| e.into_inner()), fresh.clone());
-                drop_off_runtime(old);
+                let old = self.store.lock().unwrap_or_else(|e| e.into_inner()).replace(fresh.clone());
+                if let Some(old) = old {
+                    drop_off_runtime(old);
+                }
                 drop_off_runtime(store);
                 op(&fresh.build(SERVICE, account, None)?)
             }
