@@ -61,14 +61,20 @@ fn main() -> std::process::ExitCode {
 
 fn start() -> anyhow::Result<()> {
     harden::apply();
+    harden::single_allocator_arena();
     // Taken before any thread starts: it edits the environment.
     let inherited = activation::inherited_listener().context("taking the socket from the service manager")?;
     let args = Args::parse();
     logging::init();
     let config_path = args.config.clone().unwrap_or_else(Config::default_path);
     let config = Config::load(&config_path)?;
-    tokio::runtime::Builder::new_multi_thread()
+    // One thread serves every door: requests are microseconds of work, the IdP and the keyring
+    // are waited on (keyring calls on the blocking pool), and each extra worker would cost a
+    // stack and an allocator arena for the daemon's whole life.
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Keyring workers go soon after their call: an idle daemon keeps no threads but one.
+        .thread_keep_alive(Duration::from_secs(2))
         .build()
         .context("starting the async runtime")?
         .block_on(run(args, config_path, config, inherited))

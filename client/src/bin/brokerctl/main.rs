@@ -18,14 +18,39 @@ use args::{Cli, Command, FlowArg, MetadataCommand};
 use transport::Transport;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let result = match plain_token_request() {
+        Some(p) => token(Transport::connect(false).map_err(Failure::from), p, false),
+        None => run(Cli::parse()),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("brokerctl: {e}");
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// `brokerctl token` and `brokerctl token --min-ttl N` over the socket, recognised without
+/// clap: scripts run them once per API call, and building clap's whole command tree is most
+/// of brokerctl's start-up. Anything else (other flags, D-Bus, help) goes through clap.
+fn plain_token_request() -> Option<GetAccessToken> {
+    if std::env::var_os("TOKENBROKER_TRANSPORT").is_some() {
+        return None;
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
+    match args[..] {
+        ["token"] => Some(GetAccessToken::default()),
+        ["token", "--min-ttl", n] => Some(GetAccessToken { min_ttl: Some(n.parse().ok()?), ..Default::default() }),
+        _ => None,
+    }
+}
+
+fn token(client: Result<Transport, Failure>, p: GetAccessToken, json: bool) -> Result<(), Failure> {
+    let t = client?.get_access_token(p)?;
+    if json { print_json(&t) } else { println!("{}", t.access_token.expose()) }
+    Ok(())
 }
 
 /// The contract's exit codes.
@@ -65,8 +90,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let account = cli.account.clone();
     match cli.command {
         Command::Token { min_ttl, scope, audience } => {
-            let t = client.get_access_token(GetAccessToken { account, min_ttl, scope, audience })?;
-            if cli.json { print_json(&t) } else { println!("{}", t.access_token.expose()) }
+            token(Ok(client), GetAccessToken { account, min_ttl, scope, audience }, cli.json)?
         }
         Command::IdToken { min_ttl } => {
             let t = client.get_id_token(GetIdToken { account, min_ttl })?;
