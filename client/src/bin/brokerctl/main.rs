@@ -49,7 +49,11 @@ fn plain_token_request() -> Option<GetAccessToken> {
 
 fn token(client: Result<Transport, Failure>, p: GetAccessToken, json: bool) -> Result<(), Failure> {
     let t = client?.get_access_token(p)?;
-    if json { print_json(&t) } else { println!("{}", t.access_token.expose()) }
+    if json {
+        print_json(&t)
+    } else {
+        println!("{}", t.access_token.expose())
+    }
     Ok(())
 }
 
