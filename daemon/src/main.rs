@@ -45,6 +45,9 @@ struct Args {
     /// Most client connections served at once; more are refused with an error.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
+    /// Seconds a client connection may stay silent before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    idle_timeout: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -125,7 +128,10 @@ async fn run(
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let limits = serve::socket::Limits { max_connections: args.max_connections };
+    let limits = serve::socket::Limits {
+        max_connections: args.max_connections,
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+    };
     let server =
         tokio::spawn(serve::socket::serve(listener, broker.clone(), limits, shutdown.clone(), tracker.clone()));
     let where_ =

@@ -22,11 +22,10 @@ use super::dispatch::dispatch;
 use super::lines::{Line, read_line};
 use crate::broker::{Broker, Error};
 
-/// A connection that sends nothing for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-
 pub struct Limits {
     pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 /// Bind the socket: a missing directory is created 0700, the socket is made 0600. A live
@@ -66,7 +65,10 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            // Outside tokio's cooperative budget: otherwise, while thousands of connections
+            // are busy, the accept loop gets one short turn per round of all of them and new
+            // clients wait behind old ones' tenth request (bounded by the listen backlog).
+            accepted = tokio::task::unconstrained(listener.accept()) => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -84,8 +86,9 @@ pub async fn serve(
         };
         let broker = broker.clone();
         let shutdown = shutdown.clone();
+        let idle_timeout = limits.idle_timeout;
         tracker.spawn(async move {
-            connection(stream, broker, shutdown).await;
+            connection(stream, broker, shutdown, idle_timeout).await;
             drop(slot);
         });
     }
@@ -97,7 +100,7 @@ async fn refuse(mut stream: UnixStream, why: &str) {
     let _ = stream.write_all(&out).await;
 }
 
-async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: CancellationToken) {
+async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: CancellationToken, idle_timeout: Duration) {
     // SAFETY: getuid has no preconditions and cannot fail.
     let me = unsafe { libc::getuid() };
     match stream.peer_cred() {
@@ -123,7 +126,7 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
     // is not moved on each request (that costs a trip through the timer wheel): requests
     // only note the time, and when the timer fires it is moved on if there was activity.
     let mut last_active = Instant::now();
-    let idle = tokio::time::sleep_until(last_active + IDLE_TIMEOUT);
+    let idle = tokio::time::sleep_until(last_active + idle_timeout);
     let cancelled = shutdown.cancelled();
     tokio::pin!(idle, cancelled);
     loop {
@@ -132,10 +135,10 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
             next = read_line(&mut read, &mut line, MAX_LINE) => next,
             _ = &mut cancelled => return,
             _ = &mut idle => {
-                if last_active.elapsed() >= IDLE_TIMEOUT {
+                if last_active.elapsed() >= idle_timeout {
                     return;
                 }
-                idle.as_mut().reset(last_active + IDLE_TIMEOUT);
+                idle.as_mut().reset(last_active + idle_timeout);
                 continue;
             }
         };

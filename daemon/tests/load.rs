@@ -1,0 +1,170 @@
+//! Floods: ten thousand clients at once, each asking ten times, all served the right token,
+//! every one of them served while the others are, and the daemon's memory bounded; silent
+//! connections closed after the idle timeout while busy ones stay.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+const CLIENTS: usize = 10_000;
+const REQUESTS: usize = 10;
+const REQUEST: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"GetAccessToken\"}\n";
+
+/// Every client needs a descriptor here, and one in the daemon (which inherits this limit and
+/// lifts its own): lift the soft limit (and, where allowed, the hard one) past the client count.
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_max < want {
+            let raised = libc::rlimit { rlim_cur: want, rlim_max: want };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return;
+            }
+        }
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    assert!(lim.rlim_cur >= want, "need {want} open files, the limit is {}", lim.rlim_cur);
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A client's connection; connecting again while the listen backlog is full, as a real client
+/// would.
+async fn connect(path: &std::path::Path) -> UnixStream {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match UnixStream::connect(path).await {
+            Ok(s) => return s,
+            Err(e) if Instant::now() < deadline && e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_clients_ten_requests_each_all_served_in_bounded_memory() {
+    raise_fd_limit(CLIENTS as u64 + 1_000);
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions { access_ttl: 3600, ..Default::default() }).await;
+    let mut daemon = Daemon::prepare(&idp.account_config("work"));
+    daemon.log_level = "info".into();
+    daemon.args = vec!["--max-connections".into(), (CLIENTS + 100).to_string()];
+    daemon.spawn(&bus);
+    daemon.login(&idp, None, "alice").await;
+    let expected = token(&daemon.client().await, None).await.unwrap().access_token.expose().to_owned();
+    let pid = daemon.proc.as_ref().unwrap().pid();
+    let idle_rss = rss_kib(pid);
+
+    // Peak resident memory, sampled throughout.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak
+        })
+    };
+
+    // Everyone connects first, then everyone asks at once.
+    let start = Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let socket = daemon.socket();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (start, socket, expected) = (start.clone(), socket.clone(), expected.clone());
+            tokio::spawn(async move {
+                let stream = connect(&socket).await;
+                let (read, mut write) = stream.into_split();
+                let mut read = BufReader::new(read);
+                let mut line = String::new();
+                start.wait().await;
+                let begun = Instant::now();
+                let mut first = None;
+                for _ in 0..REQUESTS {
+                    write.write_all(REQUEST).await.expect("write");
+                    line.clear();
+                    read.read_line(&mut line).await.expect("read");
+                    let answer: serde_json::Value = serde_json::from_str(&line).expect("an answer line");
+                    assert_eq!(answer["result"]["access_token"], expected.as_str(), "{line}");
+                    first.get_or_insert(begun.elapsed());
+                }
+                (first.unwrap(), begun.elapsed())
+            })
+        })
+        .collect();
+    let mut firsts = Vec::with_capacity(CLIENTS);
+    let mut totals = Vec::with_capacity(CLIENTS);
+    for c in clients {
+        let (first, total) = c.await.expect("a client failed");
+        firsts.push(first);
+        totals.push(total);
+    }
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap();
+
+    firsts.sort();
+    totals.sort();
+    let last_total = *totals.last().unwrap();
+    eprintln!(
+        "{CLIENTS} clients x {REQUESTS}: all done in {last_total:?}; first answers p50 {:?} max {:?}; \
+         RSS idle {idle_rss} KiB, peak {peak} KiB",
+        firsts[CLIENTS / 2],
+        firsts.last().unwrap(),
+    );
+    // Fair service: connections are served side by side, so even the last client to be
+    // answered got its first answer before half the clients were through with all ten (one
+    // connection served to the end before the next would put it near the very end).
+    let median_total = totals[CLIENTS / 2];
+    assert!(*firsts.last().unwrap() < median_total, "a client waited for the others: {:?}", firsts.last());
+    // Bounded memory: a few KiB per connection, not growth per request.
+    let per_connection = peak.saturating_sub(idle_rss) * 1024 / CLIENTS as u64;
+    assert!(per_connection < 16 * 1024, "{per_connection} bytes per connection at peak");
+    assert!(peak < 256 * 1024, "peak RSS {peak} KiB");
+    // And afterwards the daemon serves as before.
+    assert_eq!(token(&daemon.client().await, None).await.unwrap().access_token.expose(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_after_the_idle_timeout_and_busy_ones_stay() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start_with_args(&bus, &idp.account_config("work"), &["--idle-timeout", "1"]);
+    let mut silent = BufReader::new(UnixStream::connect(daemon.socket()).await.unwrap());
+    let mut busy = BufReader::new(UnixStream::connect(daemon.socket()).await.unwrap());
+    let status = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\"}\n";
+    let begun = Instant::now();
+    let mut line = String::new();
+    // The busy one asks every 300 ms for 2.5 s: never silent for a whole second.
+    while begun.elapsed() < Duration::from_millis(2500) {
+        busy.get_mut().write_all(status).await.unwrap();
+        line.clear();
+        assert!(busy.read_line(&mut line).await.unwrap() > 0, "a busy connection was closed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The silent one was closed: end of stream, no answer.
+    line.clear();
+    let closed = tokio::time::timeout(Duration::from_secs(2), silent.read_line(&mut line)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "the silent connection is still open: {closed:?} {line:?}");
+    let _ = silent.get_mut().write_all(status).await;
+}
