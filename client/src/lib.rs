@@ -19,6 +19,7 @@ mod error;
 mod methods;
 pub mod paths;
 pub mod protocol;
+pub mod request;
 mod secret;
 
 pub use client::Client;

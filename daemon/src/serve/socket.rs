@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokenbroker::protocol::{
-    Call, ErrorData, INVALID_REQUEST, MAX_LINE, METHOD_NOT_FOUND, PARSE_ERROR, RawRequest, RpcError,
-};
+use tokenbroker::protocol::{ErrorData, INVALID_REQUEST, MAX_LINE, RpcError};
+use tokenbroker::request::{Decoded, Refusal, decode_line};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
@@ -168,58 +167,27 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
 
 const NULL: &str = "null";
 
-/// One request line to one answer line in `out`; `false` for a notification (no `id`), which
-/// JSON-RPC says must not be answered.
+/// One request line to one answer line in `out`; `false` when nothing is to be answered (a
+/// blank line, a notification).
 async fn handle(broker: &Arc<Broker>, line: &[u8], out: &mut Vec<u8>) -> bool {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return false;
+    match decode_line(line) {
+        Decoded::Blank => false,
+        Decoded::Refused { id, error, answer } => {
+            match error {
+                Refusal::Protocol { code, message } => protocol_error(out, id, code, &message),
+                Refusal::Kind { kind, message } => broker_error(out, id, Error::new(kind, message)),
+            }
+            answer
+        }
+        Decoded::Call { id, call } => {
+            let answer_id = id.unwrap_or(NULL);
+            match dispatch(broker, call).await {
+                Ok(result) => frame(out, answer_id, "result", result.as_bytes()),
+                Err(e) => broker_error(out, answer_id, e),
+            }
+            id.is_some()
+        }
     }
-    let req: RawRequest = match serde_json::from_slice(line) {
-        Ok(r) => r,
-        Err(e) if e.is_syntax() || e.is_eof() => {
-            protocol_error(out, NULL, PARSE_ERROR, "parse error: the line is not valid JSON");
-            return true;
-        }
-        Err(_) if line.trim_ascii_start().starts_with(b"[") => {
-            protocol_error(out, NULL, INVALID_REQUEST, "a request must be one JSON object (batches are not supported)");
-            return true;
-        }
-        Err(_) => {
-            protocol_error(out, NULL, INVALID_REQUEST, "a request must be one JSON-RPC 2.0 request object");
-            return true;
-        }
-    };
-    let id = match req.id.map(|raw| raw.get()) {
-        None => NULL,
-        Some(id) if id.starts_with(['"', '-', 'n']) || id.starts_with(|c: char| c.is_ascii_digit()) => id,
-        Some(_) => {
-            protocol_error(out, NULL, INVALID_REQUEST, "id must be a number, string or null");
-            return true;
-        }
-    };
-    if req.jsonrpc.as_deref() != Some("2.0") {
-        protocol_error(out, id, INVALID_REQUEST, "jsonrpc must be \"2.0\"");
-        return true;
-    }
-    let Some(method) = req.method else {
-        protocol_error(out, id, INVALID_REQUEST, "method is missing");
-        return true;
-    };
-    match Call::decode(&method, req.params) {
-        Ok(call) => match dispatch(broker, call).await {
-            Ok(result) => frame(out, id, "result", result.as_bytes()),
-            Err(e) => broker_error(out, id, e),
-        },
-        Err(None) => protocol_error(
-            out,
-            id,
-            METHOD_NOT_FOUND,
-            &format!("no method {method:?}; methods: {}", Call::METHODS.join(", ")),
-        ),
-        Err(Some(why)) => broker_error(out, id, Error::invalid_params(format!("invalid params for {method}: {why}"))),
-    }
-    req.id.is_some()
 }
 
 /// `{"jsonrpc":"2.0","id":ID,"KEY":VALUE}` and a newline, from pieces already encoded.
