@@ -115,6 +115,27 @@ async fn an_injected_invalid_grant_ends_the_session_and_says_so() {
     assert_eq!(err.kind(), Some(ErrorKind::LoginRequired), "the refused session's token is not served");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_on_the_token_endpoint_is_not_followed() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    let cached = token(&client, None).await.unwrap();
+    // Whoever the redirect points at would receive the refresh token.
+    let thief = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    idp.proxy.set_fault(Some(Fault::Redirect(thief.local_addr().unwrap().port())));
+
+    next_second().await;
+    let err = token(&client, Some(60)).await.unwrap_err();
+    assert_ne!(err.kind(), Some(ErrorKind::LoginRequired), "{err}");
+    let visited = tokio::time::timeout(Duration::from_millis(500), thief.accept()).await;
+    assert!(visited.is_err(), "the daemon followed the redirect");
+    assert_eq!(token(&client, None).await.unwrap().access_token, cached.access_token);
+    assert_eq!(client.status().await.unwrap().accounts[0].state, AccountState::Valid);
+}
+
 /// The gaps between the token requests the proxy saw.
 fn gaps(idp: &Idp) -> Vec<Duration> {
     idp.proxy.token_requests().windows(2).map(|w| w[1] - w[0]).collect()

@@ -35,6 +35,8 @@ pub enum Fault {
     Reset,
     /// 400 `invalid_grant`: the IdP refuses the refresh token.
     InvalidGrant,
+    /// 307 to the given port on loopback, where someone else listens.
+    Redirect(u16),
 }
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -196,6 +198,10 @@ async fn inject(fault: Fault) -> Result<Response<Body>, BoxError> {
         Fault::InvalidGrant => {
             json(400, r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#)?
         }
+        Fault::Redirect(port) => Response::builder()
+            .status(307)
+            .header("location", format!("http://127.0.0.1:{port}/token"))
+            .body(full(""))?,
     })
 }
 
