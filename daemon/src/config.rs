@@ -16,9 +16,19 @@ pub struct Config {
     /// caller needs one: an extension, for tests and for IdPs that meter refreshes.
     #[serde(default = "yes")]
     pub proactive_refresh: bool,
-    /// Where sessions are kept: the OS keyring (default) or, by explicit choice, memory only.
+    /// Where sessions are kept: the OS keyring (default) or, by explicit choice, an encrypted
+    /// file or memory only.
     #[serde(default)]
     pub store: StoreKind,
+    /// `store = "file"`: the file (default: the data dir's `tokenbroker/sessions.sealed`).
+    #[serde(default)]
+    pub store_file: Option<PathBuf>,
+    /// `store = "file"`: the name of a systemd credential holding the passphrase.
+    #[serde(default)]
+    pub store_key_credential: Option<String>,
+    /// `store = "file"`: a command (argv) that prints the passphrase.
+    #[serde(default)]
+    pub store_passphrase_command: Option<Vec<String>>,
     /// Seconds an IdP request may take in all (connecting, sending, reading the answer)
     /// before it counts as a failure and is retried later.
     #[serde(default = "default_idp_timeout")]
@@ -52,6 +62,8 @@ pub struct AccountConfig {
 pub enum StoreKind {
     #[default]
     Keyring,
+    /// An encrypted file, for machines without a keyring, chosen on purpose.
+    File,
     /// Lost when the daemon exits; for machines without a keyring, chosen on purpose.
     Memory,
 }
@@ -125,6 +137,23 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        let key_sources = self.store_key_credential.is_some() as u8 + self.store_passphrase_command.is_some() as u8;
+        match self.store {
+            StoreKind::File if key_sources != 1 => {
+                return Err("store = \"file\" needs exactly one of store_key_credential (a systemd credential's \
+                            name) and store_passphrase_command (a command that prints the passphrase)"
+                    .into());
+            }
+            StoreKind::File if self.store_passphrase_command.as_ref().is_some_and(Vec::is_empty) => {
+                return Err("store_passphrase_command is empty".into());
+            }
+            StoreKind::Keyring | StoreKind::Memory if key_sources > 0 || self.store_file.is_some() => {
+                return Err(
+                    "store_file, store_key_credential and store_passphrase_command go with store = \"file\"".into()
+                );
+            }
+            _ => {}
+        }
         if let Some(d) = &self.default_account
             && !self.accounts.contains_key(d)
         {
@@ -280,6 +309,7 @@ client_id = "x"
             let text: String = text.into_iter().collect();
             if let Err(message) = Config::parse(&text) {
                 let named = message.contains("line ")
+                    || message.contains("store")
                     || message.contains("[accounts.")
                     || message.contains("default_account")
                     || message.contains("account name");

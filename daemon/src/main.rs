@@ -103,7 +103,7 @@ async fn run(
         None => (serve::socket::bind(&socket_path)?, SocketFile(Some(socket_path.clone()))),
     };
 
-    let store = SessionStore::new(open_store(config.store).await?);
+    let store = SessionStore::new(open_store(&config).await?);
     let http =
         oidc::http::Http::new(Duration::from_secs(config.idp_timeout.max(1))).context("building the HTTP client")?;
     let broker = Broker::start(config_path.clone(), &config, store, http).await;
@@ -196,11 +196,26 @@ impl Drop for SocketFile {
     }
 }
 
-async fn open_store(kind: StoreKind) -> anyhow::Result<Arc<dyn store::Backend>> {
-    match kind {
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Backend>> {
+    match config.store {
         StoreKind::Memory => {
             tracing::warn!("store = \"memory\": sessions are lost when the daemon stops");
             Ok(Arc::new(store::Memory::default()))
+        }
+        StoreKind::File => {
+            let path = config.store_file.clone().unwrap_or_else(default_store_file);
+            let credential = config.store_key_credential.clone();
+            let command = config.store_passphrase_command.clone();
+            let shown = path.display().to_string();
+            let opened = tokio::task::spawn_blocking(move || {
+                let passphrase = store::passphrase(credential.as_deref(), command.as_deref())?;
+                store::FileStore::open(path, &passphrase)
+            })
+            .await
+            .context("opening the sessions file")?;
+            let file = opened.map_err(|e| anyhow::anyhow!("store = \"file\" ({shown}): {e}"))?;
+            tracing::info!(path = %shown, "sessions are kept in an encrypted file");
+            Ok(Arc::new(file))
         }
         StoreKind::Keyring => {
             let opened =
@@ -208,12 +223,20 @@ async fn open_store(kind: StoreKind) -> anyhow::Result<Arc<dyn store::Backend>> 
             match opened {
                 Ok(Ok(Ok(keyring))) => Ok(Arc::new(keyring)),
                 Ok(Ok(Err(e))) => bail!(
-                    "{e}\nNo usable OS keyring (Secret Service / Keychain). Start one, or choose on purpose \
-                     `store = \"memory\"` in the config (sessions are then lost on exit)."
+                    "{e}\nNo usable OS keyring (Secret Service / Keychain). Start one, or choose on purpose in \
+                     the config: `store = \"file\"` (an encrypted file; see store_key_credential and \
+                     store_passphrase_command) or `store = \"memory\"` (sessions are lost on exit)."
                 ),
                 Ok(Err(e)) => bail!("opening the keyring: {e}"),
                 Err(_) => bail!("the keyring did not answer within 10 s (is it locked?)"),
             }
         }
     }
+}
+
+/// `$XDG_DATA_HOME/tokenbroker/sessions.sealed` (or the platform's data dir).
+fn default_store_file() -> PathBuf {
+    directories::ProjectDirs::from("", "", "tokenbroker")
+        .map(|d| d.data_dir().join("sessions.sealed"))
+        .unwrap_or_else(|| PathBuf::from("tokenbroker-sessions.sealed"))
 }

@@ -1,6 +1,7 @@
 //! Where sessions live between daemon runs: one entry per account, written by one writer per
 //! account, every call bounded by a timeout (a locked keyring can block forever).
 
+mod file;
 mod keyring;
 mod memory;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+pub use self::file::{FileStore, passphrase};
 pub use self::keyring::Keyring;
 pub use self::memory::Memory;
 

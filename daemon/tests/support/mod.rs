@@ -479,13 +479,16 @@ impl Daemon {
 
     /// A daemon on a machine with no session bus at all (headless server, macOS).
     pub fn start_without_bus(config: &str) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("tb-daemon").tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let mut d = Daemon { dir, proc: None, log_level: "debug".into(), args: Vec::new(), env: Vec::new() };
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
-        cmd.env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", d.dir.path().join("no-bus").display()));
-        d.launch(cmd);
+        let mut d = Self::prepare(config);
+        d.spawn_without_bus();
         d
+    }
+
+    /// Start (or start again) the binary with no session bus to find.
+    pub fn spawn_without_bus(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", self.dir.path().join("no-bus").display()));
+        self.launch(cmd);
     }
 
     /// Start (or start again) the binary and wait until its socket answers.

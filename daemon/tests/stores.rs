@@ -1,0 +1,114 @@
+//! Headless machines: without a Secret Service the daemon says so and names the choices; with
+//! `store = "file"` sessions live in an encrypted file that survives restarts, with the
+//! passphrase from a command or a systemd credential.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+#[test]
+fn without_a_keyring_the_daemon_refuses_to_start_and_names_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n").unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(dir.path().join("s.sock"))
+        .arg("--no-dbus")
+        .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", dir.path().join("no-bus").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = daemon.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the daemon went on without a keyring");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::io::read_to_string(daemon.stderr.take().unwrap()).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("No usable OS keyring"), "{stderr}");
+    assert!(stderr.contains("store = \"file\"") && stderr.contains("store = \"memory\""), "{stderr}");
+}
+
+/// A daemon for a machine with no bus at all, its sessions in `dir`.
+fn file_daemon(idp: &Idp, dir: &std::path::Path, key_config: &str, env: Vec<(String, String)>) -> Daemon {
+    let config = format!(
+        "store = \"file\"\nstore_file = \"{}\"\n{key_config}\n{}",
+        dir.join("sessions.sealed").display(),
+        idp.account_config("work")
+    );
+    let mut daemon = Daemon::prepare(&config);
+    daemon.env = env;
+    daemon
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_store_keeps_sessions_sealed_across_restarts() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let store_dir = tempfile::tempdir().unwrap();
+    let key = "store_passphrase_command = [\"printf\", \"%s\", \"correct horse battery\"]";
+    let mut daemon = file_daemon(&idp, store_dir.path(), key, Vec::new());
+    daemon.spawn_without_bus();
+    daemon.login(&idp, None, "alice").await;
+    let first = token(&daemon.client().await, None).await.unwrap();
+
+    let sealed = std::fs::read_to_string(store_dir.path().join("sessions.sealed")).unwrap();
+    assert!(sealed.contains("tokenbroker-sealed-1"));
+    assert!(!sealed.contains(first.access_token.expose()), "the file holds no token in the clear");
+
+    // Killed and started again: the session comes back from the file, no login.
+    daemon.kill9();
+    daemon.spawn_without_bus();
+    let again = token(&daemon.client().await, None).await.unwrap();
+    assert_eq!(again.access_token, first.access_token);
+    next_second().await;
+    let refreshed = token(&daemon.client().await, Some(60)).await.unwrap();
+    assert_ne!(refreshed.access_token, first.access_token);
+
+    // With the wrong passphrase the daemon will not start, and says why.
+    daemon.kill9();
+    daemon.write_config(&format!(
+        "store = \"file\"\nstore_file = \"{}\"\nstore_passphrase_command = [\"printf\", \"%s\", \"wrong\"]\n{}",
+        store_dir.path().join("sessions.sealed").display(),
+        idp.account_config("work")
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"))
+        .arg("--config")
+        .arg(daemon.config_path())
+        .arg("--socket")
+        .arg(daemon.socket())
+        .arg("--no-dbus")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_store_takes_its_key_from_a_systemd_credential() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let store_dir = tempfile::tempdir().unwrap();
+    let credentials = tempfile::tempdir().unwrap();
+    std::fs::write(credentials.path().join("tokenbroker-store"), "from-a-credential\n").unwrap();
+    let env = vec![("CREDENTIALS_DIRECTORY".to_owned(), credentials.path().display().to_string())];
+    let mut daemon = file_daemon(&idp, store_dir.path(), "store_key_credential = \"tokenbroker-store\"", env);
+    daemon.spawn_without_bus();
+    daemon.login(&idp, None, "alice").await;
+    let first = token(&daemon.client().await, None).await.unwrap();
+    daemon.kill9();
+    daemon.spawn_without_bus();
+    assert_eq!(token(&daemon.client().await, None).await.unwrap().access_token, first.access_token);
+}
