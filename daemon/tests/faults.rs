@@ -18,11 +18,22 @@ use tokenbroker::protocol::AccountState;
 /// in the keyring, no `LoginRequired` is announced, and a refresh after the fault succeeds.
 /// `says` is a piece of the error the daemon reports, proof that the fault was the one meant.
 async fn survives(fault: Fault, says: &str) {
+    survives_on(fault, says, false).await
+}
+
+/// With `tls`, the token endpoint is reached over TLS, trusted through `SSL_CERT_FILE`.
+async fn survives_on(fault: Fault, says: &str, tls: bool) {
     let bus = Bus::start();
     let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     // A short IdP timeout, so a hung token endpoint costs the test seconds, not the default 15.
     let config = format!("idp_timeout = 2\n{}", idp.account_config("work"));
-    let daemon = Daemon::start(&bus, &config);
+    let mut daemon = Daemon::prepare(&config);
+    let certs = tempfile::tempdir().unwrap();
+    if tls {
+        let ca = idp.proxy.serve_token_over_tls(certs.path()).await;
+        daemon.env.push(("SSL_CERT_FILE".into(), ca.display().to_string()));
+    }
+    daemon.spawn(&bus);
     daemon.login(&idp, None, "alice").await;
     let client = daemon.client().await;
     let mut signals = bus.dbus_client().await.signals().await.unwrap();
@@ -33,7 +44,9 @@ async fn survives(fault: Fault, says: &str) {
     let err = token(&client, Some(60)).await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::IdpUnavailable), "{fault:?}: {err}");
     assert!(err.to_string().contains(says), "{fault:?}: {err}");
-    assert_eq!(idp.proxy.token_requests().len(), 1, "{fault:?}: the refresh reached the token endpoint");
+    // A failed TLS handshake never gets as far as a request.
+    let reached = if fault == Fault::UntrustedCertificate { 0 } else { 1 };
+    assert_eq!(idp.proxy.token_requests().len(), reached, "{fault:?}: requests at the token endpoint");
     let during = token(&client, None).await.unwrap();
     assert_eq!(during.access_token, cached.access_token, "{fault:?}: the valid token is still served");
     let out = daemon.brokerctl(&["token"]);
@@ -45,6 +58,7 @@ async fn survives(fault: Fault, says: &str) {
     let after = token(&client, Some(60)).await.unwrap();
     assert_ne!(after.access_token, cached.access_token, "{fault:?}: refreshed once the fault cleared");
     assert_eq!(idp.refreshes().await, 1, "{fault:?}");
+    assert_eq!(idp.proxy.token_requests().len(), reached + 1, "{fault:?}: the refresh went through the proxy");
     let stray = tokio::time::timeout(Duration::from_millis(300), async {
         while let Some(s) = signals.next().await {
             if matches!(s, Signal::LoginRequired { .. }) {
@@ -85,6 +99,13 @@ async fn a_body_over_the_size_limit_leaves_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_connection_leaves_the_session() {
     survives(Fault::Reset, "reset").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_failure_leaves_the_session() {
+    // Logged in and refreshed over TLS while the certificate is good; then the token endpoint
+    // shows one from an unknown CA (as a TLS-intercepting box would).
+    survives_on(Fault::UntrustedCertificate, "certificate", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,8 @@ pub enum Fault {
     InvalidGrant,
     /// 307 to the given port on loopback, where someone else listens.
     Redirect(u16),
+    /// The TLS door (see `serve_token_over_tls`) shows a certificate no one trusts.
+    UntrustedCertificate,
 }
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -49,6 +51,8 @@ struct Shared {
     fault: Mutex<Option<Fault>>,
     token_requests: Mutex<Vec<Instant>>,
     client: reqwest::Client,
+    /// Where the discovery document sends token requests instead, when the TLS door is open.
+    tls_port: AtomicU16,
 }
 
 pub struct Proxy {
@@ -70,6 +74,7 @@ impl Proxy {
             fault: Mutex::new(None),
             token_requests: Mutex::new(Vec::new()),
             client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            tls_port: AtomicU16::new(0),
         });
         let (cuts, _) = watch::channel(0u64);
         let (s, c) = (shared.clone(), cuts.clone());
@@ -127,6 +132,38 @@ impl Proxy {
     /// Arm a token-endpoint fault (or clear it with `None`), from the next request on.
     pub fn set_fault(&self, fault: Option<Fault>) {
         *self.shared.fault.lock().unwrap() = fault;
+        if fault == Some(Fault::UntrustedCertificate) {
+            // A TLS connection already open would not show its certificate again.
+            self.cut_all();
+        }
+    }
+
+    /// Open a TLS door for the token endpoint and point the discovery document at it: the
+    /// daemon then sends its token requests (and refresh tokens) over TLS. The door's
+    /// certificate is signed by a CA made for this proxy; the returned PEM file holds that CA,
+    /// for the daemon's `SSL_CERT_FILE`.
+    pub async fn serve_token_over_tls(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let (trusted, untrusted, ca_pem) = tls_configs();
+        let ca_file = dir.join("test-ca.pem");
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.shared.tls_port.store(listener.local_addr().unwrap().port(), Ordering::SeqCst);
+        let (s, c) = (self.shared.clone(), self.cuts.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else { continue };
+                let config = if s.fault() == Some(Fault::UntrustedCertificate) { &untrusted } else { &trusted };
+                let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+                let (s, cut) = (s.clone(), c.subscribe());
+                tokio::spawn(async move {
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&inbound);
+                    if let Ok(tls) = acceptor.accept(inbound).await {
+                        serve(s, fd, tls, cut).await;
+                    }
+                });
+            }
+        });
+        ca_file
     }
 
     /// When each refresh-token request (faulted or passed on) arrived.
@@ -149,6 +186,49 @@ impl Shared {
     fn fault(&self) -> Option<Fault> {
         *self.fault.lock().unwrap()
     }
+}
+
+/// HTTP/1.1 on one connection (plain or TLS) until it ends or is cut.
+async fn serve<IO>(shared: Arc<Shared>, fd: RawFd, io: IO, mut cut: watch::Receiver<u64>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), fd, req));
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = cut.changed() => {}
+    }
+}
+
+/// A trusted server config (its CA in the returned PEM), and one whose certificate comes from
+/// a CA nobody trusts; both for 127.0.0.1.
+fn tls_configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ServerConfig>, String) {
+    let server = |ca_name: &str| {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(rcgen::DnType::CommonName, ca_name);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        (Arc::new(config), ca_cert.pem())
+    };
+    let (trusted, ca_pem) = server("tokenbroker test CA");
+    let (untrusted, _) = server("nobody's CA");
+    (trusted, untrusted, ca_pem)
 }
 
 async fn handle(shared: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Result<Response<Body>, BoxError> {
@@ -198,6 +278,8 @@ async fn inject(fault: Fault) -> Result<Response<Body>, BoxError> {
         Fault::InvalidGrant => {
             json(400, r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#)?
         }
+        // Not an HTTP answer: the TLS door refuses the handshake instead (see above).
+        Fault::UntrustedCertificate => return forward_error(),
         Fault::Redirect(port) => Response::builder()
             .status(307)
             .header("location", format!("http://127.0.0.1:{port}/token"))
@@ -243,8 +325,18 @@ async fn forward(shared: &Shared, parts: hyper::http::request::Parts, body: Byte
             response = response.header(name, value);
         }
     }
-    let bytes = answer.bytes().await?;
+    let mut bytes = answer.bytes().await?;
+    let tls_port = shared.tls_port.load(Ordering::SeqCst);
+    if tls_port != 0 && path.ends_with("/.well-known/openid-configuration") {
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes)?;
+        doc["token_endpoint"] = format!("https://127.0.0.1:{tls_port}/token").into();
+        bytes = serde_json::to_vec(&doc)?.into();
+    }
     Ok(response.body(full(bytes))?)
+}
+
+fn forward_error() -> Result<Response<Body>, BoxError> {
+    Err("no plain answer for this fault".into())
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
