@@ -351,3 +351,54 @@ async fn under_systemd_without_a_journal_it_logs_to_stderr_and_says_so() {
     let log = daemon.log();
     assert!(log.contains("the journal is not reachable") && log.contains("tokenbrokerd ready"), "{log}");
 }
+
+#[test]
+fn the_daemon_cannot_be_dumped_or_traced_by_its_own_user() {
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("not root: cannot start the daemon as another user to look at it; untested here");
+        return;
+    }
+    // Run it as the second user: a process's /proc files belong to its user while it is
+    // dumpable, and to root once it has made itself non-dumpable (so that same-user processes
+    // can neither ptrace it nor read its memory).
+    let user = other_user();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "store = \"memory\"\n[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n",
+    )
+    .unwrap();
+    let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::chown(path.as_ptr(), user, user) }, 0);
+    let socket = dir.path().join("broker.sock");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
+    std::os::unix::process::CommandExt::uid(&mut cmd, user);
+    let daemon = cmd
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--no-dbus")
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let daemon = Proc(daemon);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the daemon did not come up as user {user}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let proc_dir = format!("/proc/{}", daemon.pid());
+    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid_line.split_whitespace().nth(1) == Some(&user.to_string()), "runs as {user}: {uid_line}");
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(format!("{proc_dir}/mem")).unwrap().uid();
+    assert_eq!(owner, 0, "/proc/PID/mem belongs to uid {owner}: the daemon is dumpable");
+    let limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap();
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(), ["0", "0"], "{core}");
+}
