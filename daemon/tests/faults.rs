@@ -203,6 +203,7 @@ async fn retry_after_is_honoured_by_the_scheduler_and_by_callers() {
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
     daemon.login(&idp, None, "alice").await;
     let client = daemon.client().await;
+    let cached = token(&client, None).await.unwrap();
     idp.proxy.set_fault(Some(Fault::RetryAfter(503, 3)));
 
     assert!(eventually(Duration::from_secs(20), || async { !idp.proxy.token_requests().is_empty() }).await);
@@ -211,6 +212,8 @@ async fn retry_after_is_honoured_by_the_scheduler_and_by_callers() {
     let err = token(&client, Some(8)).await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::IdpUnavailable), "{err}");
     assert_eq!(idp.proxy.token_requests().len(), 1, "a caller asked during Retry-After");
+    // A caller content with the current token still gets it.
+    assert!(token(&client, None).await.is_ok_and(|t| t.access_token == cached.access_token));
     idp.proxy.set_fault(Some(Fault::RetryAfter(429, 3)));
 
     assert!(eventually(Duration::from_secs(20), || async { idp.proxy.token_requests().len() >= 2 }).await);
