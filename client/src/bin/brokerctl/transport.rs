@@ -1,12 +1,27 @@
 //! The socket (default) or the session bus, behind one set of calls. The socket path needs no
-//! async runtime; one is built only for D-Bus.
+//! async runtime; the bus is reached through `crate::open_bus`, which only brokerctl-dbus
+//! implements for real (brokerctl hands `--dbus` over to it), so brokerctl links no D-Bus
+//! stack and starts like the small program it is.
 
 use tokenbroker::protocol::*;
 use tokenbroker::{Result, blocking};
 
+/// The contract's calls over the session bus.
+pub trait Bus {
+    fn get_access_token(&self, p: GetAccessToken) -> Result<AccessToken>;
+    fn get_id_token(&self, p: GetIdToken) -> Result<IdToken>;
+    fn get_profile(&self, p: GetProfile) -> Result<Profile>;
+    fn get_metadata(&self, p: AccountOnly) -> Result<Metadata>;
+    fn update_metadata(&self, p: UpdateMetadata) -> Result<Metadata>;
+    fn login(&self, p: Login) -> Result<LoginChallenge>;
+    fn await_login(&self, login_id: &str) -> Result<LoginDone>;
+    fn status(&self) -> Result<Status>;
+    fn logout(&self, p: AccountOnly) -> Result<()>;
+}
+
 pub enum Transport {
     Socket(blocking::Client),
-    Dbus(tokio::runtime::Runtime, tokenbroker::dbus::Client),
+    Bus(Box<dyn Bus>),
 }
 
 macro_rules! delegate {
@@ -14,7 +29,7 @@ macro_rules! delegate {
         $(pub fn $name(&self, $($arg: $ty),*) -> Result<$out> {
             match self {
                 Transport::Socket(c) => c.$name($($arg),*),
-                Transport::Dbus(rt, c) => rt.block_on(c.$name($($arg),*)),
+                Transport::Bus(b) => b.$name($($arg),*),
             }
         })*
     };
@@ -25,9 +40,7 @@ impl Transport {
         if !dbus {
             return Ok(Transport::Socket(blocking::Client::connect()?));
         }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let client = rt.block_on(tokenbroker::dbus::Client::connect())?;
-        Ok(Transport::Dbus(rt, client))
+        crate::open_bus().map(Transport::Bus)
     }
 
     delegate! {
@@ -45,7 +58,7 @@ impl Transport {
     pub fn logout(&self, p: AccountOnly) -> Result<Option<LogoutDone>> {
         match self {
             Transport::Socket(c) => c.logout(p).map(Some),
-            Transport::Dbus(rt, c) => rt.block_on(c.logout(p)).map(|()| None),
+            Transport::Bus(b) => b.logout(p).map(|()| None),
         }
     }
 }

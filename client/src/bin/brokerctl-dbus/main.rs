@@ -1,0 +1,22 @@
+//! brokerctl-dbus: brokerctl with the session bus as its transport. `brokerctl --dbus …` (or
+//! `TOKENBROKER_TRANSPORT=dbus`) runs this; it takes the same arguments.
+
+#[path = "../brokerctl/app.rs"]
+mod app;
+#[path = "../brokerctl/args.rs"]
+mod args;
+mod bus;
+#[path = "../brokerctl/human.rs"]
+mod human;
+#[path = "../brokerctl/transport.rs"]
+mod transport;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    app::main()
+}
+
+pub fn open_bus() -> tokenbroker::Result<Box<dyn transport::Bus>> {
+    bus::connect()
+}

@@ -1,0 +1,267 @@
+//! The command line itself, shared by brokerctl and brokerctl-dbus (which differ only in how
+//! they reach the session bus).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokenbroker::protocol::*;
+use tokenbroker::{Error, ErrorKind};
+
+use crate::args::{Cli, Command, FlowArg, MetadataCommand};
+use crate::human;
+use crate::transport::Transport;
+
+pub fn main() -> ExitCode {
+    let result = match plain_token_request() {
+        Some(p) => token(Transport::connect(false).map_err(Failure::from), p, false),
+        None => run(Cli::parse()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("brokerctl: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// `brokerctl token` and `brokerctl token --min-ttl N` over the socket, recognised without
+/// clap: scripts run them once per API call, and building clap's whole command tree is most
+/// of brokerctl's start-up. Anything else (other flags, D-Bus, help) goes through clap.
+fn plain_token_request() -> Option<GetAccessToken> {
+    if std::env::var_os("TOKENBROKER_TRANSPORT").is_some() {
+        return None;
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
+    match args[..] {
+        ["token"] => Some(GetAccessToken::default()),
+        ["token", "--min-ttl", n] => Some(GetAccessToken { min_ttl: Some(n.parse().ok()?), ..Default::default() }),
+        _ => None,
+    }
+}
+
+fn token(client: Result<Transport, Failure>, p: GetAccessToken, json: bool) -> Result<(), Failure> {
+    let t = client?.get_access_token(p)?;
+    if json {
+        print_json(&t)
+    } else {
+        println!("{}", t.access_token.expose())
+    }
+    Ok(())
+}
+
+/// The contract's exit codes.
+fn exit_code(e: &Failure) -> u8 {
+    match e {
+        Failure::Usage(_) => 2,
+        Failure::Unhealthy => 1,
+        Failure::Unreachable => 5,
+        Failure::Broker(Error::Unreachable { .. }) => 5,
+        Failure::Broker(e) => match e.kind() {
+            Some(ErrorKind::NotLoggedIn | ErrorKind::LoginRequired) => 3,
+            Some(ErrorKind::IdpUnavailable) => 4,
+            Some(ErrorKind::AccessDenied) => 6,
+            _ => 1,
+        },
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Broker(#[from] Error),
+    #[error("some checks failed")]
+    Unhealthy,
+    #[error("the daemon is not reachable")]
+    Unreachable,
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let dbus = cli.dbus || std::env::var("TOKENBROKER_TRANSPORT").is_ok_and(|t| t == "dbus");
+    if let Command::Doctor = cli.command {
+        return doctor(cli.json);
+    }
+    let client = Transport::connect(dbus)?;
+    let account = cli.account.clone();
+    match cli.command {
+        Command::Token { min_ttl, scope, audience } => {
+            token(Ok(client), GetAccessToken { account, min_ttl, scope, audience }, cli.json)?
+        }
+        Command::IdToken { min_ttl } => {
+            let t = client.get_id_token(GetIdToken { account, min_ttl })?;
+            if cli.json { print_json(&t) } else { println!("{}", t.id_token.expose()) }
+        }
+        Command::Profile { refresh } => {
+            let p = client.get_profile(GetProfile { account, refresh })?;
+            if cli.json { print_json(&p) } else { print!("{}", human::profile(&p)) }
+        }
+        Command::Status => {
+            let s = client.status()?;
+            if cli.json { print_json(&s) } else { print!("{}", human::status(&s)) }
+        }
+        Command::Logout => {
+            let name = account.clone().unwrap_or_else(|| "the default account".into());
+            match client.logout(AccountOnly { account })? {
+                Some(done) if cli.json => print_json(&done),
+                Some(done) => {
+                    let how = if done.revoked {
+                        "session revoked at the identity provider"
+                    } else {
+                        "forgotten here; the identity provider was not told"
+                    };
+                    println!("Logged out of {} ({how}).", done.account);
+                    if let Some(url) = &done.end_session_url {
+                        println!("To end the identity provider's browser session too, open:\n    {url}");
+                    }
+                }
+                None if cli.json => print_json(&serde_json::json!({ "account": name })),
+                None => println!("Logged out of {name}."),
+            }
+        }
+        Command::Metadata { command: MetadataCommand::Get } => {
+            let m = client.get_metadata(AccountOnly { account })?;
+            print_json(&m.user_metadata);
+        }
+        Command::Metadata { command: MetadataCommand::Set { values } } => {
+            let user_metadata = metadata_patch(cli.json, &values)?;
+            let m = client.update_metadata(UpdateMetadata { account, user_metadata })?;
+            print_json(&m.user_metadata);
+        }
+        Command::Doctor => unreachable!("handled above"),
+        Command::Login { flow, no_browser } => {
+            let flow = flow.map(|f| match f {
+                FlowArg::Device => Flow::Device,
+                FlowArg::Code => Flow::Code,
+            });
+            login(&client, Login { account, flow }, cli.json, no_browser)?;
+        }
+    }
+    Ok(())
+}
+
+fn login(client: &Transport, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
+    let challenge = client.login(request)?;
+    if json {
+        print_json(&challenge);
+    } else {
+        let url = challenge.verification_uri_complete.as_ref().or(challenge.authorization_url.as_ref());
+        match (&challenge.verification_uri, &challenge.user_code) {
+            (Some(uri), Some(code)) => {
+                println!("To log in, open {uri}\nand enter the code:\n\n    {code}\n");
+                if let Some(complete) = &challenge.verification_uri_complete {
+                    println!("(or open {complete}, which has the code in it)\n");
+                }
+            }
+            _ => {
+                if let Some(url) = url {
+                    println!("To log in, open:\n\n    {url}\n");
+                }
+            }
+        }
+        if !no_browser && let Some(url) = url {
+            open_browser(url);
+        }
+        let expires = human::relative(human::now() + challenge.expires_in as i64, human::now());
+        eprintln!("Waiting for you to approve the login (the code expires {expires})…");
+    }
+    let done = client.await_login(&challenge.login_id)?;
+    if json {
+        print_json(&done)
+    } else {
+        println!("Logged in to {}.", done.account)
+    }
+    Ok(())
+}
+
+/// `brokerctl doctor`: is the daemon there at all, then the daemon's own checks.
+fn doctor(json: bool) -> Result<(), Failure> {
+    let path = tokenbroker::paths::socket_path();
+    let daemon = tokenbroker::blocking::Client::connect().and_then(|c| Ok((c.status()?, c.diagnose()?)));
+    let reachable = daemon.is_ok();
+    let mut checks = vec![match &daemon {
+        Ok((status, _)) => Check {
+            name: "daemon".into(),
+            ok: true,
+            detail: format!("tokenbrokerd {} answers at {}", status.version, path.display()),
+            fix: None,
+        },
+        Err(e) => Check {
+            name: "daemon".into(),
+            ok: false,
+            detail: e.to_string(),
+            fix: Some(format!(
+                "start it: `systemctl --user start tokenbroker.socket` (systemd), \
+                 `launchctl kickstart gui/$(id -u)/io.github.tokenbroker` (macOS), or run `tokenbrokerd`; \
+                 it must listen at {} (or set TOKENBROKER_SOCKET)",
+                path.display()
+            )),
+        },
+    }];
+    if let Ok((_, diagnosis)) = daemon {
+        checks.extend(diagnosis.checks);
+    }
+    let healthy = checks.iter().all(|c| c.ok);
+    if json {
+        print_json(&Diagnosis { checks });
+    } else {
+        for c in &checks {
+            println!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            if let Some(fix) = &c.fix {
+                println!("     -> {fix}");
+            }
+        }
+    }
+    match (reachable, healthy) {
+        (false, _) => Err(Failure::Unreachable),
+        (true, false) => Err(Failure::Unhealthy),
+        (true, true) => Ok(()),
+    }
+}
+
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if spawned.is_err() {
+        eprintln!("(could not start {opener}; open the address yourself)");
+    }
+}
+
+/// `KEY=VALUE...` (string values; `KEY=` deletes) or, with `--json`, one JSON object.
+fn metadata_patch(json: bool, values: &[String]) -> Result<Map<String, Value>, Failure> {
+    if json {
+        let [text] = values else {
+            return Err(Failure::Usage("metadata set --json takes exactly one JSON object".into()));
+        };
+        return match serde_json::from_str(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(Failure::Usage("metadata set --json needs a JSON object, like '{\"theme\":\"dark\"}'".into())),
+        };
+    }
+    let mut patch = Map::new();
+    for pair in values {
+        let Some((key, value)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(Failure::Usage(format!("expected KEY=VALUE, got {pair:?}")));
+        };
+        let value = if value.is_empty() { Value::Null } else { Value::String(value.into()) };
+        patch.insert(key.into(), value);
+    }
+    Ok(patch)
+}
+
+fn print_json(value: &impl Serialize) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, value);
+    let _ = writeln!(out);
+    let _ = out.flush();
+}
