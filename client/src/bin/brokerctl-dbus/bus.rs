@@ -25,15 +25,9 @@ macro_rules! block_on {
 }
 
 impl Bus for Dbus {
-    block_on! {
-        get_access_token(p: GetAccessToken) -> AccessToken;
-        get_id_token(p: GetIdToken) -> IdToken;
-        get_profile(p: GetProfile) -> Profile;
-        get_metadata(p: AccountOnly) -> Metadata;
-        update_metadata(p: UpdateMetadata) -> Metadata;
-        login(p: Login) -> LoginChallenge;
-        await_login(login_id: &str) -> LoginDone;
-        status() -> Status;
-        logout(p: AccountOnly) -> ();
+    crate::transport::with_calls!(block_on);
+
+    fn logout(&self, p: AccountOnly) -> Result<()> {
+        self.rt.block_on(self.client.logout(p))
     }
 }

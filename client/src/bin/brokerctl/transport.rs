@@ -6,18 +6,35 @@
 use tokenbroker::protocol::*;
 use tokenbroker::{Result, blocking};
 
-/// The contract's calls over the session bus.
-pub trait Bus {
-    fn get_access_token(&self, p: GetAccessToken) -> Result<AccessToken>;
-    fn get_id_token(&self, p: GetIdToken) -> Result<IdToken>;
-    fn get_profile(&self, p: GetProfile) -> Result<Profile>;
-    fn get_metadata(&self, p: AccountOnly) -> Result<Metadata>;
-    fn update_metadata(&self, p: UpdateMetadata) -> Result<Metadata>;
-    fn login(&self, p: Login) -> Result<LoginChallenge>;
-    fn await_login(&self, login_id: &str) -> Result<LoginDone>;
-    fn status(&self) -> Result<Status>;
-    fn logout(&self, p: AccountOnly) -> Result<()>;
+/// Feeds the list of calls both transports answer alike to `$then`, so the list is written
+/// once (the bus trait, its implementation in brokerctl-dbus, the delegation below).
+macro_rules! with_calls {
+    ($then:ident) => {
+        $then! {
+            get_access_token(p: GetAccessToken) -> AccessToken;
+            get_id_token(p: GetIdToken) -> IdToken;
+            get_profile(p: GetProfile) -> Profile;
+            get_metadata(p: AccountOnly) -> Metadata;
+            update_metadata(p: UpdateMetadata) -> Metadata;
+            login(p: Login) -> LoginChallenge;
+            await_login(login_id: &str) -> LoginDone;
+            status() -> Status;
+        }
+    };
 }
+#[allow(unused_imports)]
+pub(crate) use with_calls;
+
+macro_rules! declare {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        /// The contract's calls over the session bus.
+        pub trait Bus {
+            $(fn $name(&self, $($arg: $ty),*) -> Result<$out>;)*
+            fn logout(&self, p: AccountOnly) -> Result<()>;
+        }
+    };
+}
+with_calls!(declare);
 
 pub enum Transport {
     Socket(blocking::Client),
@@ -43,16 +60,7 @@ impl Transport {
         crate::open_bus().map(Transport::Bus)
     }
 
-    delegate! {
-        get_access_token(p: GetAccessToken) -> AccessToken;
-        get_id_token(p: GetIdToken) -> IdToken;
-        get_profile(p: GetProfile) -> Profile;
-        get_metadata(p: AccountOnly) -> Metadata;
-        update_metadata(p: UpdateMetadata) -> Metadata;
-        login(p: Login) -> LoginChallenge;
-        await_login(login_id: &str) -> LoginDone;
-        status() -> Status;
-    }
+    with_calls!(delegate);
 
     /// `Some(revoked)` over the socket; D-Bus's `Logout` does not say.
     pub fn logout(&self, p: AccountOnly) -> Result<Option<LogoutDone>> {
