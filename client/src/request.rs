@@ -24,7 +24,8 @@ pub enum Refusal {
     Kind { kind: ErrorKind, message: String },
 }
 
-const NULL: &str = "null";
+/// The id of an answer to a line whose own id is missing or unusable.
+pub const NULL_ID: &str = "null";
 
 impl Refusal {
     fn protocol(code: i64, message: impl Into<String>) -> Self {
@@ -42,17 +43,17 @@ pub fn decode_line(line: &[u8]) -> Decoded<'_> {
     let req: RawRequest = match serde_json::from_slice(line) {
         Ok(r) => r,
         Err(e) if e.is_syntax() || e.is_eof() => {
-            return refused(NULL, Refusal::protocol(PARSE_ERROR, "parse error: the line is not valid JSON"));
+            return refused(NULL_ID, Refusal::protocol(PARSE_ERROR, "parse error: the line is not valid JSON"));
         }
         Err(_) if line.trim_ascii_start().starts_with(b"[") => {
             return refused(
-                NULL,
+                NULL_ID,
                 Refusal::protocol(INVALID_REQUEST, "a request must be one JSON object (batches are not supported)"),
             );
         }
         Err(_) => {
             return refused(
-                NULL,
+                NULL_ID,
                 Refusal::protocol(INVALID_REQUEST, "a request must be one JSON-RPC 2.0 request object"),
             );
         }
@@ -60,9 +61,9 @@ pub fn decode_line(line: &[u8]) -> Decoded<'_> {
     let id = match req.id.map(|raw| raw.get()) {
         None => None,
         Some(id) if id.starts_with(['"', '-', 'n']) || id.starts_with(|c: char| c.is_ascii_digit()) => Some(id),
-        Some(_) => return refused(NULL, Refusal::protocol(INVALID_REQUEST, "id must be a number, string or null")),
+        Some(_) => return refused(NULL_ID, Refusal::protocol(INVALID_REQUEST, "id must be a number, string or null")),
     };
-    let answer_id = id.unwrap_or(NULL);
+    let answer_id = id.unwrap_or(NULL_ID);
     if req.jsonrpc.as_deref() != Some("2.0") {
         return refused(answer_id, Refusal::protocol(INVALID_REQUEST, "jsonrpc must be \"2.0\""));
     }

@@ -148,6 +148,8 @@ impl Broker {
         }
         self.persist(account, &session).await;
         account.write(|s| {
+            // `persist` may just have marked the session for a retried write; the new
+            // session is the one that flag is about.
             let unsaved = s.unsaved;
             s.clear();
             s.unsaved = unsaved;

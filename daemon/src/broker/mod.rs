@@ -216,8 +216,7 @@ impl Broker {
     /// in memory (dropping a rotated refresh token would end the session), says so, and is
     /// retried in the background until it lands.
     async fn persist(self: &Arc<Self>, account: &Arc<Account>, session: &Session) {
-        let c = &account.config;
-        match self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await {
+        match self.save(account, session).await {
             Ok(()) => account.write(|s| s.unsaved = false),
             Err(e) => {
                 tracing::error!(account = %account.name, error = %e, "could not store the session; keeping it in memory and retrying");
@@ -226,6 +225,11 @@ impl Broker {
                 }
             }
         }
+    }
+
+    async fn save(&self, account: &Account, session: &Session) -> Result<(), crate::store::StoreError> {
+        let c = &account.config;
+        self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await
     }
 
     /// Store the account's current session until the store takes it, the session goes, or the
@@ -239,8 +243,7 @@ impl Broker {
             }
             let _flight = account.refresh_lock.lock().await;
             let Some(session) = account.read(|s| s.session.clone().filter(|_| s.unsaved)) else { return };
-            let c = &account.config;
-            match self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await {
+            match self.save(&account, &session).await {
                 Ok(()) => {
                     account.write(|s| s.unsaved = false);
                     tracing::info!(account = %account.name, "stored the session after all");

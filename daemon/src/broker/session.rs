@@ -133,7 +133,8 @@ impl Session {
     /// Read a record back; `None` if it was written for another issuer or client (the config
     /// changed under it), in which case its tokens are of no use to this account.
     pub fn from_record(text: &str, issuer: &str, client_id: &str) -> Result<Option<Session>, String> {
-        let r: Record = serde_json::from_str(text).map_err(|e| format!("unreadable record: {}", classify(&e)))?;
+        let r: Record = serde_json::from_str(text)
+            .map_err(|e| format!("unreadable record: {}", crate::store::json_error_kind(&e)))?;
         if r.issuer != issuer || r.client_id != client_id {
             return Ok(None);
         }
@@ -171,15 +172,6 @@ impl Wiped {
 }
 
 /// serde_json's messages can quote the input; say only what kind of problem it was.
-fn classify(e: &serde_json::Error) -> &'static str {
-    match e.classify() {
-        serde_json::error::Category::Io => "I/O",
-        serde_json::error::Category::Syntax => "not JSON",
-        serde_json::error::Category::Data => "unexpected fields",
-        serde_json::error::Category::Eof => "truncated",
-    }
-}
-
 #[derive(Serialize, Deserialize)]
 struct Record {
     version: u32,

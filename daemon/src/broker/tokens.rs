@@ -26,8 +26,11 @@ pub enum Encoded {
 }
 
 impl Encoded {
-    pub fn owned(bytes: Vec<u8>) -> Self {
-        Encoded::Owned(Zeroizing::new(bytes))
+    /// Any answer, encoded from its type directly (no JSON tree in between).
+    pub fn json(answer: &impl serde::Serialize) -> Result<Self> {
+        serde_json::to_vec(answer)
+            .map(|bytes| Encoded::Owned(Zeroizing::new(bytes)))
+            .map_err(|e| Error::internal(format!("encoding the answer: {e}")))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -48,10 +51,6 @@ fn session_answer(account: &Account, session: &Session) -> AccessToken {
     }
 }
 
-fn encode(answer: &impl serde::Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(answer).map_err(|e| Error::internal(format!("encoding the answer: {e}")))
-}
-
 impl Broker {
     pub async fn access_token(self: &Arc<Self>, p: GetAccessToken) -> Result<AccessToken> {
         Ok(match self.grant_access(p).await? {
@@ -64,14 +63,13 @@ impl Broker {
     pub async fn access_token_json(self: &Arc<Self>, p: GetAccessToken) -> Result<Encoded> {
         match self.grant_access(p).await? {
             Granted::Session(account, session) => {
-                if session.encoded.get().is_none() {
-                    let bytes = Zeroizing::new(encode(&session_answer(&account, &session))?);
-                    // A racing request may have set it first; both encodings are the same.
-                    let _ = session.encoded.set(bytes);
-                }
+                session.encoded.get_or_init(|| {
+                    let answer = session_answer(&account, &session);
+                    Zeroizing::new(serde_json::to_vec(&answer).expect("an access token answer always serializes"))
+                });
                 Ok(Encoded::Session(session))
             }
-            Granted::Audience(token) => Ok(Encoded::owned(encode(&token)?)),
+            Granted::Audience(token) => Encoded::json(&token),
         }
     }
 

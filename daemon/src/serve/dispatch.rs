@@ -3,27 +3,22 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use tokenbroker::protocol::Call;
 
-use crate::broker::{Broker, Encoded, Error, Result};
+use crate::broker::{Broker, Encoded, Result};
 
 /// The result's JSON, encoded from its type directly (no JSON tree in between).
 pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Encoded> {
     match call {
         Call::GetAccessToken(p) => broker.access_token_json(p).await,
-        Call::GetIdToken(p) => json(broker.id_token(p).await?),
-        Call::GetProfile(p) => json(broker.profile(p).await?),
-        Call::GetMetadata(p) => json(broker.metadata(p).await?),
-        Call::UpdateMetadata(p) => json(broker.update_metadata(p).await?),
-        Call::Login(p) => json(broker.login(p).await?),
-        Call::AwaitLogin(p) => json(broker.await_login(&p.login_id).await?),
-        Call::Logout(p) => json(broker.logout(p).await?),
-        Call::Status(_) => json(broker.status()),
-        Call::Diagnose(_) => json(broker.diagnose().await),
+        Call::GetIdToken(p) => Encoded::json(&broker.id_token(p).await?),
+        Call::GetProfile(p) => Encoded::json(&broker.profile(p).await?),
+        Call::GetMetadata(p) => Encoded::json(&broker.metadata(p).await?),
+        Call::UpdateMetadata(p) => Encoded::json(&broker.update_metadata(p).await?),
+        Call::Login(p) => Encoded::json(&broker.login(p).await?),
+        Call::AwaitLogin(p) => Encoded::json(&broker.await_login(&p.login_id).await?),
+        Call::Logout(p) => Encoded::json(&broker.logout(p).await?),
+        Call::Status(_) => Encoded::json(&broker.status()),
+        Call::Diagnose(_) => Encoded::json(&broker.diagnose().await),
     }
-}
-
-fn json(v: impl Serialize) -> Result<Encoded> {
-    serde_json::to_vec(&v).map(Encoded::owned).map_err(|e| Error::internal(format!("encoding the answer: {e}")))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokenbroker::protocol::{ErrorData, INVALID_REQUEST, MAX_LINE, RpcError};
-use tokenbroker::request::{Decoded, Refusal, decode_line};
+use tokenbroker::request::{Decoded, NULL_ID, Refusal, decode_line};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
@@ -95,7 +95,7 @@ pub async fn serve(
 
 async fn refuse(mut stream: UnixStream, why: &str) {
     let mut out = Vec::new();
-    protocol_error(&mut out, NULL, -32000, why);
+    protocol_error(&mut out, NULL_ID, -32000, why);
     let _ = stream.write_all(&out).await;
 }
 
@@ -146,7 +146,7 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
             Ok(Line::TooLong) => {
                 protocol_error(
                     &mut answer,
-                    NULL,
+                    NULL_ID,
                     INVALID_REQUEST,
                     &format!("request line longer than {MAX_LINE} bytes"),
                 );
@@ -165,8 +165,6 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
     }
 }
 
-const NULL: &str = "null";
-
 /// One request line to one answer line in `out`; `false` when nothing is to be answered (a
 /// blank line, a notification).
 async fn handle(broker: &Arc<Broker>, line: &[u8], out: &mut Vec<u8>) -> bool {
@@ -180,7 +178,7 @@ async fn handle(broker: &Arc<Broker>, line: &[u8], out: &mut Vec<u8>) -> bool {
             answer
         }
         Decoded::Call { id, call } => {
-            let answer_id = id.unwrap_or(NULL);
+            let answer_id = id.unwrap_or(NULL_ID);
             match dispatch(broker, call).await {
                 Ok(result) => frame(out, answer_id, "result", result.as_bytes()),
                 Err(e) => broker_error(out, answer_id, e),

@@ -113,7 +113,7 @@ impl FileStore {
                 ))
             })?);
         serde_json::from_slice(&plain)
-            .map_err(|e| StoreError::Corrupt(format!("sealed content: {}", e.classify_name())))
+            .map_err(|e| StoreError::Corrupt(format!("sealed content: {}", super::json_error_kind(&e))))
     }
 
     fn write(&self, entries: &Entries) -> Result<(), StoreError> {
@@ -155,22 +155,6 @@ impl FileStore {
         let mut entries = self.read()?;
         change(&mut entries);
         self.write(&entries)
-    }
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    /// The kind of a JSON error, without its text (which could quote the content).
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "not JSON",
-            serde_json::error::Category::Data => "unexpected shape",
-            serde_json::error::Category::Eof => "cut short",
-        }
     }
 }
 

@@ -62,10 +62,8 @@ impl Keyring {
     ) -> Result<T, KeyringError> {
         let store = self.current();
         match op(&store.build(SERVICE, account, None)?) {
-            Err(KeyringError::PlatformFailure(_) | KeyringError::NoStorageAccess(_)) => {
-                let Ok(fresh) = open_store() else {
-                    return op(&store.build(SERVICE, account, None)?);
-                };
+            Err(e @ (KeyringError::PlatformFailure(_) | KeyringError::NoStorageAccess(_))) => {
+                let Ok(fresh) = open_store() else { return Err(e) };
                 let old = self.store.lock().unwrap_or_else(|e| e.into_inner()).replace(fresh.clone());
                 if let Some(old) = old {
                     drop_off_runtime(old);

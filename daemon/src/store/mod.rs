@@ -29,6 +29,16 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// The kind of a JSON error, without its text (which could quote a stored secret).
+pub fn json_error_kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "I/O",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "unexpected fields",
+        serde_json::error::Category::Eof => "truncated",
+    }
+}
+
 /// A blocking secret store; `SessionStore` runs it off the async threads.
 pub trait Backend: Send + Sync + 'static {
     fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError>;

@@ -183,15 +183,8 @@ impl Bus {
     }
 
     fn owner_pid(&self, name: &str) -> Option<u32> {
-        let mut cmd = Command::new("dbus-send");
-        self.env(&mut cmd);
-        let out = cmd
-            .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
-            .arg("org.freedesktop.DBus.GetConnectionUnixProcessID")
-            .arg(format!("string:{name}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).split_whitespace().skip_while(|w| *w != "uint32").nth(1)?.parse().ok()
+        let reply = self.ask_bus("GetConnectionUnixProcessID", name);
+        reply.split_whitespace().skip_while(|w| *w != "uint32").nth(1)?.parse().ok()
     }
 
     /// A command (gdbus, busctl, …) that talks to this bus.
@@ -213,15 +206,20 @@ impl Bus {
     }
 
     fn has_owner(&self, name: &str) -> bool {
+        self.ask_bus("NameHasOwner", name).contains("boolean true")
+    }
+
+    /// The bus daemon's own `method(name)`, as dbus-send prints the reply.
+    fn ask_bus(&self, method: &str, name: &str) -> String {
         let mut cmd = Command::new("dbus-send");
         self.env(&mut cmd);
         let out = cmd
             .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
-            .arg("org.freedesktop.DBus.NameHasOwner")
+            .arg(format!("org.freedesktop.DBus.{method}"))
             .arg(format!("string:{name}"))
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains("boolean true")
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn secret_store(&self, attr: &str, value: &str, secret: &str) -> bool {

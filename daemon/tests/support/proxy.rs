@@ -279,7 +279,7 @@ async fn inject(fault: Fault) -> Result<Response<Body>, BoxError> {
             json(400, r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#)?
         }
         // Not an HTTP answer: the TLS door refuses the handshake instead (see above).
-        Fault::UntrustedCertificate => return forward_error(),
+        Fault::UntrustedCertificate => return Err("no plain answer for this fault".into()),
         Fault::Redirect(port) => Response::builder()
             .status(307)
             .header("location", format!("http://127.0.0.1:{port}/token"))
@@ -333,10 +333,6 @@ async fn forward(shared: &Shared, parts: hyper::http::request::Parts, body: Byte
         bytes = serde_json::to_vec(&doc)?.into();
     }
     Ok(response.body(full(bytes))?)
-}
-
-fn forward_error() -> Result<Response<Body>, BoxError> {
-    Err("no plain answer for this fault".into())
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {

@@ -16,7 +16,7 @@ use crate::transport::Transport;
 
 pub fn main() -> ExitCode {
     let result = match plain_token_request() {
-        Some(p) => token(Transport::connect(false).map_err(Failure::from), p, false),
+        Some(p) => Transport::connect(false).map_err(Failure::from).and_then(|client| token(&client, p, false)),
         None => run(Cli::parse()),
     };
     match result {
@@ -44,8 +44,8 @@ fn plain_token_request() -> Option<GetAccessToken> {
     }
 }
 
-fn token(client: Result<Transport, Failure>, p: GetAccessToken, json: bool) -> Result<(), Failure> {
-    let t = client?.get_access_token(p)?;
+fn token(client: &Transport, p: GetAccessToken, json: bool) -> Result<(), Failure> {
+    let t = client.get_access_token(p)?;
     if json {
         print_json(&t)
     } else {
@@ -91,7 +91,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let account = cli.account.clone();
     match cli.command {
         Command::Token { min_ttl, scope, audience } => {
-            token(Ok(client), GetAccessToken { account, min_ttl, scope, audience }, cli.json)?
+            token(&client, GetAccessToken { account, min_ttl, scope, audience }, cli.json)?
         }
         Command::IdToken { min_ttl } => {
             let t = client.get_id_token(GetIdToken { account, min_ttl })?;
