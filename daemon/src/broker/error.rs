@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use tokenbroker::ErrorKind;
 
-use crate::oidc::OidcError;
+use crate::oidc::{Grant, OidcError};
 use crate::store::StoreError;
 
 /// A broker error: one of the contract's stable kinds and a sentence for a person.
@@ -68,8 +68,36 @@ impl Error {
             },
             OidcError::NotSupported(m) => Error::new(ErrorKind::NotSupported, m),
             OidcError::InvalidScope(m) => Error::invalid_params(format!(
-                "account {account:?}: the identity provider refused: {m}; the login may not have asked for it"
+                "account {account:?}: the identity provider refused a scope ({m}); ask only for scopes it offers \
+                 this client: change `scopes` in [accounts.{account}] (`brokerctl doctor` compares them with the \
+                 IdP's list), or the scope asked for"
             )),
+            OidcError::InvalidTarget(m) => Error::invalid_params(format!(
+                "account {account:?}: the identity provider refused the audience ({m}); the login may not have \
+                 asked for it: check `audience`, `audiences` and `management_api` in [accounts.{account}]"
+            )),
+            OidcError::UnauthorizedClient { grant, message } => {
+                let remedy = match grant {
+                    Grant::Device => format!(
+                        "allow the device code grant for this client at the IdP, or set flow = \"code\" in \
+                         [accounts.{account}] (or log in with `--flow code`)"
+                    ),
+                    Grant::Code => format!(
+                        "allow the authorization code grant for this client at the IdP, or set flow = \"device\" \
+                         in [accounts.{account}] (or log in with `--flow device`)"
+                    ),
+                    Grant::Refresh => "allow the refresh token grant for this client at the IdP (and keep \
+                         offline_access in `scopes`); until then, log in again when the session ends"
+                        .to_owned(),
+                };
+                Error::new(
+                    ErrorKind::NotSupported,
+                    format!(
+                        "account {account:?}: the identity provider does not let this client_id use the {grant} \
+                         grant ({message}); {remedy}"
+                    ),
+                )
+            }
             e @ (OidcError::Rejected(_) | OidcError::InvalidIdToken(_)) => Error::internal(format!(
                 "account {account:?}: {e}; check the account's issuer and client_id in the config"
             )),
@@ -82,3 +110,41 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(e: OidcError) -> String {
+        Error::from_oidc("work", e).message
+    }
+
+    #[test]
+    fn invalid_scope_names_the_scopes_key() {
+        let m = message(OidcError::InvalidScope("invalid_scope: no such scope".into()));
+        assert!(m.contains("`scopes` in [accounts.work]") && m.contains("no such scope"), "{m}");
+        assert!(!m.contains("client_id in the config"), "{m}");
+    }
+
+    #[test]
+    fn unauthorized_client_names_the_flow_or_the_grant() {
+        let refused = |grant| {
+            let e = Error::from_oidc(
+                "work",
+                OidcError::UnauthorizedClient { grant, message: "unauthorized_client".into() },
+            );
+            assert_eq!(e.kind, ErrorKind::NotSupported);
+            assert!(!e.message.contains("issuer and client_id"), "{}", e.message);
+            e.message
+        };
+        let device = refused(Grant::Device);
+        assert!(
+            device.contains("device code grant") && device.contains("flow = \"code\" in [accounts.work]"),
+            "{device}"
+        );
+        let code = refused(Grant::Code);
+        assert!(code.contains("authorization code grant") && code.contains("flow = \"device\""), "{code}");
+        let refresh = refused(Grant::Refresh);
+        assert!(refresh.contains("refresh token grant") && refresh.contains("offline_access"), "{refresh}");
+    }
+}

@@ -4,7 +4,7 @@
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope};
 
-use super::error::token_error;
+use super::error::{Grant, token_error};
 use super::{Audiences, OidcError, Provider, TokenSet};
 
 /// What the flow must remember between the authorization URL and the code: the PKCE
@@ -57,7 +57,7 @@ impl Provider {
             .set_pkce_verifier(login.verifier)
             .request_async(&self.http)
             .await
-            .map_err(token_error)?;
+            .map_err(token_error(Grant::Code))?;
         let tokens = self.token_set(response, Some(&login.nonce)).await?;
         if tokens.id_token.is_none() {
             return Err(OidcError::InvalidIdToken("the code flow returned no ID token".into()));

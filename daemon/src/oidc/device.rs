@@ -5,7 +5,7 @@ use std::time::Duration;
 use openidconnect::Scope;
 use openidconnect::core::CoreDeviceAuthorizationResponse;
 
-use super::error::{device_error, token_error};
+use super::error::{Grant, device_error, token_error};
 use super::{Audiences, OidcError, Provider, TokenSet};
 
 /// What the user is shown.
@@ -38,7 +38,8 @@ impl Provider {
         for value in &audiences.values {
             request = request.add_extra_param(audiences.param, value.clone());
         }
-        let details: CoreDeviceAuthorizationResponse = request.request_async(&self.http).await.map_err(token_error)?;
+        let details: CoreDeviceAuthorizationResponse =
+            request.request_async(&self.http).await.map_err(token_error(Grant::Device))?;
         let challenge = DeviceChallenge {
             verification_uri: details.verification_uri().to_string(),
             verification_uri_complete: details.verification_uri_complete().map(|u| u.secret().to_string()),

@@ -18,9 +18,15 @@ pub enum OidcError {
     /// Unreachable, 5xx, 429, timeouts, malformed answers: worth retrying later.
     #[error("the identity provider is unavailable: {message}")]
     Unavailable { message: String, retry_after: Option<Duration> },
-    /// A scope or audience (`invalid_scope`, `invalid_target`) the grant does not cover.
-    #[error("the identity provider refused the scope or audience: {0}")]
+    /// A scope (`invalid_scope`) the client may not have or the grant does not cover.
+    #[error("the identity provider refused the scope: {0}")]
     InvalidScope(String),
+    /// An audience or resource (`invalid_target`, RFC 8707) the grant does not cover.
+    #[error("the identity provider refused the audience: {0}")]
+    InvalidTarget(String),
+    /// `unauthorized_client`: this client may not use this grant at this IdP.
+    #[error("the identity provider does not let this client use the {grant} grant: {message}")]
+    UnauthorizedClient { grant: Grant, message: String },
     /// Any other refusal (invalid_client, unauthorized_client, …): a configuration problem.
     #[error("the identity provider refused the request: {0}")]
     Rejected(String),
@@ -28,6 +34,24 @@ pub enum OidcError {
     InvalidIdToken(String),
     #[error("{0}")]
     NotSupported(String),
+}
+
+/// Which grant a token request used: what to change differs for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    Device,
+    Code,
+    Refresh,
+}
+
+impl std::fmt::Display for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Grant::Device => "device code",
+            Grant::Code => "authorization code",
+            Grant::Refresh => "refresh token",
+        })
+    }
 }
 
 impl OidcError {
@@ -68,13 +92,23 @@ where
     }
 }
 
-pub(super) fn token_error(e: RequestTokenError<HttpError, StandardErrorResponse<CoreErrorResponseType>>) -> OidcError {
-    request_error(e, |kind, text| match kind {
-        CoreErrorResponseType::InvalidGrant => OidcError::InvalidGrant(text),
-        CoreErrorResponseType::InvalidScope => OidcError::InvalidScope(text),
-        CoreErrorResponseType::Extension(e) if e == "invalid_target" => OidcError::InvalidScope(text),
+/// The refusals of a token or device-authorization request, for `grant`.
+pub(super) fn token_error(
+    grant: Grant,
+) -> impl FnOnce(RequestTokenError<HttpError, StandardErrorResponse<CoreErrorResponseType>>) -> OidcError {
+    move |e| request_error(e, |kind, text| refusal(grant, kind.as_ref(), text))
+}
+
+/// A refusal by its RFC 6749 error code; also for the code flow's redirect, which carries one.
+pub(super) fn refusal(grant: Grant, error: &str, text: String) -> OidcError {
+    match error {
+        "invalid_grant" => OidcError::InvalidGrant(text),
+        "access_denied" => OidcError::AccessDenied,
+        "invalid_scope" => OidcError::InvalidScope(text),
+        "invalid_target" => OidcError::InvalidTarget(text),
+        "unauthorized_client" => OidcError::UnauthorizedClient { grant, message: text },
         _ => OidcError::Rejected(text),
-    })
+    }
 }
 
 pub(super) fn device_error(
@@ -83,9 +117,33 @@ pub(super) fn device_error(
     request_error(e, |kind, text| match kind {
         DeviceCodeErrorResponseType::AccessDenied => OidcError::AccessDenied,
         DeviceCodeErrorResponseType::ExpiredToken => OidcError::Expired,
-        DeviceCodeErrorResponseType::Basic(openidconnect::core::CoreErrorResponseType::InvalidGrant) => {
-            OidcError::InvalidGrant(text)
-        }
+        DeviceCodeErrorResponseType::Basic(basic) => refusal(Grant::Device, basic.as_ref(), text),
         _ => OidcError::Rejected(text),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_sorted_by_their_error_code() {
+        let text = || "why".to_owned();
+        assert!(matches!(refusal(Grant::Refresh, "invalid_grant", text()), OidcError::InvalidGrant(_)));
+        assert!(matches!(refusal(Grant::Device, "invalid_scope", text()), OidcError::InvalidScope(_)));
+        assert!(matches!(refusal(Grant::Refresh, "invalid_target", text()), OidcError::InvalidTarget(_)));
+        assert!(matches!(
+            refusal(Grant::Code, "unauthorized_client", text()),
+            OidcError::UnauthorizedClient { grant: Grant::Code, .. }
+        ));
+        assert!(matches!(refusal(Grant::Code, "invalid_client", text()), OidcError::Rejected(_)));
+    }
+
+    #[test]
+    fn a_device_request_refused_for_this_client_says_which_grant() {
+        let body = br#"{"error":"unauthorized_client","error_description":"device_code is not allowed"}"#;
+        let response: StandardErrorResponse<DeviceCodeErrorResponseType> = serde_json::from_slice(body).unwrap();
+        let e = device_error(RequestTokenError::ServerResponse(response));
+        assert!(matches!(e, OidcError::UnauthorizedClient { grant: Grant::Device, .. }), "{e:?}");
+    }
 }

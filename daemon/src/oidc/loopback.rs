@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::OidcError;
+use super::error::{Grant, refusal};
 
 const MAX_REQUEST: usize = 16 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,7 +65,10 @@ impl Loopback {
                     &format!("The identity provider said: {why}. You can close this tab."),
                 )
                 .await;
-                return Err(if error == "access_denied" { OidcError::AccessDenied } else { OidcError::Rejected(why) });
+                return Err(match error.as_str() {
+                    "access_denied" | "invalid_scope" | "unauthorized_client" => refusal(Grant::Code, error, why),
+                    _ => OidcError::Rejected(why),
+                });
             }
             let Some(code) = params.get("code") else {
                 let _ = respond(&mut stream, 400, "Login not completed", "The redirect carried no code.").await;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 pub use discovery::Provider;
-pub use error::OidcError;
+pub use error::{Grant, OidcError};
 pub use loopback::Loopback;
 pub use management::ManagementApi;
 

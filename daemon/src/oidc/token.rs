@@ -4,7 +4,7 @@ use openidconnect::core::CoreTokenResponse;
 use openidconnect::{Nonce, OAuth2TokenResponse, RefreshToken, Scope, TokenResponse};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::error::token_error;
+use super::error::{Grant, token_error};
 use super::{Audiences, OidcError, Provider, TokenSet};
 
 impl Provider {
@@ -25,7 +25,7 @@ impl Provider {
         for s in scope.iter().flat_map(|s| s.split_whitespace()) {
             request = request.add_scope(Scope::new(s.to_owned()));
         }
-        let response = request.request_async(&self.http).await.map_err(token_error)?;
+        let response = request.request_async(&self.http).await.map_err(token_error(Grant::Refresh))?;
         self.token_set(response, None).await
     }
 
