@@ -5,6 +5,8 @@
 //
 // Usage: node idp.mjs [--port N] [--issuer URL] [--access-ttl SECS] [--device-ttl SECS]
 //                     [--interval SECS] [--rotation-grace SECS]
+//                     [--rfc8414-only KEYS] [--unlisted KEYS] [--no-rfc8414]
+//                     [--client-grant-types GRANTS]
 // Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
 
 import http from 'node:http';
@@ -28,8 +30,26 @@ const { values: opts } = parseArgs({
     // Like Okta's grace period and Auth0's reuse interval: a rotated refresh token stays good
     // this long. 0 (the default) is oidc-provider's strict reuse detection.
     'rotation-grace': { type: 'string', default: '0' },
+    // Comma-separated discovery keys (e.g. device_authorization_endpoint,revocation_endpoint)
+    // left out of /.well-known/openid-configuration and listed only in RFC 8414 metadata at
+    // /.well-known/oauth-authorization-server, as some IdPs do.
+    'rfc8414-only': { type: 'string', default: '' },
+    // Comma-separated discovery keys listed nowhere: only an account's config can name them.
+    unlisted: { type: 'string', default: '' },
+    // No RFC 8414 metadata at all: /.well-known/oauth-authorization-server is a 404.
+    'no-rfc8414': { type: 'boolean', default: false },
+    // The test client's grant types (comma-separated), to make the IdP answer
+    // unauthorized_client for the others.
+    'client-grant-types': {
+      type: 'string',
+      default: 'urn:ietf:params:oauth:grant-type:device_code,refresh_token,authorization_code',
+    },
   },
 });
+
+const keyList = (v) => v.split(',').map((k) => k.trim()).filter(Boolean);
+const RFC8414_ONLY = keyList(opts['rfc8414-only']);
+const UNLISTED = keyList(opts.unlisted);
 
 export const CLIENT_ID = 'tokenbroker-test';
 
@@ -70,7 +90,7 @@ class GraceAdapter extends MemoryAdapter {
 
 // Everything the tests want to count, reset with POST /__test/stats/reset.
 const freshStats = () => ({
-  token: {}, revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0, secrets: [],
+  token: {}, revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0, secrets: [], server_metadata: 0,
 });
 let stats = freshStats();
 
@@ -96,7 +116,7 @@ const provider = new Provider(issuer, {
     client_name: 'tokenbroker test client',
     application_type: 'native',
     token_endpoint_auth_method: 'none',
-    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
+    grant_types: keyList(opts['client-grant-types']),
     response_types: ['code'],
     redirect_uris: ["http://127.0.0.1/callback"],
   }],
@@ -166,8 +186,29 @@ provider.use(async (ctx, next) => {
       ctx.querystring = query.toString();
     }
   }
+  // oidc-provider serves its RFC 8414 metadata (the discovery document under another name)
+  // unless --no-rfc8414 makes it a 404, as at most OIDC-only IdPs.
+  const serverMetadata = ctx.path === '/.well-known/oauth-authorization-server';
+  if (serverMetadata) {
+    stats.server_metadata += 1;
+    if (opts['no-rfc8414']) {
+      ctx.status = 404;
+      ctx.body = { error: 'not_found' };
+      return;
+    }
+  }
   await next();
+  if ((serverMetadata || ctx.path === '/.well-known/openid-configuration') && ctx.status === 200 && ctx.body) {
+    const hidden = serverMetadata ? UNLISTED : [...RFC8414_ONLY, ...UNLISTED];
+    ctx.body = Object.fromEntries(Object.entries(ctx.body).filter(([k]) => !hidden.includes(k)));
+  }
   await applyIdTokenFault(ctx, keys);
+  // RFC 6749 §5.2 calls a grant the client may not use unauthorized_client, as Auth0 and Okta
+  // answer; oidc-provider says invalid_request.
+  if (ctx.status === 400 && ctx.body?.error === 'invalid_request'
+      && / is not allowed for this client$/.test(ctx.body.error_description ?? '')) {
+    ctx.body = { ...ctx.body, error: 'unauthorized_client' };
+  }
   if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
     ctx.body = { ...ctx.body, interval: Number(opts.interval) };
     stats.device_authorization += 1;

@@ -55,6 +55,14 @@ pub struct AccountConfig {
     pub flow: Flow,
     #[serde(default)]
     pub management_api: Option<String>,
+    /// Endpoints set here win over the IdP's metadata: for IdPs that publish them nowhere
+    /// (or only where we do not look).
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -164,8 +172,16 @@ impl Config {
                 return Err(format!("account name {name:?} is not usable"));
             }
             check_url(name, "issuer", &a.issuer)?;
-            if let Some(m) = &a.management_api {
-                check_url(name, "management_api", m)?;
+            let urls = [
+                ("management_api", &a.management_api),
+                ("device_authorization_endpoint", &a.device_authorization_endpoint),
+                ("revocation_endpoint", &a.revocation_endpoint),
+                ("userinfo_endpoint", &a.userinfo_endpoint),
+            ];
+            for (key, url) in urls {
+                if let Some(url) = url {
+                    check_url(name, key, url)?;
+                }
             }
             if a.client_id.is_empty() {
                 return Err(format!("[accounts.{name}] client_id is empty"));
@@ -251,6 +267,23 @@ client_id = "x"
         for ok in ["http://localhost:1/", "http://[::1]:2/", "http://127.0.0.1/"] {
             let text = format!("[accounts.a]\nissuer = \"{ok}\"\nclient_id = \"c\"\n");
             assert!(Config::parse(&text).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn endpoint_overrides_are_https_unless_loopback() {
+        let base = "[accounts.a]\nissuer = \"https://x/\"\nclient_id = \"c\"\n";
+        for key in ["device_authorization_endpoint", "revocation_endpoint", "userinfo_endpoint"] {
+            let ok = format!("{base}{key} = \"https://x/{key}\"\n");
+            let a = &Config::parse(&ok).unwrap().accounts["a"];
+            assert!(
+                [&a.device_authorization_endpoint, &a.revocation_endpoint, &a.userinfo_endpoint]
+                    .iter()
+                    .any(|v| v.is_some())
+            );
+            assert!(Config::parse(&format!("{base}{key} = \"http://127.0.0.1:9/{key}\"\n")).is_ok());
+            let err = Config::parse(&format!("{base}{key} = \"http://x/{key}\"\n")).unwrap_err();
+            assert!(err.contains(key) && err.contains("loopback"), "{err}");
         }
     }
 

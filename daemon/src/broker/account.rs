@@ -12,7 +12,7 @@ use super::error::{Error, Result};
 use super::session::{Session, now};
 use crate::config::AccountConfig;
 use crate::oidc::http::Http;
-use crate::oidc::{Audiences, Provider};
+use crate::oidc::{Audiences, EndpointOverrides, Provider};
 
 pub struct Account {
     pub name: String,
@@ -87,10 +87,23 @@ impl Account {
     pub async fn provider(&self, http: &Http) -> Result<&Arc<Provider>> {
         self.provider
             .get_or_try_init(|| async {
-                Provider::discover(http.clone(), &self.config.issuer, &self.config.client_id).await.map(Arc::new)
+                let c = &self.config;
+                Provider::discover(http.clone(), &c.issuer, &c.client_id, &self.endpoint_overrides())
+                    .await
+                    .map(Arc::new)
             })
             .await
             .map_err(|e| Error::from_oidc(&self.name, e))
+    }
+
+    /// The endpoints the account's config sets itself.
+    pub fn endpoint_overrides(&self) -> EndpointOverrides {
+        let c = &self.config;
+        EndpointOverrides {
+            device_authorization: c.device_authorization_endpoint.clone(),
+            revocation: c.revocation_endpoint.clone(),
+            userinfo: c.userinfo_endpoint.clone(),
+        }
     }
 
     pub(super) fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {

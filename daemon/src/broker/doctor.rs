@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tokenbroker::protocol::{Check, Diagnosis};
 
-use super::Broker;
+use super::{Broker, offers};
 use crate::config::Config;
 use crate::oidc::Provider;
 
@@ -57,10 +57,11 @@ impl Broker {
         for account in self.accounts() {
             let started = Instant::now();
             let c = &account.config;
-            let found = Provider::discover(self.http.clone(), &c.issuer, &c.client_id).await;
+            let found =
+                Provider::discover(self.http.clone(), &c.issuer, &c.client_id, &account.endpoint_overrides()).await;
             checks.push(check(
                 &format!("identity provider of {}", account.name),
-                match found {
+                match &found {
                     Ok(_) => Ok(format!("{} answered discovery in {} ms", c.issuer, started.elapsed().as_millis())),
                     Err(e) => Err((
                         format!("{}: {e}", c.issuer),
@@ -68,6 +69,10 @@ impl Broker {
                     )),
                 },
             ));
+            if let Ok(provider) = &found {
+                checks.push(offers::features(&account.name, c, &provider.offers));
+                checks.push(offers::scopes(&account.name, c, &provider.offers));
+            }
         }
         Diagnosis { checks }
     }

@@ -8,6 +8,7 @@ mod error;
 mod login;
 mod logout;
 mod metadata;
+mod offers;
 mod profile;
 mod refresh;
 mod scheduler;

@@ -8,12 +8,14 @@ use openidconnect::{
     IssuerUrl, JsonWebKeySetUrl, ProviderMetadata, RevocationUrl,
 };
 use std::sync::RwLock;
+use url::Url;
 
 use openidconnect::core::CoreJsonWebKeySet;
 use serde::{Deserialize, Serialize};
 
 use super::OidcError;
 use super::http::Http;
+use super::server_metadata;
 
 /// Endpoints that OIDC Discovery leaves to other specs (RFC 8628, RFC 7009, RP-initiated logout).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -46,6 +48,31 @@ type Metadata = ProviderMetadata<
 pub(super) type BaseClient =
     CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
+/// Endpoints an account's config sets itself (already checked: https unless loopback). They
+/// win over the IdP's metadata.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointOverrides {
+    pub device_authorization: Option<String>,
+    pub revocation: Option<String>,
+    pub userinfo: Option<String>,
+}
+
+/// What the IdP offers, as its metadata and the account's overrides say (for `doctor`).
+#[derive(Clone, Debug, Default)]
+pub struct Offers {
+    pub device_flow: bool,
+    pub code_flow: bool,
+    pub revocation: bool,
+    pub end_session: bool,
+    pub userinfo: bool,
+    /// Whether `grant_types_supported` lists `refresh_token`; None when the IdP lists none.
+    pub refresh_grant: Option<bool>,
+    /// `scopes_supported`, when the IdP lists it.
+    pub scopes: Option<Vec<String>>,
+    /// Why RFC 8414 metadata, looked for because discovery lacked an endpoint, was not used.
+    pub server_metadata_problem: Option<String>,
+}
+
 /// One issuer as seen by one client id: its endpoints, keys and our HTTP stack.
 pub struct Provider {
     pub(super) http: Http,
@@ -57,6 +84,7 @@ pub struct Provider {
     pub(super) extra: ExtraMetadata,
     pub(super) userinfo_url: Option<String>,
     pub(super) client_id: String,
+    pub offers: Offers,
 }
 
 impl Provider {
@@ -68,8 +96,14 @@ impl Provider {
     }
 
     /// Fetch `.well-known/openid-configuration` and the JWKS. openidconnect checks that the
-    /// document's `issuer` is exactly the one configured.
-    pub async fn discover(http: Http, issuer: &str, client_id: &str) -> Result<Provider, OidcError> {
+    /// document's `issuer` is exactly the one configured. Endpoints the document lacks come
+    /// from the account's config, else from RFC 8414 metadata.
+    pub async fn discover(
+        http: Http,
+        issuer: &str,
+        client_id: &str,
+        overrides: &EndpointOverrides,
+    ) -> Result<Provider, OidcError> {
         let issuer_url =
             IssuerUrl::new(issuer.to_owned()).map_err(|e| OidcError::Rejected(format!("issuer {issuer:?}: {e}")))?;
         let metadata = Metadata::discover_async(issuer_url, &http).await.map_err(|e| match e {
@@ -79,15 +113,83 @@ impl Provider {
             }
             other => OidcError::unavailable(format!("discovery failed: {other}")),
         })?;
-        let extra = metadata.additional_metadata().clone();
         check_endpoints(&metadata)?;
+        let mut extra = metadata.additional_metadata().clone();
+        let mut userinfo_url = metadata.userinfo_endpoint().map(|u| u.as_str().to_owned());
+        apply_overrides(&mut extra, &mut userinfo_url, overrides)?;
+        let mut server_metadata_problem = None;
+        if extra.device_authorization_endpoint.is_none() || extra.revocation_endpoint.is_none() {
+            // Only looked for when something is missing; an IdP that has no such document, or
+            // a broken one, still works for everything discovery did list.
+            match server_metadata::fetch(&http, issuer).await {
+                Ok(Some(document)) => {
+                    extra.device_authorization_endpoint =
+                        extra.device_authorization_endpoint.or(document.device_authorization_endpoint);
+                    extra.revocation_endpoint = extra.revocation_endpoint.or(document.revocation_endpoint);
+                }
+                Ok(None) => {}
+                Err(problem) => {
+                    tracing::warn!(%issuer, %problem, "RFC 8414 metadata not used");
+                    server_metadata_problem = Some(problem);
+                }
+            }
+        }
+        let offers = Offers {
+            device_flow: extra.device_authorization_endpoint.is_some(),
+            code_flow: offers_code_flow(&metadata),
+            revocation: extra.revocation_endpoint.is_some(),
+            end_session: extra.end_session_endpoint.is_some(),
+            userinfo: userinfo_url.is_some(),
+            refresh_grant: metadata.grant_types_supported().map(|g| g.contains(&CoreGrantType::RefreshToken)),
+            scopes: metadata.scopes_supported().map(|s| s.iter().map(|s| s.to_string()).collect()),
+            server_metadata_problem,
+        };
         let jwks = RwLock::new(metadata.jwks().clone());
         let jwks_uri = metadata.jwks_uri().clone();
         let issuer = metadata.issuer().clone();
-        let userinfo_url = metadata.userinfo_endpoint().map(|u| u.as_str().to_owned());
         let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), None);
-        Ok(Provider { http, issuer, jwks_uri, jwks, client, extra, userinfo_url, client_id: client_id.into() })
+        Ok(Provider { http, issuer, jwks_uri, jwks, client, extra, userinfo_url, client_id: client_id.into(), offers })
     }
+}
+
+/// The account's own endpoints replace the document's.
+fn apply_overrides(
+    extra: &mut ExtraMetadata,
+    userinfo_url: &mut Option<String>,
+    overrides: &EndpointOverrides,
+) -> Result<(), OidcError> {
+    let parse = |key: &str, url: &str| {
+        Url::parse(url).map_err(|e| OidcError::Rejected(format!("the account's {key} {url:?}: {e}")))
+    };
+    if let Some(url) = &overrides.device_authorization {
+        let url = parse("device_authorization_endpoint", url)?;
+        extra.device_authorization_endpoint = Some(DeviceAuthorizationUrl::from_url(url));
+    }
+    if let Some(url) = &overrides.revocation {
+        extra.revocation_endpoint = Some(RevocationUrl::from_url(parse("revocation_endpoint", url)?));
+    }
+    if let Some(url) = &overrides.userinfo {
+        *userinfo_url = Some(parse("userinfo_endpoint", url)?.into());
+    }
+    Ok(())
+}
+
+/// The code flow needs `response_type=code`, and the `authorization_code` grant when the IdP
+/// lists grants (OIDC Discovery's default is authorization_code and implicit).
+fn offers_code_flow(metadata: &Metadata) -> bool {
+    let code = metadata.response_types_supported().iter().any(|r| r.as_slice() == [CoreResponseType::Code]);
+    code && metadata.grant_types_supported().is_none_or(|g| g.contains(&CoreGrantType::AuthorizationCode))
+}
+
+/// The first endpoint that would carry credentials in the clear (plain http off loopback).
+pub(super) fn insecure<'a>(
+    endpoints: impl IntoIterator<Item = (&'a str, Option<&'a Url>)>,
+) -> Option<(&'a str, &'a Url)> {
+    endpoints.into_iter().find_map(|(name, url)| {
+        let url = url?;
+        let secure = url.scheme() == "https" || url.scheme() == "http" && crate::config::is_loopback(url);
+        (!secure).then_some((name, url))
+    })
 }
 
 /// Every endpoint the document names must be https (plain http only on loopback, as for the
@@ -103,16 +205,12 @@ fn check_endpoints(metadata: &Metadata) -> Result<(), OidcError> {
         ("end_session_endpoint", extra.end_session_endpoint.as_ref()),
         ("authorization_endpoint", Some(metadata.authorization_endpoint().url())),
     ];
-    for (name, url) in endpoints {
-        if let Some(url) = url
-            && !(url.scheme() == "https" || url.scheme() == "http" && crate::config::is_loopback(url))
-        {
-            return Err(OidcError::Rejected(format!(
-                "the discovery document's {name} is not https ({url}); refusing to send credentials there"
-            )));
-        }
+    match insecure(endpoints) {
+        Some((name, url)) => Err(OidcError::Rejected(format!(
+            "the discovery document's {name} is not https ({url}); refusing to send credentials there"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

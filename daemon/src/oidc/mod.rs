@@ -10,6 +10,7 @@ mod id_token;
 mod loopback;
 mod management;
 mod revoke;
+mod server_metadata;
 mod token;
 mod userinfo;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-pub use discovery::Provider;
+pub use discovery::{EndpointOverrides, Offers, Provider};
 pub use error::{Grant, OidcError};
 pub use loopback::Loopback;
 pub use management::ManagementApi;

@@ -283,11 +283,26 @@ pub struct IdpOptions {
     pub access_ttl: u64,
     /// Seconds a rotated refresh token stays good (the harness's `--rotation-grace`).
     pub rotation_grace: u64,
+    /// Discovery keys listed only in RFC 8414 metadata (the harness's `--rfc8414-only`).
+    pub rfc8414_only: &'static [&'static str],
+    /// Discovery keys listed nowhere (`--unlisted`).
+    pub unlisted: &'static [&'static str],
+    /// No RFC 8414 metadata: a 404 where it would be (`--no-rfc8414`).
+    pub no_rfc8414: bool,
+    /// The test client's grant types, when not all of them (`--client-grant-types`).
+    pub client_grant_types: Option<&'static [&'static str]>,
 }
 
 impl Default for IdpOptions {
     fn default() -> Self {
-        IdpOptions { access_ttl: 60, rotation_grace: 0 }
+        IdpOptions {
+            access_ttl: 60,
+            rotation_grace: 0,
+            rfc8414_only: &[],
+            unlisted: &[],
+            no_rfc8414: false,
+            client_grant_types: None,
+        }
     }
 }
 
@@ -301,6 +316,9 @@ impl Idp {
                 .arg(repo_root().join("testidp/idp.mjs"))
                 .args(["--issuer", &issuer, "--access-ttl", &opts.access_ttl.to_string()])
                 .args(["--rotation-grace", &opts.rotation_grace.to_string()])
+                .args(["--rfc8414-only", &opts.rfc8414_only.join(","), "--unlisted", &opts.unlisted.join(",")])
+                .args(opts.client_grant_types.iter().flat_map(|g| ["--client-grant-types".to_owned(), g.join(",")]))
+                .args(opts.no_rfc8414.then_some("--no-rfc8414"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()

@@ -211,7 +211,13 @@ fn doctor(json: bool) -> Result<(), Failure> {
         print_json(&Diagnosis { checks });
     } else {
         for c in &checks {
-            println!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            // A passed check with a fix is a warning: worth a look, not a failure.
+            let tag = match (c.ok, c.fix.is_some()) {
+                (false, _) => "FAIL",
+                (true, true) => "warn",
+                (true, false) => "ok  ",
+            };
+            println!("{tag} {}: {}", c.name, c.detail);
             if let Some(fix) = &c.fix {
                 println!("     -> {fix}");
             }

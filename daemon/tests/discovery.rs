@@ -1,0 +1,112 @@
+//! IdPs that publish endpoints outside OIDC discovery (RFC 8414 metadata, or only in the
+//! account's config), `doctor`'s report of what an IdP offers, and refusals that name the
+//! config key to change.
+
+mod support;
+
+use support::*;
+use tokenbroker::ErrorKind;
+use tokenbroker::protocol::*;
+
+const DEVICE: &str = "device_authorization_endpoint";
+const REVOCATION: &str = "revocation_endpoint";
+const USERINFO: &str = "userinfo_endpoint";
+
+fn doctor(daemon: &Daemon) -> String {
+    let out = daemon.brokerctl(&["doctor"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Log in, then log out: the refresh token must be revoked at the IdP.
+async fn login_and_revoking_logout(daemon: &Daemon, idp: &Idp) {
+    daemon.login(idp, None, "alice").await;
+    let client = daemon.client().await;
+    let done = client.logout(AccountOnly::default()).await.unwrap();
+    assert!(done.revoked, "logout revoked nothing");
+    assert_eq!(idp.stats().await["revocation"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_login_and_revocation_with_endpoints_only_in_rfc8414_metadata() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions { rfc8414_only: &[DEVICE, REVOCATION], ..Default::default() }).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    login_and_revoking_logout(&daemon, &idp).await;
+    let text = doctor(&daemon);
+    assert!(
+        text.contains(
+            "ok   features of work: offers device flow, code flow, revocation, end session, userinfo, refresh tokens; lacks nothing"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_overrides_name_the_endpoints_an_idp_lists_nowhere() {
+    let bus = Bus::start();
+    let idp =
+        Idp::start(IdpOptions { unlisted: &[DEVICE, REVOCATION, USERINFO], no_rfc8414: true, ..Default::default() })
+            .await;
+
+    // Without overrides: discovery still works (the RFC 8414 404 is no error), the device
+    // flow is missing and doctor says which keys would fix it.
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::NotSupported), "{err}");
+    assert!(idp.stats().await["server_metadata"].as_u64().unwrap() >= 1, "RFC 8414 metadata was looked for");
+    let text = doctor(&daemon);
+    assert!(text.contains("ok   identity provider of work"), "{text}");
+    assert!(!text.contains("RFC 8414 metadata was not used"), "a 404 means none, not a fault: {text}");
+    assert!(
+        text.contains("FAIL features of work") && text.contains("lacks device flow, revocation, userinfo"),
+        "{text}"
+    );
+    assert!(text.contains("flow = \"code\"") && text.contains(DEVICE), "{text}");
+    drop(daemon);
+
+    let iss = &idp.issuer;
+    let config = format!(
+        "{}device_authorization_endpoint = \"{iss}/device/auth\"\nrevocation_endpoint = \"{iss}/token/revocation\"\n\
+         userinfo_endpoint = \"{iss}/me\"\n",
+        idp.account_config("work")
+    );
+    let daemon = Daemon::start(&bus, &config);
+    daemon.login(&idp, None, "alice").await;
+    let profile = daemon.client().await.get_profile(GetProfile::default()).await.unwrap();
+    assert_eq!(profile.claims["email"], "alice@example.com");
+    let done = daemon.client().await.logout(AccountOnly::default()).await.unwrap();
+    assert!(done.revoked, "logout revoked nothing");
+    let text = doctor(&daemon);
+    assert!(text.contains("ok   features of work"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_compares_scopes_and_fetches_no_rfc8414_metadata_it_does_not_need() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let config = format!("{}{}", idp.account_config("work"), idp.api_account_config("api"));
+    let daemon = Daemon::start(&bus, &config);
+    let out = daemon.brokerctl(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "warnings are no failure: {text}");
+    assert!(text.contains("ok   scopes of work: the IdP lists all 4"), "{text}");
+    // The harness's API scopes are granted by audience, not listed in scopes_supported.
+    assert!(text.contains("warn scopes of api: the IdP's scopes_supported does not list api:read"), "{text}");
+    assert!(text.contains("remove those from scopes in [accounts.api]"), "{text}");
+    assert_eq!(idp.stats().await["server_metadata"], 0, "discovery listed everything");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthorized_client_names_the_flow_key() {
+    let bus = Bus::start();
+    let grants = &["authorization_code", "refresh_token"];
+    let idp = Idp::start(IdpOptions { client_grant_types: Some(grants), ..Default::default() }).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::NotSupported), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("device code grant") && text.contains("flow = \"code\" in [accounts.work]"), "{text}");
+    assert!(!text.contains("issuer and client_id"), "{text}");
+    let out = daemon.brokerctl(&["login", "--no-browser"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("flow = \"code\""), "{out:?}");
+}
