@@ -32,6 +32,8 @@ const { values: opts } = parseArgs({
 });
 
 export const CLIENT_ID = 'tokenbroker-test';
+export const DESKTOP_CLIENT_ID = 'tokenbroker-desktop';
+export const DESKTOP_CLIENT_SECRET = 'desktop-secret-not-confidential';
 
 const USERS = {
   alice: {
@@ -96,6 +98,16 @@ const provider = new Provider(issuer, {
     client_name: 'tokenbroker test client',
     application_type: 'native',
     token_endpoint_auth_method: 'none',
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
+    response_types: ['code'],
+    redirect_uris: ["http://127.0.0.1/callback"],
+  }, {
+    // Like Google's desktop and TV clients: installed, yet issued a secret it must send.
+    client_id: DESKTOP_CLIENT_ID,
+    client_secret: DESKTOP_CLIENT_SECRET,
+    client_name: 'tokenbroker test client with a secret',
+    application_type: 'native',
+    token_endpoint_auth_method: 'client_secret_basic',
     grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
     response_types: ['code'],
     redirect_uris: ["http://127.0.0.1/callback"],

@@ -87,7 +87,13 @@ impl Account {
     pub async fn provider(&self, http: &Http) -> Result<&Arc<Provider>> {
         self.provider
             .get_or_try_init(|| async {
-                Provider::discover(http.clone(), &self.config.issuer, &self.config.client_id).await.map(Arc::new)
+                let c = &self.config;
+                let provider = Provider::discover(http.clone(), &c.issuer, &c.client_id).await?;
+                Ok(Arc::new(
+                    provider
+                        .with_client_secret(c.client_secret.as_ref().map(|s| s.expose()))
+                        .with_auth_params(&c.auth_params),
+                ))
             })
             .await
             .map_err(|e| Error::from_oidc(&self.name, e))

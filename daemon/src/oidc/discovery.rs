@@ -9,6 +9,8 @@ use openidconnect::{
 };
 use std::sync::RwLock;
 
+use secrecy::SecretString;
+
 use openidconnect::core::CoreJsonWebKeySet;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +59,10 @@ pub struct Provider {
     pub(super) extra: ExtraMetadata,
     pub(super) userinfo_url: Option<String>,
     pub(super) client_id: String,
+    /// Only for clients the IdP gave a secret (see `Provider::with_client_secret`).
+    pub(super) client_secret: Option<SecretString>,
+    /// Extra authorization-request parameters of the code flow, from the config.
+    pub(super) auth_params: Vec<(String, String)>,
 }
 
 impl Provider {
@@ -86,7 +92,18 @@ impl Provider {
         let issuer = metadata.issuer().clone();
         let userinfo_url = metadata.userinfo_endpoint().map(|u| u.as_str().to_owned());
         let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), None);
-        Ok(Provider { http, issuer, jwks_uri, jwks, client, extra, userinfo_url, client_id: client_id.into() })
+        Ok(Provider {
+            http,
+            issuer,
+            jwks_uri,
+            jwks,
+            client,
+            extra,
+            userinfo_url,
+            client_id: client_id.into(),
+            client_secret: None,
+            auth_params: Vec::new(),
+        })
     }
 }
 

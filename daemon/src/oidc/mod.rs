@@ -10,6 +10,7 @@ mod id_token;
 mod loopback;
 mod management;
 mod revoke;
+mod settings;
 mod token;
 mod userinfo;
 
