@@ -52,6 +52,8 @@ const RFC8414_ONLY = keyList(opts['rfc8414-only']);
 const UNLISTED = keyList(opts.unlisted);
 
 export const CLIENT_ID = 'tokenbroker-test';
+export const DESKTOP_CLIENT_ID = 'tokenbroker-desktop';
+export const DESKTOP_CLIENT_SECRET = 'desktop-secret-not-confidential';
 
 const USERS = {
   alice: {
@@ -117,6 +119,16 @@ const provider = new Provider(issuer, {
     application_type: 'native',
     token_endpoint_auth_method: 'none',
     grant_types: keyList(opts['client-grant-types']),
+    response_types: ['code'],
+    redirect_uris: ["http://127.0.0.1/callback"],
+  }, {
+    // Like Google's desktop and TV clients: installed, yet issued a secret it must send.
+    client_id: DESKTOP_CLIENT_ID,
+    client_secret: DESKTOP_CLIENT_SECRET,
+    client_name: 'tokenbroker test client with a secret',
+    application_type: 'native',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
     response_types: ['code'],
     redirect_uris: ["http://127.0.0.1/callback"],
   }],

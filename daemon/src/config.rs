@@ -63,7 +63,50 @@ pub struct AccountConfig {
     pub revocation_endpoint: Option<String>,
     #[serde(default)]
     pub userinfo_endpoint: Option<String>,
+    /// For clients that the IdP gives a secret even when installed on a person's machine
+    /// (Google's desktop and TV clients): sent with HTTP Basic authentication (RFC 6749
+    /// §2.3.1). Such a secret is not confidential, but it is still kept out of every log.
+    #[serde(default)]
+    pub client_secret: Option<ClientSecret>,
+    /// Extra parameters for the code flow's authorization request, such as Google's
+    /// `access_type = "offline"`, without which it issues no refresh token.
+    #[serde(default)]
+    pub auth_params: BTreeMap<String, String>,
 }
+
+/// A client secret from the config: never printed, wiped from memory when dropped.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ClientSecret(zeroize::Zeroizing<String>);
+
+impl ClientSecret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret([REDACTED])")
+    }
+}
+
+/// Authorization-request parameters that the flow itself sets: `auth_params` cannot replace
+/// them (a config must not be able to switch off PKCE, the state or the nonce).
+const RESERVED_AUTH_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "audience",
+    "resource",
+    "request",
+    "request_uri",
+];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -189,6 +232,14 @@ impl Config {
             if !a.scopes.iter().any(|s| s == "openid") {
                 return Err(format!("[accounts.{name}] scopes must include \"openid\""));
             }
+            if a.client_secret.as_ref().is_some_and(|s| s.expose().is_empty()) {
+                return Err(format!("[accounts.{name}] client_secret is empty; remove it for a public client"));
+            }
+            if let Some(key) = a.auth_params.keys().find(|k| RESERVED_AUTH_PARAMS.contains(&k.as_str())) {
+                return Err(format!(
+                    "[accounts.{name}] auth_params.{key}: set by the login flow itself; use the account's own keys (scopes, audience, …)"
+                ));
+            }
         }
         Ok(())
     }
@@ -295,6 +346,25 @@ client_id = "x"
         assert!(err.contains("nope"), "{err}");
         let two = format!("{one}[accounts.other]\nissuer = \"https://y/\"\nclient_id = \"d\"\n");
         assert_eq!(Config::parse(&two).unwrap().default_account(), None);
+    }
+
+    #[test]
+    fn client_secret_is_never_printed_and_auth_params_cannot_replace_the_flows_own() {
+        let text = "[accounts.g]\nissuer = \"https://x/\"\nclient_id = \"c\"\nclient_secret = \"s3cr3t\"\n\
+                    auth_params = { access_type = \"offline\" }\n";
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.accounts["g"].client_secret.as_ref().unwrap().expose(), "s3cr3t");
+        assert_eq!(c.accounts["g"].auth_params["access_type"], "offline");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        for reserved in ["code_challenge_method", "state", "redirect_uri"] {
+            let text = format!(
+                "[accounts.g]\nissuer = \"https://x/\"\nclient_id = \"c\"\nauth_params = {{ {reserved} = \"x\" }}\n"
+            );
+            let err = Config::parse(&text).unwrap_err();
+            assert!(err.contains(reserved), "{err}");
+        }
+        let empty = "[accounts.g]\nissuer = \"https://x/\"\nclient_id = \"c\"\nclient_secret = \"\"\n";
+        assert!(Config::parse(empty).unwrap_err().contains("client_secret"));
     }
 
     /// Lines a hand-edited config might hold by mistake.

@@ -88,9 +88,13 @@ impl Account {
         self.provider
             .get_or_try_init(|| async {
                 let c = &self.config;
-                Provider::discover(http.clone(), &c.issuer, &c.client_id, &self.endpoint_overrides())
-                    .await
-                    .map(Arc::new)
+                let provider =
+                    Provider::discover(http.clone(), &c.issuer, &c.client_id, &self.endpoint_overrides()).await?;
+                Ok(Arc::new(
+                    provider
+                        .with_client_secret(c.client_secret.as_ref().map(|s| s.expose()))
+                        .with_auth_params(&c.auth_params),
+                ))
             })
             .await
             .map_err(|e| Error::from_oidc(&self.name, e))

@@ -43,6 +43,9 @@ impl Provider {
         for value in &audiences.values {
             request = request.add_extra_param(audiences.param, value.clone());
         }
+        for (name, value) in &self.auth_params {
+            request = request.add_extra_param(name.clone(), value.clone());
+        }
         let (url, state, nonce) = request.url();
         Ok((url.into(), CodeLogin { verifier, state, nonce, redirect }))
     }

@@ -10,6 +10,8 @@ use openidconnect::{
 use std::sync::RwLock;
 use url::Url;
 
+use secrecy::SecretString;
+
 use openidconnect::core::CoreJsonWebKeySet;
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +87,10 @@ pub struct Provider {
     pub(super) userinfo_url: Option<String>,
     pub(super) client_id: String,
     pub offers: Offers,
+    /// Only for clients the IdP gave a secret (see `Provider::with_client_secret`).
+    pub(super) client_secret: Option<SecretString>,
+    /// Extra authorization-request parameters of the code flow, from the config.
+    pub(super) auth_params: Vec<(String, String)>,
 }
 
 impl Provider {
@@ -148,7 +154,19 @@ impl Provider {
         let jwks_uri = metadata.jwks_uri().clone();
         let issuer = metadata.issuer().clone();
         let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), None);
-        Ok(Provider { http, issuer, jwks_uri, jwks, client, extra, userinfo_url, client_id: client_id.into(), offers })
+        Ok(Provider {
+            http,
+            issuer,
+            jwks_uri,
+            jwks,
+            client,
+            extra,
+            userinfo_url,
+            client_id: client_id.into(),
+            client_secret: None,
+            auth_params: Vec::new(),
+            offers,
+        })
     }
 }
 

@@ -11,6 +11,7 @@ mod loopback;
 mod management;
 mod revoke;
 mod server_metadata;
+mod settings;
 mod token;
 mod userinfo;
 

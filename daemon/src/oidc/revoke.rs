@@ -19,7 +19,11 @@ impl Provider {
             ("client_id", self.client_id.as_str()),
         ];
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-        let request = http::Request::post(url.as_str())
+        let mut request = http::Request::post(url.as_str());
+        if let Some(basic) = self.basic_auth() {
+            request = request.header(http::header::AUTHORIZATION, basic);
+        }
+        let request = request
             .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(http::header::ACCEPT, "application/json")
             .body(body.into_bytes())
