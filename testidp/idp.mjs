@@ -70,7 +70,7 @@ class GraceAdapter extends MemoryAdapter {
 
 // Everything the tests want to count, reset with POST /__test/stats/reset.
 const freshStats = () => ({
-  token: {}, revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0, secrets: [],
+  token: {}, token_resource: {}, revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0, secrets: [],
 });
 let stats = freshStats();
 
@@ -176,6 +176,10 @@ provider.use(async (ctx, next) => {
     const grant = ctx.oidc?.params?.grant_type ?? 'unknown';
     const key = `${grant.replace('urn:ietf:params:oauth:grant-type:', '')}:${ctx.status}`;
     stats.token[key] = (stats.token[key] ?? 0) + 1;
+    // RFC 8707: a login's token request with `resource` gets a token bound to that API, which
+    // userinfo refuses; tests check the client asks for APIs only where it should.
+    const resource = ctx.oidc?.params?.resource;
+    if (resource) stats.token_resource[grant] = (stats.token_resource[grant] ?? 0) + 1;
     // The one-time secrets a client sends, for tests that look for them in its logs.
     for (const name of ['device_code', 'code', 'code_verifier']) {
       const value = ctx.oidc?.params?.[name];
@@ -227,6 +231,16 @@ async function readJson(req) {
   return data ? JSON.parse(data) : {};
 }
 
+// Forget every access token of an account (as when they expire or are revoked one by one),
+// leaving its grants and refresh tokens alone.
+async function revokeAccessTokens(account) {
+  let n = 0;
+  for (const [key, value] of store) {
+    if (key.startsWith('AccessToken:') && value.accountId === account) { store.delete(key); n += 1; }
+  }
+  return n;
+}
+
 // Revoke every grant of an account, as an admin would in the IdP's dashboard.
 async function revokeAccount(account) {
   const grants = new Set();
@@ -267,6 +281,10 @@ server.on('request', async (req, res) => {
     if (url.pathname === '/__test/stats') {
       if (req.method === 'POST') stats = freshStats();
       return json(res, 200, stats);
+    }
+    if (url.pathname === '/__test/revoke-access' && req.method === 'POST') {
+      const body = await readJson(req);
+      return json(res, 200, { revoked_access_tokens: await revokeAccessTokens(body.account ?? 'alice') });
     }
     if (url.pathname === '/__test/revoke' && req.method === 'POST') {
       const body = await readJson(req);

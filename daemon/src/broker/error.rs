@@ -70,6 +70,10 @@ impl Error {
             OidcError::InvalidScope(m) => Error::invalid_params(format!(
                 "account {account:?}: the identity provider refused: {m}; the login may not have asked for it"
             )),
+            OidcError::TokenRefused(m) => Error::internal(format!(
+                "account {account:?}: the identity provider refused even a fresh access token ({m}); \
+                 with audience_param = \"resource\" it may bind the login's token to an API"
+            )),
             e @ (OidcError::Rejected(_) | OidcError::InvalidIdToken(_)) => Error::internal(format!(
                 "account {account:?}: {e}; check the account's issuer and client_id in the config"
             )),

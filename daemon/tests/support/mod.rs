@@ -356,6 +356,12 @@ impl Idp {
         self.post("/__test/revoke", serde_json::json!({"account": account})).await["revoked_grants"].as_u64().unwrap()
     }
 
+    /// Forget every access token of `account` at the IdP, leaving its refresh tokens good.
+    pub async fn revoke_access_tokens(&self, account: &str) -> u64 {
+        let r = self.post("/__test/revoke-access", serde_json::json!({"account": account})).await;
+        r["revoked_access_tokens"].as_u64().unwrap()
+    }
+
     pub async fn stats(&self) -> Value {
         let url = format!("{}/__test/stats", self.proxy.direct_url());
         self.http.get(url).send().await.unwrap().json().await.unwrap()
