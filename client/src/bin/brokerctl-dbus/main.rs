@@ -8,6 +8,8 @@ mod args;
 mod bus;
 #[path = "../brokerctl/human.rs"]
 mod human;
+#[path = "../brokerctl/interrupt.rs"]
+mod interrupt;
 #[path = "../brokerctl/transport.rs"]
 mod transport;
 

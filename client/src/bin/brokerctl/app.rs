@@ -12,6 +12,7 @@ use tokenbroker::{Error, ErrorKind};
 
 use crate::args::{Cli, Command, FlowArg, MetadataCommand};
 use crate::human;
+use crate::interrupt;
 use crate::transport::Transport;
 
 pub fn main() -> ExitCode {
@@ -60,6 +61,8 @@ fn exit_code(e: &Failure) -> u8 {
         Failure::Usage(_) => 2,
         Failure::Unhealthy => 1,
         Failure::Unreachable => 5,
+        // What a shell reports for a command ended by SIGINT.
+        Failure::Interrupted => 130,
         Failure::Broker(Error::Unreachable { .. }) => 5,
         Failure::Broker(e) => match e.kind() {
             Some(ErrorKind::NotLoggedIn | ErrorKind::LoginRequired) => 3,
@@ -80,6 +83,8 @@ enum Failure {
     Unhealthy,
     #[error("the daemon is not reachable")]
     Unreachable,
+    #[error("login cancelled")]
+    Interrupted,
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -139,14 +144,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 FlowArg::Device => Flow::Device,
                 FlowArg::Code => Flow::Code,
             });
-            login(&client, Login { account, flow }, cli.json, no_browser)?;
+            login(&client, dbus, Login { account, flow }, cli.json, no_browser)?;
         }
     }
     Ok(())
 }
 
-fn login(client: &Transport, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
+fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
+    interrupt::catch_sigint();
     let challenge = client.login(request)?;
+    let login_id = challenge.login_id.clone();
+    // On a connection of its own: this one is busy waiting. The daemon then ends the
+    // login, which ends the wait below.
+    interrupt::on_interrupt(move || {
+        if let Err(e) = Transport::connect(dbus).and_then(|c| c.cancel_login(&login_id)) {
+            eprintln!("brokerctl: could not cancel the login: {e}");
+            std::process::exit(130);
+        }
+    });
     if json {
         print_json(&challenge);
     } else {
@@ -170,7 +185,10 @@ fn login(client: &Transport, request: Login, json: bool, no_browser: bool) -> Re
         let expires = human::relative(human::now() + challenge.expires_in as i64, human::now());
         eprintln!("Waiting for you to approve the login (the code expires {expires})…");
     }
-    let done = client.await_login(&challenge.login_id)?;
+    let done = match client.await_login(&challenge.login_id) {
+        Err(_) if interrupt::interrupted() => return Err(Failure::Interrupted),
+        other => other?,
+    };
     if json {
         print_json(&done)
     } else {

@@ -5,6 +5,7 @@
 mod app;
 mod args;
 mod human;
+mod interrupt;
 mod transport;
 
 use std::os::unix::process::CommandExt;
