@@ -4,7 +4,7 @@
 // and let tests look at what the IdP saw (token-endpoint counts).
 //
 // Usage: node idp.mjs [--port N] [--issuer URL] [--access-ttl SECS] [--device-ttl SECS]
-//                     [--interval SECS] [--rotation-grace SECS]
+//                     [--interval SECS] [--rotation-grace SECS] [--no-device-id-token]
 // Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
 
 import http from 'node:http';
@@ -15,6 +15,7 @@ import { approveDevice, approveCode } from './approve.mjs';
 import { makeKeys } from './keys.mjs';
 import { handleManagement, managementAudience } from './management.mjs';
 import { armIdTokenFault, applyIdTokenFault } from './faults.mjs';
+import { armDeviceFault, applyDeviceFault } from './device_faults.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -28,6 +29,9 @@ const { values: opts } = parseArgs({
     // Like Okta's grace period and Auth0's reuse interval: a rotated refresh token stays good
     // this long. 0 (the default) is oidc-provider's strict reuse detection.
     'rotation-grace': { type: 'string', default: '0' },
+    // Like IdPs that issue no ID token in the device flow (it is not OIDC): the device_code
+    // grant's answer carries none.
+    'no-device-id-token': { type: 'boolean', default: false },
   },
 });
 
@@ -70,7 +74,7 @@ class GraceAdapter extends MemoryAdapter {
 
 // Everything the tests want to count, reset with POST /__test/stats/reset.
 const freshStats = () => ({
-  token: {}, token_resource: {}, revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0, secrets: [],
+  token: {}, token_resource: {}, device_scopes: [], revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0, secrets: [],
 });
 let stats = freshStats();
 
@@ -168,6 +172,23 @@ provider.use(async (ctx, next) => {
   }
   await next();
   await applyIdTokenFault(ctx, keys);
+  applyDeviceFault(ctx);
+  if (opts['no-device-id-token'] && ctx.path === '/token' && ctx.status === 200 && ctx.body?.id_token
+      && ctx.oidc?.params?.grant_type === 'urn:ietf:params:oauth:grant-type:device_code') {
+    const { id_token: _dropped, ...rest } = ctx.body;
+    ctx.body = rest;
+  }
+  if (ctx.path === '/device/auth' && ctx.method === 'POST') {
+    // As sent (oidc-provider's own params are deduplicated): a strict IdP refuses a scope
+    // list that repeats a value.
+    const scope = ctx.oidc?.body?.scope ?? null;
+    stats.device_scopes.push(scope);
+    const values = (scope ?? '').split(' ').filter(Boolean);
+    if (new Set(values).size !== values.length) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_scope', error_description: 'the scope parameter repeats a value' };
+    }
+  }
   if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
     ctx.body = { ...ctx.body, interval: Number(opts.interval) };
     stats.device_authorization += 1;
@@ -273,6 +294,10 @@ server.on('request', async (req, res) => {
     }
     if (url.pathname === '/__test/id-token-fault' && req.method === 'POST') {
       armIdTokenFault((await readJson(req)).kind);
+      return json(res, 200, { armed: true });
+    }
+    if (url.pathname === '/__test/device-fault' && req.method === 'POST') {
+      armDeviceFault((await readJson(req)).kind);
       return json(res, 200, { armed: true });
     }
     if (url.pathname.startsWith('/api/v2/')) {

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::{Map, Value};
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::{Flow, Login, LoginCancelled, LoginChallenge, LoginDone};
 use tokio::sync::watch;
@@ -199,8 +200,15 @@ impl Broker {
 
     /// A login's tokens become the account's session: stored first, then served.
     async fn install(self: &Arc<Self>, account: &Arc<Account>, tokens: TokenSet) -> Result<()> {
+        let profile = match tokens.id_token {
+            Some(_) => None,
+            None => self.whoami(account, &tokens).await,
+        };
         let _flight = account.refresh_lock.lock().await;
-        let session = Session::from_login(tokens, &account.config.scopes);
+        let mut session = Session::from_login(tokens, &account.config.scopes);
+        if let Some(claims) = &profile {
+            session.subject = claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned);
+        }
         if session.refresh_token.is_none() {
             tracing::warn!(account = %account.name, "the identity provider issued no refresh token; the session ends when the access token expires (add offline_access to the scopes)");
         }
@@ -211,9 +219,24 @@ impl Broker {
             let unsaved = s.unsaved;
             s.clear();
             s.unsaved = unsaved;
+            s.profile = profile.map(|claims| (session.issued_at, Arc::new(claims)));
             s.session = Some(Arc::new(session));
         });
         account.wake.notify_one();
         Ok(())
+    }
+
+    /// Who logged in, from userinfo, for a login that brought no ID token (some IdPs issue
+    /// none in the device flow): `Status` shows the subject, and later userinfo answers are
+    /// held to it. Without userinfo the session still works, unnamed.
+    async fn whoami(&self, account: &Account, tokens: &TokenSet) -> Option<Map<String, Value>> {
+        let provider = account.provider(&self.http).await.ok()?;
+        match provider.userinfo(&tokens.access_token, None).await {
+            Ok(claims) => Some(claims),
+            Err(e) => {
+                tracing::warn!(account = %account.name, error = %e, "no ID token and no userinfo: the session has no known subject");
+                None
+            }
+        }
     }
 }

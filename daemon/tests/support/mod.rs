@@ -283,11 +283,13 @@ pub struct IdpOptions {
     pub access_ttl: u64,
     /// Seconds a rotated refresh token stays good (the harness's `--rotation-grace`).
     pub rotation_grace: u64,
+    /// The device_code grant answers without an ID token (the harness's `--no-device-id-token`).
+    pub no_device_id_token: bool,
 }
 
 impl Default for IdpOptions {
     fn default() -> Self {
-        IdpOptions { access_ttl: 60, rotation_grace: 0 }
+        IdpOptions { access_ttl: 60, rotation_grace: 0, no_device_id_token: false }
     }
 }
 
@@ -301,6 +303,7 @@ impl Idp {
                 .arg(repo_root().join("testidp/idp.mjs"))
                 .args(["--issuer", &issuer, "--access-ttl", &opts.access_ttl.to_string()])
                 .args(["--rotation-grace", &opts.rotation_grace.to_string()])
+                .args(opts.no_device_id_token.then_some("--no-device-id-token"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -343,6 +346,12 @@ impl Idp {
     /// Make the next token response carry a bad ID token (see testidp/faults.mjs).
     pub async fn arm_id_token_fault(&self, kind: &str) {
         let r = self.post("/__test/id-token-fault", serde_json::json!({"kind": kind})).await;
+        assert_eq!(r["armed"], true, "{r}");
+    }
+
+    /// Make the next device authorization answer hostile (see testidp/device_faults.mjs).
+    pub async fn arm_device_fault(&self, kind: &str) {
+        let r = self.post("/__test/device-fault", serde_json::json!({"kind": kind})).await;
         assert_eq!(r["armed"], true, "{r}");
     }
 

@@ -11,6 +11,7 @@ use tokenbroker::protocol::*;
 use tokenbroker::{Error, ErrorKind};
 
 use crate::args::{Cli, Command, FlowArg, MetadataCommand};
+use crate::challenge;
 use crate::human;
 use crate::interrupt;
 use crate::transport::Transport;
@@ -59,7 +60,7 @@ fn token(client: &Transport, p: GetAccessToken, json: bool) -> Result<(), Failur
 fn exit_code(e: &Failure) -> u8 {
     match e {
         Failure::Usage(_) => 2,
-        Failure::Unhealthy => 1,
+        Failure::Unhealthy | Failure::Unsafe(_) => 1,
         Failure::Unreachable => 5,
         // What a shell reports for a command ended by SIGINT.
         Failure::Interrupted => 130,
@@ -85,6 +86,8 @@ enum Failure {
     Unreachable,
     #[error("login cancelled")]
     Interrupted,
+    #[error("{0}")]
+    Unsafe(String),
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -153,6 +156,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
 fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
     interrupt::catch_sigint();
     let challenge = client.login(request)?;
+    if let Err(e) = check_challenge(&challenge) {
+        let _ = client.cancel_login(&challenge.login_id);
+        return Err(e);
+    }
     let login_id = challenge.login_id.clone();
     // On a connection of its own: this one is busy waiting. The daemon then ends the
     // login, which ends the wait below.
@@ -193,6 +200,20 @@ fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser:
         print_json(&done)
     } else {
         println!("Logged in to {}.", done.account)
+    }
+    Ok(())
+}
+
+/// Refuse to show or open what no IdP should send (the daemon refuses it too).
+fn check_challenge(c: &LoginChallenge) -> Result<(), Failure> {
+    let urls = [&c.verification_uri, &c.verification_uri_complete, &c.authorization_url];
+    if urls.into_iter().flatten().any(|u| !challenge::safe_url(u)) {
+        return Err(Failure::Unsafe("the login's address is neither https nor on this machine; not opening it".into()));
+    }
+    if c.user_code.as_deref().is_some_and(|code| !challenge::printable_code(code)) {
+        return Err(Failure::Unsafe(
+            "the login's user code has characters a terminal would act on; not showing it".into(),
+        ));
     }
     Ok(())
 }

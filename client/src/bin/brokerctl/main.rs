@@ -4,6 +4,7 @@
 
 mod app;
 mod args;
+mod challenge;
 mod human;
 mod interrupt;
 mod transport;
