@@ -65,3 +65,21 @@ async fn a_refused_access_token_is_refreshed_once_and_the_session_lives() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(idp.refresh_attempts().await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_refresh_token_a_refused_access_token_does_not_end_the_session() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let config = format!("{}scopes = [\"openid\", \"profile\"]\n", idp.account_config("work"));
+    let daemon = Daemon::start(&bus, &config);
+    let client = daemon.client().await;
+    daemon.login(&idp, None, "alice").await;
+    assert!(bus.keyring_entry("work").unwrap()["refresh_token"].is_null(), "no offline_access, no refresh token");
+
+    idp.revoke_access_tokens("alice").await;
+    let err = client.get_profile(profile_now()).await.unwrap_err();
+    assert_ne!(err.kind(), Some(tokenbroker::ErrorKind::LoginRequired), "{err}");
+    assert!(err.to_string().contains("refused the access token"), "{err}");
+    assert_eq!(client.status().await.unwrap().accounts[0].state, AccountState::Valid);
+    assert!(bus.keyring_entry("work").is_some(), "the session is kept until it expires");
+}

@@ -24,7 +24,8 @@ impl Broker {
             // A refused access token (revoked, or bound to an API by the IdP) is not a dead
             // session: get a new one once and ask again. Only the token endpoint's
             // `invalid_grant` ends a session.
-            Err(OidcError::TokenRefused(why)) => {
+            // Without a refresh token, a refresh would only end the session: say what happened.
+            Err(OidcError::TokenRefused(why)) if session.refresh_token.is_some() => {
                 tracing::info!(account = %account.name, %why, "userinfo refused the access token; refreshing once");
                 let refused = session.access_token.expose_secret().to_owned();
                 let renewed = self.fresh(account, |s, _| s.access_token.expose_secret() != refused).await?;
