@@ -82,11 +82,22 @@ async fn cancel_login_ends_it_on_the_socket_and_on_dbus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_in_brokerctl_login_cancels_the_login() {
+    ctrl_c_cancels(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_brokerctl_dbus_login_cancels_the_login() {
+    ctrl_c_cancels(true).await;
+}
+
+async fn ctrl_c_cancels(dbus: bool) {
     let bus = Bus::start();
     let idp = Idp::start(IdpOptions::default()).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let mut cmd = std::process::Command::new(brokerctl_path());
+    bus.env(&mut cmd);
     let mut ctl = support::Proc(
-        std::process::Command::new(brokerctl_path())
+        cmd.args(dbus.then_some("--dbus"))
             .args(["login", "--flow", "code", "--no-browser", "--json"])
             .env("TOKENBROKER_SOCKET", daemon.socket())
             .stdout(std::process::Stdio::piped())
