@@ -4,7 +4,7 @@
 // and let tests look at what the IdP saw (token-endpoint counts).
 //
 // Usage: node idp.mjs [--port N] [--issuer URL] [--access-ttl SECS] [--device-ttl SECS]
-//                     [--interval SECS] [--rotation-grace SECS]
+//                     [--interval SECS] [--rotation-grace SECS] [--no-device-id-token]
 //                     [--rfc8414-only KEYS] [--unlisted KEYS] [--no-rfc8414]
 //                     [--client-grant-types GRANTS]
 // Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
@@ -17,6 +17,7 @@ import { approveDevice, approveCode } from './approve.mjs';
 import { makeKeys } from './keys.mjs';
 import { handleManagement, managementAudience } from './management.mjs';
 import { armIdTokenFault, applyIdTokenFault } from './faults.mjs';
+import { armDeviceFault, applyDeviceFault } from './device_faults.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -44,6 +45,9 @@ const { values: opts } = parseArgs({
       type: 'string',
       default: 'urn:ietf:params:oauth:grant-type:device_code,refresh_token,authorization_code',
     },
+    // Like IdPs that issue no ID token in the device flow (it is not OIDC): the device_code
+    // grant's answer carries none.
+    'no-device-id-token': { type: 'boolean', default: false },
   },
 });
 
@@ -92,7 +96,8 @@ class GraceAdapter extends MemoryAdapter {
 
 // Everything the tests want to count, reset with POST /__test/stats/reset.
 const freshStats = () => ({
-  token: {}, revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0, secrets: [], server_metadata: 0,
+  token: {}, token_resource: {}, device_scopes: [], revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0,
+  secrets: [], server_metadata: 0,
 });
 let stats = freshStats();
 
@@ -221,6 +226,23 @@ provider.use(async (ctx, next) => {
       && / is not allowed for this client$/.test(ctx.body.error_description ?? '')) {
     ctx.body = { ...ctx.body, error: 'unauthorized_client' };
   }
+  applyDeviceFault(ctx);
+  if (opts['no-device-id-token'] && ctx.path === '/token' && ctx.status === 200 && ctx.body?.id_token
+      && ctx.oidc?.params?.grant_type === 'urn:ietf:params:oauth:grant-type:device_code') {
+    const { id_token: _dropped, ...rest } = ctx.body;
+    ctx.body = rest;
+  }
+  if (ctx.path === '/device/auth' && ctx.method === 'POST') {
+    // As sent (oidc-provider's own params are deduplicated): a strict IdP refuses a scope
+    // list that repeats a value.
+    const scope = ctx.oidc?.body?.scope ?? null;
+    stats.device_scopes.push(scope);
+    const values = (scope ?? '').split(' ').filter(Boolean);
+    if (new Set(values).size !== values.length) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_scope', error_description: 'the scope parameter repeats a value' };
+    }
+  }
   if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
     ctx.body = { ...ctx.body, interval: Number(opts.interval) };
     stats.device_authorization += 1;
@@ -229,6 +251,10 @@ provider.use(async (ctx, next) => {
     const grant = ctx.oidc?.params?.grant_type ?? 'unknown';
     const key = `${grant.replace('urn:ietf:params:oauth:grant-type:', '')}:${ctx.status}`;
     stats.token[key] = (stats.token[key] ?? 0) + 1;
+    // RFC 8707: a login's token request with `resource` gets a token bound to that API, which
+    // userinfo refuses; tests check the client asks for APIs only where it should.
+    const resource = ctx.oidc?.params?.resource;
+    if (resource) stats.token_resource[grant] = (stats.token_resource[grant] ?? 0) + 1;
     // The one-time secrets a client sends, for tests that look for them in its logs.
     for (const name of ['device_code', 'code', 'code_verifier']) {
       const value = ctx.oidc?.params?.[name];
@@ -280,6 +306,16 @@ async function readJson(req) {
   return data ? JSON.parse(data) : {};
 }
 
+// Forget every access token of an account (as when they expire or are revoked one by one),
+// leaving its grants and refresh tokens alone.
+async function revokeAccessTokens(account) {
+  let n = 0;
+  for (const [key, value] of store) {
+    if (key.startsWith('AccessToken:') && value.accountId === account) { store.delete(key); n += 1; }
+  }
+  return n;
+}
+
 // Revoke every grant of an account, as an admin would in the IdP's dashboard.
 async function revokeAccount(account) {
   const grants = new Set();
@@ -314,12 +350,20 @@ server.on('request', async (req, res) => {
       armIdTokenFault((await readJson(req)).kind);
       return json(res, 200, { armed: true });
     }
+    if (url.pathname === '/__test/device-fault' && req.method === 'POST') {
+      armDeviceFault((await readJson(req)).kind);
+      return json(res, 200, { armed: true });
+    }
     if (url.pathname.startsWith('/api/v2/')) {
       return await handleManagement(req, res, { issuer, keys, readJson, json });
     }
     if (url.pathname === '/__test/stats') {
       if (req.method === 'POST') stats = freshStats();
       return json(res, 200, stats);
+    }
+    if (url.pathname === '/__test/revoke-access' && req.method === 'POST') {
+      const body = await readJson(req);
+      return json(res, 200, { revoked_access_tokens: await revokeAccessTokens(body.account ?? 'alice') });
     }
     if (url.pathname === '/__test/revoke' && req.method === 'POST') {
       const body = await readJson(req);

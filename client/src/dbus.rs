@@ -25,6 +25,7 @@ pub trait Broker1 {
     fn update_metadata(&self, account: &str, user_metadata_json: &str) -> zbus::Result<String>;
     fn login(&self, account: &str, flow: &str) -> zbus::Result<HashMap<String, OwnedValue>>;
     fn await_login(&self, login_id: &str) -> zbus::Result<String>;
+    fn cancel_login(&self, login_id: &str) -> zbus::Result<bool>;
     fn logout(&self, account: &str) -> zbus::Result<()>;
     fn status(&self) -> zbus::Result<String>;
 
@@ -154,6 +155,11 @@ impl Client {
     pub async fn await_login(&self, login_id: &str) -> Result<LoginDone> {
         let account = self.proxy.await_login(login_id).await.map_err(error)?;
         Ok(LoginDone { account, status: "logged_in".into() })
+    }
+
+    pub async fn cancel_login(&self, login_id: &str) -> Result<LoginCancelled> {
+        let cancelled = self.proxy.cancel_login(login_id).await.map_err(error)?;
+        Ok(LoginCancelled { cancelled })
     }
 
     /// Log out; D-Bus's `Logout` does not report whether the IdP revoked the session.

@@ -39,6 +39,13 @@ macro_rules! methods {
             self.call("AwaitLogin", &p)$($(.$await)?)?
         }
 
+        /// End the pending login `login_id` (its `await_login` then fails); whether it was
+        /// still pending.
+        pub $($async)? fn cancel_login(&self, login_id: &str) -> Result<LoginCancelled> {
+            let p = AwaitLogin { login_id: login_id.to_owned() };
+            self.call("CancelLogin", &p)$($(.$await)?)?
+        }
+
         /// Revoke the session at the IdP and forget it locally.
         pub $($async)? fn logout(&self, p: AccountOnly) -> Result<LogoutDone> {
             self.call("Logout", &p)$($(.$await)?)?

@@ -174,6 +174,8 @@ pub enum Call {
     UpdateMetadata(UpdateMetadata),
     Login(Login),
     AwaitLogin(AwaitLogin),
+    /// End a pending login (its `AwaitLogin` fails); whether there was one to end.
+    CancelLogin(AwaitLogin),
     Logout(AccountOnly),
     Status(Empty),
     /// An extension: the daemon's own health checks, for `brokerctl doctor`.
@@ -181,7 +183,7 @@ pub enum Call {
 }
 
 impl Call {
-    pub const METHODS: [&'static str; 10] = [
+    pub const METHODS: [&'static str; 11] = [
         "GetAccessToken",
         "GetIdToken",
         "GetProfile",
@@ -189,6 +191,7 @@ impl Call {
         "UpdateMetadata",
         "Login",
         "AwaitLogin",
+        "CancelLogin",
         "Logout",
         "Status",
         "Diagnose",
@@ -212,6 +215,7 @@ impl Call {
             "UpdateMetadata" => Call::UpdateMetadata(parse(text)?),
             "Login" => Call::Login(parse(text)?),
             "AwaitLogin" => Call::AwaitLogin(parse(text)?),
+            "CancelLogin" => Call::CancelLogin(parse(text)?),
             "Logout" => Call::Logout(parse(text)?),
             "Status" => Call::Status(parse(text)?),
             "Diagnose" => Call::Diagnose(parse(text)?),
@@ -228,6 +232,7 @@ impl Call {
             Call::UpdateMetadata(_) => "UpdateMetadata",
             Call::Login(_) => "Login",
             Call::AwaitLogin(_) => "AwaitLogin",
+            Call::CancelLogin(_) => "CancelLogin",
             Call::Logout(_) => "Logout",
             Call::Status(_) => "Status",
             Call::Diagnose(_) => "Diagnose",
@@ -368,6 +373,12 @@ pub struct LoginDone {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginCancelled {
+    /// False when there was no pending login with that id (unknown, or already over).
+    pub cancelled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogoutDone {
     pub account: String,
     pub revoked: bool,
@@ -460,7 +471,7 @@ mod tests {
     fn every_method_round_trips_through_its_name() {
         for m in Call::METHODS {
             let params = match m {
-                "AwaitLogin" => Some(serde_json::json!({"login_id": "x"})),
+                "AwaitLogin" | "CancelLogin" => Some(serde_json::json!({"login_id": "x"})),
                 "UpdateMetadata" => Some(serde_json::json!({"user_metadata": {}})),
                 _ => None,
             };

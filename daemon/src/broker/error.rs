@@ -98,6 +98,10 @@ impl Error {
                     ),
                 )
             }
+            OidcError::TokenRefused(m) => Error::internal(format!(
+                "account {account:?}: the identity provider refused the access token ({m}); log in again if \
+                 this persists (with audience_param = \"resource\" it may bind the login's token to an API)"
+            )),
             e @ (OidcError::Rejected(_) | OidcError::InvalidIdToken(_)) => Error::internal(format!(
                 "account {account:?}: {e}; check the account's issuer and client_id in the config"
             )),

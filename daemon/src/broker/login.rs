@@ -1,13 +1,18 @@
-//! Login and AwaitLogin: the flow (device code or browser code) runs in the background,
-//! callers wait on its result. One pending login per account: a second Login joins it.
+//! Login, AwaitLogin and CancelLogin: the flow (device code or browser code) runs in the
+//! background, callers wait on its result. One pending login per account: a second Login with
+//! the same flow joins it; one with the other flow replaces it (a browser login nobody can
+//! finish must not hold the account until it times out).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenbroker::protocol::{Flow, Login, LoginChallenge, LoginDone};
+use serde_json::{Map, Value};
+use tokenbroker::ErrorKind;
+use tokenbroker::protocol::{Flow, Login, LoginCancelled, LoginChallenge, LoginDone};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{Account, Broker, Error, Event, Result, Session};
 use crate::oidc::{Loopback, OidcError, TokenSet};
@@ -21,6 +26,26 @@ pub(super) struct PendingLogin {
     account: String,
     challenge: LoginChallenge,
     done: watch::Sender<Option<Result<()>>>,
+    /// Stops the flow (and frees a code flow's loopback listener) once the login is ended
+    /// from outside: cancelled or replaced.
+    cancel: CancellationToken,
+}
+
+impl PendingLogin {
+    /// End the login with `result` unless it has ended already; whether this call ended it.
+    fn end(&self, result: Result<()>) -> bool {
+        let ended = self.done.send_if_modified(|done| {
+            if done.is_some() {
+                return false;
+            }
+            *done = Some(result);
+            true
+        });
+        if ended {
+            self.cancel.cancel();
+        }
+        ended
+    }
 }
 
 /// The part of a flow that waits for the user and ends with tokens.
@@ -30,11 +55,15 @@ impl Broker {
     pub async fn login(self: &Arc<Self>, p: Login) -> Result<LoginChallenge> {
         let account = self.account(p.account.as_deref())?;
         let _starting = account.login_start.lock().await;
-        if let Some(pending) = self.pending_for(&account.name) {
+        let flow = p.flow.unwrap_or(account.config.flow);
+        let replaced = self.pending_for(&account.name);
+        if let Some(pending) = &replaced
+            && pending.challenge.flow == flow
+        {
             return Ok(pending.challenge.clone());
         }
         let login_id = format!("{:032x}", rand::random::<u128>());
-        let (challenge, approval) = match p.flow.unwrap_or(account.config.flow) {
+        let (challenge, approval) = match flow {
             Flow::Device => self.start_device(&account, login_id.clone()).await?,
             Flow::Code => self.start_code(&account, login_id.clone()).await?,
         };
@@ -42,7 +71,13 @@ impl Broker {
             account: account.name.clone(),
             challenge: challenge.clone(),
             done: watch::channel(None).0,
+            cancel: CancellationToken::new(),
         });
+        // Only now that the new flow has started: a failed start leaves the old login alone.
+        if let Some(old) = replaced {
+            let why = format!("the login was replaced by a new one with the {flow} flow; follow that one instead");
+            self.end_login(&old, Err(Error::new(ErrorKind::LoginExpired, why)));
+        }
         self.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
         tracing::info!(account = %account.name, flow = %challenge.flow, "login started");
         tokio::spawn(self.clone().finish_login(account.clone(), login_id, pending, approval));
@@ -99,24 +134,48 @@ impl Broker {
         pending: Arc<PendingLogin>,
         approval: Approval,
     ) {
-        let result = tokio::select! {
-            r = approval => match r {
-                Ok(tokens) => self.install(&account, tokens).await,
-                Err(e) => Err(Error::from_oidc(&account.name, e)),
-            },
-            _ = self.shutdown.cancelled() => Err(Error::internal("the daemon is shutting down")),
+        let approved = tokio::select! {
+            r = approval => Some(r.map_err(|e| Error::from_oidc(&account.name, e))),
+            // Ended from outside (cancelled, replaced): that already told everyone. Dropping
+            // the flow here closes a code flow's loopback listener.
+            _ = pending.cancel.cancelled() => None,
+            _ = self.shutdown.cancelled() => Some(Err(Error::internal("the daemon is shutting down"))),
         };
-        match &result {
-            Ok(()) => tracing::info!(account = %account.name, "logged in"),
-            Err(e) => tracing::warn!(account = %account.name, error = %e, "login failed"),
+        if let Some(approved) = approved {
+            let result = match approved {
+                // Cancelled just as the tokens came: the login stays cancelled (this result
+                // goes nowhere, the cancellation told everyone already).
+                Ok(_) if pending.cancel.is_cancelled() => Err(Error::internal("the login was cancelled")),
+                Ok(tokens) => self.install(&account, tokens).await,
+                Err(e) => Err(e),
+            };
+            self.end_login(&pending, result);
         }
-        self.emit(Event::LoginFinished {
-            account: account.name.clone(),
-            error: result.as_ref().err().map(|e| e.message.clone()),
-        });
-        pending.done.send_replace(Some(result));
         tokio::time::sleep(LINGER).await;
         self.logins.lock().unwrap_or_else(|e| e.into_inner()).remove(&login_id);
+    }
+
+    /// End a pending login: its `AwaitLogin` callers get `result`, its flow stops. Whether it
+    /// was still pending.
+    fn end_login(&self, pending: &PendingLogin, result: Result<()>) -> bool {
+        let error = result.as_ref().err().map(|e| e.message.clone());
+        if !pending.end(result) {
+            return false;
+        }
+        match &error {
+            None => tracing::info!(account = %pending.account, "logged in"),
+            Some(e) => tracing::warn!(account = %pending.account, error = %e, "login ended"),
+        }
+        self.emit(Event::LoginFinished { account: pending.account.clone(), error });
+        true
+    }
+
+    /// `CancelLogin`: end the login `login_id` if it is still pending.
+    pub fn cancel_login(&self, login_id: &str) -> LoginCancelled {
+        let pending = self.logins.lock().unwrap_or_else(|e| e.into_inner()).get(login_id).cloned();
+        let cancelled = pending
+            .is_some_and(|p| self.end_login(&p, Err(Error::new(ErrorKind::LoginExpired, "the login was cancelled"))));
+        LoginCancelled { cancelled }
     }
 
     pub async fn await_login(&self, login_id: &str) -> Result<LoginDone> {
@@ -141,8 +200,15 @@ impl Broker {
 
     /// A login's tokens become the account's session: stored first, then served.
     async fn install(self: &Arc<Self>, account: &Arc<Account>, tokens: TokenSet) -> Result<()> {
+        let profile = match tokens.id_token {
+            Some(_) => None,
+            None => self.whoami(account, &tokens).await,
+        };
         let _flight = account.refresh_lock.lock().await;
-        let session = Session::from_login(tokens, &account.config.scopes);
+        let mut session = Session::from_login(tokens, &account.config.scopes);
+        if let Some(claims) = &profile {
+            session.subject = claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned);
+        }
         if session.refresh_token.is_none() {
             tracing::warn!(account = %account.name, "the identity provider issued no refresh token; the session ends when the access token expires (add offline_access to the scopes)");
         }
@@ -153,9 +219,24 @@ impl Broker {
             let unsaved = s.unsaved;
             s.clear();
             s.unsaved = unsaved;
+            s.profile = profile.map(|claims| (session.issued_at, Arc::new(claims)));
             s.session = Some(Arc::new(session));
         });
         account.wake.notify_one();
         Ok(())
+    }
+
+    /// Who logged in, from userinfo, for a login that brought no ID token (some IdPs issue
+    /// none in the device flow): `Status` shows the subject, and later userinfo answers are
+    /// held to it. Without userinfo the session still works, unnamed.
+    async fn whoami(&self, account: &Account, tokens: &TokenSet) -> Option<Map<String, Value>> {
+        let provider = account.provider(&self.http).await.ok()?;
+        match provider.userinfo(&tokens.access_token, None).await {
+            Ok(claims) => Some(claims),
+            Err(e) => {
+                tracing::warn!(account = %account.name, error = %e, "no ID token and no userinfo: the session has no known subject");
+                None
+            }
+        }
     }
 }

@@ -1,8 +1,10 @@
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
 use tokenbroker::protocol::{GetProfile, Profile};
 
-use super::{Broker, Error, Result};
+use super::{Broker, Error, Result, Session};
+use crate::oidc::OidcError;
 
 impl Broker {
     /// The userinfo claims, cached until the access token changes or `refresh` is asked.
@@ -17,11 +19,22 @@ impl Broker {
             return Ok(Profile { account: account.name.clone(), claims: (*claims).clone() });
         }
         let provider = account.provider(&self.http).await?;
-        let claims = provider
-            .userinfo(&session.access_token, session.subject.as_deref())
-            .await
-            .map_err(|e| Error::from_oidc(&account.name, e))?;
-        let claims = Arc::new(claims);
+        let userinfo = |s: Arc<Session>| async move { provider.userinfo(&s.access_token, s.subject.as_deref()).await };
+        let (session, claims) = match userinfo(session.clone()).await {
+            // A refused access token (revoked, or bound to an API by the IdP) is not a dead
+            // session: get a new one once and ask again. Only the token endpoint's
+            // `invalid_grant` ends a session.
+            // Without a refresh token, a refresh would only end the session: say what happened.
+            Err(OidcError::TokenRefused(why)) if session.refresh_token.is_some() => {
+                tracing::info!(account = %account.name, %why, "userinfo refused the access token; refreshing once");
+                let refused = session.access_token.expose_secret().to_owned();
+                let renewed = self.fresh(account, |s, _| s.access_token.expose_secret() != refused).await?;
+                let claims = userinfo(renewed.clone()).await;
+                (renewed, claims)
+            }
+            other => (session, other),
+        };
+        let claims = Arc::new(claims.map_err(|e| Error::from_oidc(&account.name, e))?);
         account.write(|s| s.profile = Some((session.issued_at, claims.clone())));
         Ok(Profile { account: account.name.clone(), claims: (*claims).clone() })
     }

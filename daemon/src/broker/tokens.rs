@@ -159,7 +159,8 @@ impl Broker {
             (Some(_), Some(expires_at)) => Err(large_min_ttl(min_ttl, expires_at - session.issued_at)),
             _ => Err(Error::new(
                 tokenbroker::ErrorKind::NotSupported,
-                "the identity provider issued no ID token for this session (is \"openid\" among the scopes?)",
+                "the identity provider issued no ID token for this login (some issue none in the device flow; \
+                 is \"openid\" among the scopes?); `brokerctl profile` says who is logged in",
             )),
         }
     }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use url::Url;
+
 use openidconnect::Scope;
 use openidconnect::core::CoreDeviceAuthorizationResponse;
 
@@ -32,7 +34,8 @@ impl Provider {
         })?;
         let client = self.client.clone().set_device_authorization_url(url);
         let mut request = client.exchange_device_code();
-        for s in scopes {
+        // openidconnect asks for "openid" itself; naming it again sent it twice.
+        for s in scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(s.clone()));
         }
         for value in &audiences.values {
@@ -41,9 +44,12 @@ impl Provider {
         let details: CoreDeviceAuthorizationResponse =
             request.request_async(&self.http).await.map_err(token_error(Grant::Device))?;
         let challenge = DeviceChallenge {
-            verification_uri: details.verification_uri().to_string(),
-            verification_uri_complete: details.verification_uri_complete().map(|u| u.secret().to_string()),
-            user_code: details.user_code().secret().to_string(),
+            verification_uri: browser_url("verification_uri", details.verification_uri().as_str())?,
+            verification_uri_complete: details
+                .verification_uri_complete()
+                .map(|u| browser_url("verification_uri_complete", u.secret()))
+                .transpose()?,
+            user_code: printable_user_code(details.user_code().secret())?,
             expires_in: details.expires_in(),
         };
         Ok((challenge, DeviceLogin { details }))
@@ -59,5 +65,66 @@ impl Provider {
             .await
             .map_err(device_error)?;
         self.token_set(response, None).await
+    }
+}
+
+/// The longest user code we show; RFC 8628 codes are about 8 characters.
+const MAX_USER_CODE: usize = 64;
+
+/// A URL the user is told to open (and brokerctl opens): https, or http on this machine only.
+/// Anything else (`file:`, `javascript:`, plain http across the network) is refused before it
+/// is shown to anyone.
+fn browser_url(field: &str, text: &str) -> Result<String, OidcError> {
+    let refuse = |why: String| {
+        OidcError::NotSupported(format!(
+            "the identity provider's device flow answered with a {field} {why}; refusing to show or open it"
+        ))
+    };
+    let url = Url::parse(text).map_err(|_| refuse("that is not a URL".into()))?;
+    match url.scheme() {
+        "https" => Ok(url.into()),
+        "http" if crate::config::is_loopback(&url) => Ok(url.into()),
+        "http" => Err(refuse("in plain http to another machine".into())),
+        other => Err(refuse(format!("with the scheme {other:?} (only https is allowed)"))),
+    }
+}
+
+/// A user code fit for a terminal: no control characters (escape sequences), no
+/// bidirectional overrides, and short.
+fn printable_user_code(code: &str) -> Result<String, OidcError> {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let count = code.chars().count();
+    if count == 0 || count > MAX_USER_CODE || code.chars().any(|c| c.is_control() || bidi(c)) {
+        return Err(OidcError::NotSupported(
+            "the identity provider's device flow answered with a user code that cannot be shown safely \
+             (empty, too long, or with control characters); refusing it"
+                .into(),
+        ));
+    }
+    Ok(code.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_or_loopback_http_is_shown() {
+        assert_eq!(browser_url("u", "https://idp.example.com/device").unwrap(), "https://idp.example.com/device");
+        assert!(browser_url("u", "http://127.0.0.1:8080/device").is_ok());
+        assert!(browser_url("u", "http://localhost/device").is_ok());
+        for bad in ["file:///etc/passwd", "http://idp.example.com/device", "javascript:alert(1)", "not a url", ""] {
+            let err = browser_url("verification_uri", bad).unwrap_err().to_string();
+            assert!(err.contains("verification_uri") && err.contains("refusing"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn only_printable_user_codes_are_shown() {
+        assert_eq!(printable_user_code("WDJB-MJHT").unwrap(), "WDJB-MJHT");
+        assert!(printable_user_code("123 456").is_ok());
+        for bad in ["", "AB\u{1b}[2J", "AB\nCD", "AB\u{202e}CD", &"A".repeat(65)] {
+            assert!(printable_user_code(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -32,6 +32,10 @@ pub enum OidcError {
     Rejected(String),
     #[error("the ID token failed verification: {0}")]
     InvalidIdToken(String),
+    /// A resource server (userinfo) refused the access token (HTTP 401). Not a dead session:
+    /// the token may have been revoked or bound to another audience; a refresh may cure it.
+    #[error("the access token was refused: {0}")]
+    TokenRefused(String),
     #[error("{0}")]
     NotSupported(String),
 }

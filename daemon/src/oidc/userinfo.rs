@@ -28,9 +28,8 @@ impl Provider {
         let response = self.http.execute(request).await?;
         match response.status().as_u16() {
             200 => {}
-            401 => {
-                return Err(OidcError::InvalidGrant("userinfo refused the access token".into()));
-            }
+            // Only the token endpoint can say a session is over; this token alone was refused.
+            401 => return Err(OidcError::TokenRefused("userinfo answered HTTP 401".into())),
             status => {
                 return Err(OidcError::Rejected(format!("userinfo answered HTTP {status}")));
             }

@@ -266,6 +266,18 @@ impl BrokerIface {
         Ok(self.broker.await_login(login_id).await?.account)
     }
 
+    /// End the pending login `login_id` (its `AwaitLogin` fails); whether it was pending.
+    #[zbus(out_args("cancelled"))]
+    async fn cancel_login(
+        &self,
+        login_id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, DbusError> {
+        self.check_caller(&header, conn).await?;
+        Ok(self.broker.cancel_login(login_id).cancelled)
+    }
+
     /// Revoke the session at the IdP and forget it.
     async fn logout(
         &self,

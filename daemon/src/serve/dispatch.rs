@@ -17,6 +17,7 @@ pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Encoded> {
         Call::UpdateMetadata(p) => Encoded::json(&broker.update_metadata(p).await?),
         Call::Login(p) => Encoded::json(&broker.login(p).await?),
         Call::AwaitLogin(p) => Encoded::json(&broker.await_login(&p.login_id).await?),
+        Call::CancelLogin(p) => Encoded::json(&broker.cancel_login(&p.login_id)),
         Call::Logout(p) => Encoded::json(&broker.logout(p).await?),
         Call::Status(_) => Encoded::json(&broker.status()),
         Call::Diagnose(_) => Encoded::json(&broker.diagnose().await),

@@ -291,6 +291,8 @@ pub struct IdpOptions {
     pub no_rfc8414: bool,
     /// The test client's grant types, when not all of them (`--client-grant-types`).
     pub client_grant_types: Option<&'static [&'static str]>,
+    /// The device_code grant answers without an ID token (the harness's `--no-device-id-token`).
+    pub no_device_id_token: bool,
 }
 
 impl Default for IdpOptions {
@@ -302,6 +304,7 @@ impl Default for IdpOptions {
             unlisted: &[],
             no_rfc8414: false,
             client_grant_types: None,
+            no_device_id_token: false,
         }
     }
 }
@@ -319,6 +322,7 @@ impl Idp {
                 .args(["--rfc8414-only", &opts.rfc8414_only.join(","), "--unlisted", &opts.unlisted.join(",")])
                 .args(opts.client_grant_types.iter().flat_map(|g| ["--client-grant-types".to_owned(), g.join(",")]))
                 .args(opts.no_rfc8414.then_some("--no-rfc8414"))
+                .args(opts.no_device_id_token.then_some("--no-device-id-token"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -364,6 +368,12 @@ impl Idp {
         assert_eq!(r["armed"], true, "{r}");
     }
 
+    /// Make the next device authorization answer hostile (see testidp/device_faults.mjs).
+    pub async fn arm_device_fault(&self, kind: &str) {
+        let r = self.post("/__test/device-fault", serde_json::json!({"kind": kind})).await;
+        assert_eq!(r["armed"], true, "{r}");
+    }
+
     pub async fn deny(&self, user_code: &str) {
         let r = self.post("/__test/approve", serde_json::json!({"user_code": user_code, "deny": true})).await;
         assert_eq!(r["ok"], true, "denial failed: {r}");
@@ -372,6 +382,12 @@ impl Idp {
     /// Revoke every grant of `account`, as an admin would.
     pub async fn revoke_user(&self, account: &str) -> u64 {
         self.post("/__test/revoke", serde_json::json!({"account": account})).await["revoked_grants"].as_u64().unwrap()
+    }
+
+    /// Forget every access token of `account` at the IdP, leaving its refresh tokens good.
+    pub async fn revoke_access_tokens(&self, account: &str) -> u64 {
+        let r = self.post("/__test/revoke-access", serde_json::json!({"account": account})).await;
+        r["revoked_access_tokens"].as_u64().unwrap()
     }
 
     pub async fn stats(&self) -> Value {

@@ -6,8 +6,12 @@ mod app;
 #[path = "../brokerctl/args.rs"]
 mod args;
 mod bus;
+#[path = "../brokerctl/challenge.rs"]
+mod challenge;
 #[path = "../brokerctl/human.rs"]
 mod human;
+#[path = "../brokerctl/interrupt.rs"]
+mod interrupt;
 #[path = "../brokerctl/transport.rs"]
 mod transport;
 

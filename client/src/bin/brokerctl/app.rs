@@ -11,7 +11,9 @@ use tokenbroker::protocol::*;
 use tokenbroker::{Error, ErrorKind};
 
 use crate::args::{Cli, Command, FlowArg, MetadataCommand};
+use crate::challenge;
 use crate::human;
+use crate::interrupt;
 use crate::transport::Transport;
 
 pub fn main() -> ExitCode {
@@ -58,8 +60,10 @@ fn token(client: &Transport, p: GetAccessToken, json: bool) -> Result<(), Failur
 fn exit_code(e: &Failure) -> u8 {
     match e {
         Failure::Usage(_) => 2,
-        Failure::Unhealthy => 1,
+        Failure::Unhealthy | Failure::Unsafe(_) => 1,
         Failure::Unreachable => 5,
+        // What a shell reports for a command ended by SIGINT.
+        Failure::Interrupted => 130,
         Failure::Broker(Error::Unreachable { .. }) => 5,
         Failure::Broker(e) => match e.kind() {
             Some(ErrorKind::NotLoggedIn | ErrorKind::LoginRequired) => 3,
@@ -80,6 +84,10 @@ enum Failure {
     Unhealthy,
     #[error("the daemon is not reachable")]
     Unreachable,
+    #[error("login cancelled")]
+    Interrupted,
+    #[error("{0}")]
+    Unsafe(String),
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -139,14 +147,28 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 FlowArg::Device => Flow::Device,
                 FlowArg::Code => Flow::Code,
             });
-            login(&client, Login { account, flow }, cli.json, no_browser)?;
+            login(&client, dbus, Login { account, flow }, cli.json, no_browser)?;
         }
     }
     Ok(())
 }
 
-fn login(client: &Transport, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
+fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
+    interrupt::catch_sigint();
     let challenge = client.login(request)?;
+    if let Err(e) = check_challenge(&challenge) {
+        let _ = client.cancel_login(&challenge.login_id);
+        return Err(e);
+    }
+    let login_id = challenge.login_id.clone();
+    // On a connection of its own: this one is busy waiting. The daemon then ends the
+    // login, which ends the wait below.
+    interrupt::on_interrupt(move || {
+        if let Err(e) = Transport::connect(dbus).and_then(|c| c.cancel_login(&login_id)) {
+            eprintln!("brokerctl: could not cancel the login: {e}");
+            std::process::exit(130);
+        }
+    });
     if json {
         print_json(&challenge);
     } else {
@@ -170,11 +192,28 @@ fn login(client: &Transport, request: Login, json: bool, no_browser: bool) -> Re
         let expires = human::relative(human::now() + challenge.expires_in as i64, human::now());
         eprintln!("Waiting for you to approve the login (the code expires {expires})…");
     }
-    let done = client.await_login(&challenge.login_id)?;
+    let done = match client.await_login(&challenge.login_id) {
+        Err(_) if interrupt::interrupted() => return Err(Failure::Interrupted),
+        other => other?,
+    };
     if json {
         print_json(&done)
     } else {
         println!("Logged in to {}.", done.account)
+    }
+    Ok(())
+}
+
+/// Refuse to show or open what no IdP should send (the daemon refuses it too).
+fn check_challenge(c: &LoginChallenge) -> Result<(), Failure> {
+    let urls = [&c.verification_uri, &c.verification_uri_complete, &c.authorization_url];
+    if urls.into_iter().flatten().any(|u| !challenge::safe_url(u)) {
+        return Err(Failure::Unsafe("the login's address is neither https nor on this machine; not opening it".into()));
+    }
+    if c.user_code.as_deref().is_some_and(|code| !challenge::printable_code(code)) {
+        return Err(Failure::Unsafe(
+            "the login's user code has characters a terminal would act on; not showing it".into(),
+        ));
     }
     Ok(())
 }

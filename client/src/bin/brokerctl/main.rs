@@ -4,7 +4,9 @@
 
 mod app;
 mod args;
+mod challenge;
 mod human;
+mod interrupt;
 mod transport;
 
 use std::os::unix::process::CommandExt;

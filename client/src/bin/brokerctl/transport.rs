@@ -18,6 +18,7 @@ macro_rules! with_calls {
             update_metadata(p: UpdateMetadata) -> Metadata;
             login(p: Login) -> LoginChallenge;
             await_login(login_id: &str) -> LoginDone;
+            cancel_login(login_id: &str) -> LoginCancelled;
             status() -> Status;
         }
     };

@@ -1,0 +1,76 @@
+//! The device flow treats the IdP's answer as hostile: only https (or loopback http)
+//! verification URIs and printable user codes reach the user; `openid` is asked for once; a
+//! login without an ID token still knows who logged in.
+
+mod support;
+
+use support::*;
+use tokenbroker::ErrorKind;
+use tokenbroker::protocol::*;
+
+fn device() -> Login {
+    Login { account: None, flow: Some(Flow::Device) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_device_answers_are_refused_before_anyone_sees_them() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+
+    for (kind, field) in [
+        ("file_uri", "verification_uri"),
+        ("http_uri", "verification_uri"),
+        ("file_uri_complete", "verification_uri_complete"),
+        ("control_code", "user code"),
+    ] {
+        idp.arm_device_fault(kind).await;
+        let err = client.login(device()).await.unwrap_err();
+        assert_eq!(err.kind(), Some(ErrorKind::NotSupported), "{kind}: {err}");
+        assert!(err.to_string().contains(field) && err.to_string().contains("refusing"), "{kind}: {err}");
+    }
+
+    idp.arm_device_fault("file_uri").await;
+    let out = daemon.brokerctl(&["login", "--no-browser"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("file:"), "never shown");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("verification_uri"));
+
+    // Each fault was one answer: the next login is a normal one.
+    daemon.login(&idp, None, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_is_asked_for_once() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let stats = idp.stats().await;
+    let scope = stats["device_scopes"][0].as_str().unwrap();
+    assert_eq!(scope.split(' ').filter(|s| *s == "openid").count(), 1, "{scope}");
+    assert!(scope.split(' ').any(|s| s == "offline_access"), "{scope}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_login_without_an_id_token_gets_its_subject_from_userinfo() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions { no_device_id_token: true, ..Default::default() }).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+
+    let status = client.status().await.unwrap();
+    assert_eq!(status.accounts[0].subject.as_deref(), Some("alice"));
+    assert!(bus.keyring_entry("work").unwrap()["id_token"].is_null(), "the IdP issued none");
+    assert_eq!(client.get_profile(GetProfile::default()).await.unwrap().claims["sub"], "alice");
+    token(&client, None).await.unwrap();
+
+    let err = client.get_id_token(GetIdToken::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::NotSupported));
+    assert!(err.to_string().contains("issued no ID token for this login"), "{err}");
+    let out = daemon.brokerctl(&["id-token"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("issued no ID token for this login"));
+}
