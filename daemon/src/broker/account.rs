@@ -14,6 +14,10 @@ use crate::config::AccountConfig;
 use crate::oidc::http::Http;
 use crate::oidc::{Audiences, Provider};
 
+/// What a user-facing Management API token must carry to read and update the user's own
+/// metadata (Auth0's names).
+pub const MANAGEMENT_SCOPES: &str = "read:current_user update:current_user_metadata";
+
 pub struct Account {
     pub name: String,
     pub config: AccountConfig,
@@ -122,6 +126,21 @@ impl Account {
         } else {
             Error::not_logged_in(&self.name)
         }
+    }
+
+    /// The scopes the login asks for: the configured ones, plus what the management API needs
+    /// when there is one. Auth0 puts only requested scopes into a Management API token, so a
+    /// login without these could never read or write the user's metadata.
+    pub fn login_scopes(&self) -> Vec<String> {
+        let mut scopes = self.config.scopes.clone();
+        if self.config.management_api.is_some() {
+            for s in MANAGEMENT_SCOPES.split(' ') {
+                if !scopes.iter().any(|have| have == s) {
+                    scopes.push(s.to_owned());
+                }
+            }
+        }
+        scopes
     }
 
     /// Every API the login asks for (see the contract): audience, audiences, management API.

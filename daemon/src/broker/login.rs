@@ -52,7 +52,7 @@ impl Broker {
     async fn start_device(&self, account: &Account, login_id: String) -> Result<(LoginChallenge, Approval)> {
         let provider = account.provider(&self.http).await?.clone();
         let (challenge, device) = provider
-            .start_device(&account.config.scopes, &account.login_audiences())
+            .start_device(&account.login_scopes(), &account.login_audiences())
             .await
             .map_err(|e| Error::from_oidc(&account.name, e))?;
         let challenge = LoginChallenge {
@@ -73,7 +73,7 @@ impl Broker {
             .await
             .map_err(|e| Error::internal(format!("cannot listen on 127.0.0.1 for the login's redirect: {e}")))?;
         let (url, login) = provider
-            .start_code(&loopback.redirect_uri(), &account.config.scopes, &account.login_audiences())
+            .start_code(&loopback.redirect_uri(), &account.login_scopes(), &account.login_audiences())
             .map_err(|e| Error::from_oidc(&account.name, e))?;
         let challenge = LoginChallenge {
             login_id,
@@ -142,7 +142,7 @@ impl Broker {
     /// A login's tokens become the account's session: stored first, then served.
     async fn install(self: &Arc<Self>, account: &Arc<Account>, tokens: TokenSet) -> Result<()> {
         let _flight = account.refresh_lock.lock().await;
-        let session = Session::from_login(tokens, &account.config.scopes);
+        let session = Session::from_login(tokens, &account.login_scopes());
         if session.refresh_token.is_none() {
             tracing::warn!(account = %account.name, "the identity provider issued no refresh token; the session ends when the access token expires (add offline_access to the scopes)");
         }

@@ -20,7 +20,7 @@ use secrecy::SecretString;
 pub use discovery::Provider;
 pub use error::OidcError;
 pub use loopback::Loopback;
-pub use management::ManagementApi;
+pub use management::{ApiError, ManagementApi};
 
 /// What a token endpoint handed us, checked.
 pub struct TokenSet {
