@@ -105,6 +105,11 @@ impl Account {
         f(&mut self.state.write().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Whether the account holds a session the store has not taken (kept in memory only).
+    pub fn unsaved(&self) -> bool {
+        self.read(|s| s.unsaved && s.session.is_some())
+    }
+
     pub fn session(&self) -> Option<Arc<Session>> {
         self.read(|s| s.session.clone())
     }
