@@ -156,6 +156,31 @@ async fn metadata_works_with_a_config_that_lists_no_management_scopes() {
     assert_eq!(idp.refreshes().await, 1, "the metadata calls and this request shared one token");
 }
 
+/// A session from before `management_api` was set lacks the API and its scopes: the IdP will
+/// not add them by refresh, so the answer says to log in again, and that login fixes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_from_before_the_management_api_was_set_is_told_to_log_in_again() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let plain = format!("{}audience_param = \"resource\"\n", idp.account_config("work"));
+    let mut daemon = Daemon::start(&bus, &plain);
+    daemon.login(&idp, None, "alice").await;
+    daemon.kill9();
+    daemon.write_config(&format!("{plain}management_api = \"{}/api/v2/\"\n", idp.issuer));
+    daemon.spawn(&bus);
+
+    let out = daemon.brokerctl(&["metadata", "get"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("log in again with `brokerctl login --account work`"), "{stderr}");
+    assert!(stderr.contains("read:current_user update:current_user_metadata"), "{stderr}");
+    assert_eq!(token(&daemon.client().await, None).await.unwrap().account, "work", "the session lives on");
+
+    daemon.login(&idp, None, "alice").await;
+    let out = daemon.brokerctl(&["metadata", "get"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_without_a_management_api_is_not_supported() {
     let bus = Bus::start();

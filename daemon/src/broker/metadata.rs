@@ -46,13 +46,30 @@ impl Broker {
         };
         let api = ManagementApi::new(self.http.clone(), base).map_err(|e| Error::from_oidc(&account.name, e))?;
         let key = AudienceKey::new(base, Some(MANAGEMENT_SCOPES));
-        let token = self.fresh_audience(account, &key, |t, now| t.remaining(now) >= MIN_TTL).await?;
+        let token = self
+            .fresh_audience(account, &key, |t, now| t.remaining(now) >= MIN_TTL)
+            .await
+            .map_err(|e| login_again(&account.name, e))?;
         let user = account
             .session()
             .and_then(|s| s.subject.clone())
             .ok_or_else(|| Error::internal("the session has no subject (no ID token was issued)"))?;
         Ok((api, token, user))
     }
+}
+
+/// A session from a login that did not ask for the management API or its scopes (logged in
+/// before `management_api` was set) cannot get such a token by refresh: the IdP refuses the
+/// scope or target until the user logs in again, which asks for both.
+fn login_again(account: &str, e: Error) -> Error {
+    if e.kind != ErrorKind::InvalidParams {
+        return e;
+    }
+    Error::internal(format!(
+        "account {account:?}: the identity provider will not give this session a token for the management API \
+         with the scopes {MANAGEMENT_SCOPES}: its login did not ask for them; \
+         log in again with `brokerctl login --account {account}`"
+    ))
 }
 
 /// A refusal from the management API is about the account's `management_api` (or the scopes
