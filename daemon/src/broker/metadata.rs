@@ -79,21 +79,11 @@ fn api_error(account: &str, api: &ManagementApi, e: ApiError) -> Error {
         ApiError::Idp(e) => return Error::from_oidc(account, e),
         ApiError::Refused { status, reason } => (status, reason),
     };
+    const AUDIENCE: &str = "`management_api` must be the API's audience (for Auth0, https://TENANT/api/v2/)";
     let hint = match status {
-        401 => {
-            "it did not accept the token: check that `management_api` is the API's audience \
-                (for Auth0, https://TENANT/api/v2/), then log in again"
-        }
-        403 => {
-            "check that `management_api` is the API's audience (for Auth0, https://TENANT/api/v2/) \
-                and that the application may ask for read:current_user and update:current_user_metadata; \
-                then log in again"
-        }
-        404 => {
-            "check the account's `management_api` in the config: it must be the API's base URL \
-                (for Auth0, https://TENANT/api/v2/)"
-        }
-        _ => "check the account's `management_api` in the config",
+        401 => format!("it did not take the token: {AUDIENCE}; then log in again"),
+        403 => format!("{AUDIENCE}, and the application must be allowed {MANAGEMENT_SCOPES}; then log in again"),
+        _ => format!("check the account's `management_api` in the config: {AUDIENCE}"),
     };
     Error::internal(format!(
         "account {account:?}: the management API at {} answered HTTP {status} ({reason}); {hint}",

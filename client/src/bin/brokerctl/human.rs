@@ -22,7 +22,7 @@ pub fn relative(at: i64, now: i64) -> String {
 }
 
 /// Said wherever a session the store refused is shown.
-pub const NOT_SAVED: &str = "NOT SAVED: the keyring refused to store this session (is it locked?); \
+pub const NOT_SAVED: &str = "NOT SAVED: the session store refused this session (a locked keyring?); \
      it lives in memory only and is lost if the daemon stops. Unlock the keyring: the daemon keeps retrying.";
 
 pub fn status(s: &Status) -> String {
