@@ -422,6 +422,11 @@ pub struct AccountStatus {
     /// Whether this is the account used when a request names none (an extension).
     #[serde(default)]
     pub default: bool,
+    /// With a session: whether the store holds it. `false` means the store refused the write
+    /// (a locked keyring): the session lives in memory only until a retried write lands, and
+    /// is lost if the daemon stops (an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted: Option<bool>,
 }
 
 /// One health check of `Diagnose`: what was checked, whether it is fine, and if not, what

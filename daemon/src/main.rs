@@ -104,6 +104,11 @@ async fn run(
     };
 
     let store = SessionStore::new(open_store(&config).await?);
+    // A Secret Service that runs but refuses writes (locked, no default collection) would
+    // take a login and lose it at the next restart: no better than no keyring at all.
+    if config.store == StoreKind::Keyring {
+        store.probe().await.map_err(no_keyring)?;
+    }
     let http =
         oidc::http::Http::new(Duration::from_secs(config.idp_timeout.max(1))).context("building the HTTP client")?;
     let broker = Broker::start(config_path.clone(), &config, store, http).await;
@@ -222,16 +227,21 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Backend>> 
                 tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(store::Keyring::open)).await;
             match opened {
                 Ok(Ok(Ok(keyring))) => Ok(Arc::new(keyring)),
-                Ok(Ok(Err(e))) => bail!(
-                    "{e}\nNo usable OS keyring (Secret Service / Keychain). Start one, or choose on purpose in \
-                     the config: `store = \"file\"` (an encrypted file; see store_key_credential and \
-                     store_passphrase_command) or `store = \"memory\"` (sessions are lost on exit)."
-                ),
+                Ok(Ok(Err(e))) => Err(no_keyring(e)),
                 Ok(Err(e)) => bail!("opening the keyring: {e}"),
                 Err(_) => bail!("the keyring did not answer within 10 s (is it locked?)"),
             }
         }
     }
+}
+
+/// Why the daemon will not start with the keyring, and the choices it leaves.
+fn no_keyring(e: store::StoreError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{e}\nNo usable OS keyring (Secret Service / Keychain): it must take a write. Start or unlock one, or \
+         choose on purpose in the config: `store = \"file\"` (an encrypted file; see store_key_credential and \
+         store_passphrase_command) or `store = \"memory\"` (sessions are lost on exit)."
+    )
 }
 
 /// `$XDG_DATA_HOME/tokenbroker/sessions.sealed` (or the platform's data dir).

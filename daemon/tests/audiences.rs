@@ -115,12 +115,70 @@ async fn metadata_set_get_merge_and_delete_by_null() {
     assert_eq!(serde_json::Value::Object(m.user_metadata), deleted);
     let out = daemon.brokerctl(&["metadata", "set", "no-equals-sign"]);
     assert_eq!(out.status.code(), Some(2));
-    // One management-API token served every call.
+    // One management-API token, asked with the scopes the API wants, served every call.
     let mgmt = format!("{}/api/v2/", idp.issuer);
-    let t =
-        client.get_access_token(GetAccessToken { audience: Some(mgmt.clone()), ..Default::default() }).await.unwrap();
+    let scope = Some("read:current_user update:current_user_metadata".into());
+    let t = client.get_access_token(GetAccessToken { audience: Some(mgmt.clone()), scope, ..Default::default() });
+    let t = t.await.unwrap();
     assert_eq!(jwt_claims(t.access_token.expose())["aud"], mgmt.as_str());
     assert_eq!(idp.refreshes().await, 1);
+}
+
+/// Auth0 grants a Management API token only the scopes asked for, and so does the test IdP:
+/// a config that names the management API but none of its scopes must still read and write
+/// metadata (the login asks for them itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_works_with_a_config_that_lists_no_management_scopes() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mgmt = format!("{}/api/v2/", idp.issuer);
+    let config = format!("{}audience_param = \"resource\"\nmanagement_api = \"{mgmt}\"\n", idp.account_config("work"));
+    let daemon = Daemon::start(&bus, &config);
+    daemon.login(&idp, None, "alice").await;
+    let out = daemon.brokerctl(&["metadata", "set", "theme=dark"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = daemon.brokerctl(&["metadata", "get"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), serde_json::json!({"theme": "dark"}));
+
+    // The token the metadata calls used carries exactly the two scopes, asked for by name.
+    let client = daemon.client().await;
+    let asked = GetAccessToken {
+        audience: Some(mgmt.clone()),
+        scope: Some("update:current_user_metadata read:current_user".into()),
+        ..Default::default()
+    };
+    let t = client.get_access_token(asked).await.unwrap();
+    let scope = jwt_claims(t.access_token.expose())["scope"].as_str().unwrap().to_owned();
+    let mut granted: Vec<&str> = scope.split(' ').collect();
+    granted.sort_unstable();
+    assert_eq!(granted, ["read:current_user", "update:current_user_metadata"]);
+    assert_eq!(idp.refreshes().await, 1, "the metadata calls and this request shared one token");
+}
+
+/// A session from before `management_api` was set lacks the API and its scopes: the IdP will
+/// not add them by refresh, so the answer says to log in again, and that login fixes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_from_before_the_management_api_was_set_is_told_to_log_in_again() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let plain = format!("{}audience_param = \"resource\"\n", idp.account_config("work"));
+    let mut daemon = Daemon::start(&bus, &plain);
+    daemon.login(&idp, None, "alice").await;
+    daemon.kill9();
+    daemon.write_config(&format!("{plain}management_api = \"{}/api/v2/\"\n", idp.issuer));
+    daemon.spawn(&bus);
+
+    let out = daemon.brokerctl(&["metadata", "get"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("log in again with `brokerctl login --account work`"), "{stderr}");
+    assert!(stderr.contains("read:current_user update:current_user_metadata"), "{stderr}");
+    assert_eq!(token(&daemon.client().await, None).await.unwrap().account, "work", "the session lives on");
+
+    daemon.login(&idp, None, "alice").await;
+    let out = daemon.brokerctl(&["metadata", "get"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

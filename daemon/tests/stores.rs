@@ -112,3 +112,83 @@ async fn a_file_store_takes_its_key_from_a_systemd_credential() {
     daemon.spawn_without_bus();
     assert_eq!(token(&daemon.client().await, None).await.unwrap().access_token, first.access_token);
 }
+
+/// A Secret Service that runs but refuses writes is no store: the daemon will not start on it,
+/// as without a keyring, unless the config chose another store on purpose.
+#[test]
+fn a_locked_keyring_stops_the_start_as_no_keyring_does() {
+    let bus = Bus::start();
+    bus.lock_keyring();
+    let daemon = Daemon::prepare("[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
+    bus.env(&mut cmd);
+    let mut started = Proc(
+        cmd.arg("--config")
+            .arg(daemon.config_path())
+            .arg("--socket")
+            .arg(daemon.socket())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(daemon.log_path()).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let status = started.wait_exit(Duration::from_secs(20));
+    let stderr = daemon.log();
+    assert!(status.is_some_and(|s| !s.success()), "the daemon went on with a locked keyring:\n{stderr}");
+    assert!(stderr.contains("No usable OS keyring"), "{stderr}");
+    assert!(stderr.contains("store = \"file\"") && stderr.contains("store = \"memory\""), "{stderr}");
+
+    // Chosen on purpose, memory serves on the same bus.
+    let memory = Daemon::start(
+        &bus,
+        "store = \"memory\"\n[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n",
+    );
+    assert!(memory.log().contains("store = \"memory\""), "{}", memory.log());
+}
+
+/// The keyring locks while the daemon runs: a login still works (in memory, retried), but
+/// Status, `brokerctl login`, `brokerctl status` and `brokerctl doctor` all say the session
+/// is not saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyring_that_locks_later_shows_in_status_login_and_doctor() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    bus.lock_keyring();
+
+    let mut login = Command::new(brokerctl_path())
+        .args(["login", "--json", "--no-browser"])
+        .env("TOKENBROKER_SOCKET", daemon.socket())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(login.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let challenge: serde_json::Value = serde_json::from_str(&line).unwrap();
+    idp.approve(challenge["user_code"].as_str().unwrap(), "alice").await;
+    let done = tokio::task::spawn_blocking(move || login.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(stderr.contains("NOT SAVED"), "brokerctl login did not say so:\n{stderr}\n{}", daemon.log());
+
+    let status = daemon.client().await.status().await.unwrap();
+    assert_eq!(status.accounts[0].persisted, Some(false));
+    assert!(bus.keyring_entry("work").is_none());
+    let out = String::from_utf8(daemon.brokerctl(&["status"]).stdout).unwrap();
+    assert!(out.contains("as alice") && out.contains("NOT SAVED"), "{out}");
+    let json = String::from_utf8(daemon.brokerctl(&["status", "--json"]).stdout).unwrap();
+    assert!(json.contains("\"persisted\":false"), "{json}");
+
+    let doctor = Command::new(brokerctl_path())
+        .arg("doctor")
+        .env("TOKENBROKER_SOCKET", daemon.socket())
+        .env("TOKENBROKER_CONFIG", daemon.config_path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{report}");
+    assert!(report.contains("FAIL sessions: the session of work is in memory only"), "{report}");
+}

@@ -14,6 +14,10 @@ use crate::config::AccountConfig;
 use crate::oidc::http::Http;
 use crate::oidc::{Audiences, EndpointOverrides, Provider};
 
+/// What a user-facing Management API token must carry to read and update the user's own
+/// metadata (Auth0's names).
+pub const MANAGEMENT_SCOPES: &str = "read:current_user update:current_user_metadata";
+
 pub struct Account {
     pub name: String,
     pub config: AccountConfig,
@@ -118,6 +122,11 @@ impl Account {
         f(&mut self.state.write().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Whether the account holds a session the store has not taken (kept in memory only).
+    pub fn unsaved(&self) -> bool {
+        self.read(|s| s.unsaved && s.session.is_some())
+    }
+
     pub fn session(&self) -> Option<Arc<Session>> {
         self.read(|s| s.session.clone())
     }
@@ -139,6 +148,21 @@ impl Account {
         } else {
             Error::not_logged_in(&self.name)
         }
+    }
+
+    /// The scopes the login asks for: the configured ones, plus what the management API needs
+    /// when there is one. Auth0 puts only requested scopes into a Management API token, so a
+    /// login without these could never read or write the user's metadata.
+    pub fn login_scopes(&self) -> Vec<String> {
+        let mut scopes = self.config.scopes.clone();
+        if self.config.management_api.is_some() {
+            for s in MANAGEMENT_SCOPES.split(' ') {
+                if !scopes.iter().any(|have| have == s) {
+                    scopes.push(s.to_owned());
+                }
+            }
+        }
+        scopes
     }
 
     /// Every API the login asks for (see the contract): audience, audiences, management API.

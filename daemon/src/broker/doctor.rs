@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tokenbroker::protocol::{Check, Diagnosis};
 
-use super::{Broker, offers};
+use super::{Account, Broker, offers};
 use crate::config::Config;
 use crate::oidc::Provider;
 
@@ -16,21 +16,7 @@ fn check(name: &str, result: Result<String, (String, &str)>) -> Check {
     }
 }
 
-/// The keyring entry the store check writes and deletes again; no account has this name.
-const PROBE: &str = "tokenbroker-doctor-probe";
-
 impl Broker {
-    /// A locked keyring still answers reads of missing entries; only a write tells.
-    async fn probe_store(&self) -> Result<(), crate::store::StoreError> {
-        self.store.save(PROBE, zeroize::Zeroizing::new("probe".into())).await?;
-        let read = self.store.load(PROBE).await?;
-        self.store.delete(PROBE).await?;
-        match read.as_deref().map(String::as_str) {
-            Some("probe") => Ok(()),
-            _ => Err(crate::store::StoreError::Unavailable("what was written could not be read back".into())),
-        }
-    }
-
     pub async fn diagnose(self: &Arc<Self>) -> Diagnosis {
         let mut checks = Vec::new();
         let path = self.config_path.display();
@@ -46,7 +32,7 @@ impl Broker {
         ));
         checks.push(check(
             "keyring",
-            match self.probe_store().await {
+            match self.store.probe().await {
                 Ok(()) => Ok("the session store takes a write, a read and a delete".into()),
                 Err(e) => Err((
                     e.to_string(),
@@ -54,6 +40,7 @@ impl Broker {
                 )),
             },
         ));
+        checks.push(check("sessions", unsaved_sessions(&self.accounts())));
         for account in self.accounts() {
             let started = Instant::now();
             let c = &account.config;
@@ -76,4 +63,19 @@ impl Broker {
         }
         Diagnosis { checks }
     }
+}
+
+/// Sessions the store refused to take: they live in memory only, until a retried write lands.
+fn unsaved_sessions(accounts: &[Arc<Account>]) -> Result<String, (String, &'static str)> {
+    let unsaved: Vec<&str> = accounts.iter().filter(|a| a.unsaved()).map(|a| a.name.as_str()).collect();
+    if unsaved.is_empty() {
+        return Ok("every session is in the store".into());
+    }
+    Err((
+        format!(
+            "the session of {} is in memory only: the store refused to save it, and it is lost if the daemon stops",
+            unsaved.join(", ")
+        ),
+        "unlock your keyring (the daemon retries the write until it lands), and keep the daemon running until then",
+    ))
 }

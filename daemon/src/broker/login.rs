@@ -87,7 +87,7 @@ impl Broker {
     async fn start_device(&self, account: &Account, login_id: String) -> Result<(LoginChallenge, Approval)> {
         let provider = account.provider(&self.http).await?.clone();
         let (challenge, device) = provider
-            .start_device(&account.config.scopes, &account.login_audiences())
+            .start_device(&account.login_scopes(), &account.login_audiences())
             .await
             .map_err(|e| Error::from_oidc(&account.name, e))?;
         let challenge = LoginChallenge {
@@ -108,7 +108,7 @@ impl Broker {
             .await
             .map_err(|e| Error::internal(format!("cannot listen on 127.0.0.1 for the login's redirect: {e}")))?;
         let (url, login) = provider
-            .start_code(&loopback.redirect_uri(), &account.config.scopes, &account.login_audiences())
+            .start_code(&loopback.redirect_uri(), &account.login_scopes(), &account.login_audiences())
             .map_err(|e| Error::from_oidc(&account.name, e))?;
         let challenge = LoginChallenge {
             login_id,
@@ -205,7 +205,7 @@ impl Broker {
             None => self.whoami(account, &tokens).await,
         };
         let _flight = account.refresh_lock.lock().await;
-        let mut session = Session::from_login(tokens, &account.config.scopes);
+        let mut session = Session::from_login(tokens, &account.login_scopes());
         if let Some(claims) = &profile {
             session.subject = claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned);
         }

@@ -1,14 +1,16 @@
 //! GetMetadata and UpdateMetadata: the user's `user_metadata` through the account's
-//! management API, with an access token for that API got like any other audience's.
+//! management API, with an access token for that API got like any other audience's, asked
+//! with the scopes the API wants (Auth0 grants a Management API token no others).
 
 use std::sync::Arc;
 
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::{AccountOnly, Metadata, UpdateMetadata};
 
+use super::account::MANAGEMENT_SCOPES;
 use super::audience::AudienceKey;
 use super::{Account, Broker, Error, Result};
-use crate::oidc::ManagementApi;
+use crate::oidc::{ApiError, ManagementApi};
 
 /// Seconds a management token must still live when used.
 const MIN_TTL: i64 = 10;
@@ -18,7 +20,7 @@ impl Broker {
         let account = &self.account(p.account.as_deref())?;
         let (api, token, user) = self.management(account).await?;
         let user_metadata =
-            api.user_metadata(&user, &token.access_token).await.map_err(|e| Error::from_oidc(&account.name, e))?;
+            api.user_metadata(&user, &token.access_token).await.map_err(|e| api_error(&account.name, &api, e))?;
         Ok(Metadata { account: account.name.clone(), user_metadata })
     }
 
@@ -28,7 +30,7 @@ impl Broker {
         let user_metadata = api
             .update_user_metadata(&user, &token.access_token, &p.user_metadata)
             .await
-            .map_err(|e| Error::from_oidc(&account.name, e))?;
+            .map_err(|e| api_error(&account.name, &api, e))?;
         Ok(Metadata { account: account.name.clone(), user_metadata })
     }
 
@@ -43,12 +45,73 @@ impl Broker {
             ));
         };
         let api = ManagementApi::new(self.http.clone(), base).map_err(|e| Error::from_oidc(&account.name, e))?;
-        let key = AudienceKey::new(base, None);
-        let token = self.fresh_audience(account, &key, |t, now| t.remaining(now) >= MIN_TTL).await?;
+        let key = AudienceKey::new(base, Some(MANAGEMENT_SCOPES));
+        let token = self
+            .fresh_audience(account, &key, |t, now| t.remaining(now) >= MIN_TTL)
+            .await
+            .map_err(|e| login_again(&account.name, e))?;
         let user = account
             .session()
             .and_then(|s| s.subject.clone())
             .ok_or_else(|| Error::internal("the session has no subject (no ID token was issued)"))?;
         Ok((api, token, user))
+    }
+}
+
+/// A session from a login that did not ask for the management API or its scopes (logged in
+/// before `management_api` was set) cannot get such a token by refresh: the IdP refuses the
+/// scope or target until the user logs in again, which asks for both.
+fn login_again(account: &str, e: Error) -> Error {
+    if e.kind != ErrorKind::InvalidParams {
+        return e;
+    }
+    Error::internal(format!(
+        "account {account:?}: the identity provider will not give this session a token for the management API \
+         with the scopes {MANAGEMENT_SCOPES}: its login did not ask for them; \
+         log in again with `brokerctl login --account {account}`"
+    ))
+}
+
+/// A refusal from the management API is about the account's `management_api` (or the scopes
+/// the application may ask for), not its issuer or client id: say which key to look at.
+fn api_error(account: &str, api: &ManagementApi, e: ApiError) -> Error {
+    let (status, reason) = match e {
+        ApiError::Idp(e) => return Error::from_oidc(account, e),
+        ApiError::Refused { status, reason } => (status, reason),
+    };
+    const AUDIENCE: &str = "`management_api` must be the API's audience (for Auth0, https://TENANT/api/v2/)";
+    let hint = match status {
+        401 => format!("it did not take the token: {AUDIENCE}; then log in again"),
+        403 => format!("{AUDIENCE}, and the application must be allowed {MANAGEMENT_SCOPES}; then log in again"),
+        _ => format!("check the account's `management_api` in the config: {AUDIENCE}"),
+    };
+    Error::internal(format!(
+        "account {account:?}: the management API at {} answered HTTP {status} ({reason}); {hint}",
+        api.base()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::oidc::OidcError;
+    use crate::oidc::http::Http;
+
+    #[test]
+    fn refusals_name_the_management_api_key_not_the_issuer() {
+        let http = Http::new(Duration::from_secs(1)).unwrap();
+        let api = ManagementApi::new(http, "https://t.example/api/v2/").unwrap();
+        for status in [401, 403, 404, 400] {
+            let e = api_error("work", &api, ApiError::Refused { status, reason: "Insufficient scope".into() });
+            assert_eq!(e.kind, ErrorKind::Internal);
+            let m = &e.message;
+            assert!(m.contains("`management_api`") && m.contains(&format!("HTTP {status}")), "{m}");
+            assert!(m.contains("Insufficient scope") && m.contains("https://t.example/api/v2/"), "{m}");
+            assert!(!m.contains("issuer") && !m.contains("client_id"), "{m}");
+        }
+        let e = api_error("work", &api, ApiError::Idp(OidcError::unavailable("down")));
+        assert_eq!(e.kind, ErrorKind::IdpUnavailable);
     }
 }

@@ -16,7 +16,8 @@ impl Broker {
                     state: a.state(),
                     expires_at: session.as_ref().map(|s| s.expires_at),
                     subject: session.as_ref().and_then(|s| s.subject.clone()),
-                    scopes: session.map(|s| s.scopes.clone()).unwrap_or_else(|| a.config.scopes.clone()),
+                    persisted: session.as_ref().map(|_| !a.unsaved()),
+                    scopes: session.map(|s| s.scopes.clone()).unwrap_or_else(|| a.login_scopes()),
                     default: default.as_deref() == Some(a.name.as_str()),
                 }
             })

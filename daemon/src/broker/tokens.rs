@@ -118,7 +118,7 @@ impl Broker {
                 if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
             )));
         }
-        let requested = &account.config.scopes;
+        let requested = &account.login_scopes();
         let missing: Vec<&str> =
             scope.iter().flat_map(|s| s.split_whitespace()).filter(|s| !requested.iter().any(|r| r == s)).collect();
         if !missing.is_empty() {

@@ -9,6 +9,36 @@ use url::Url;
 use super::OidcError;
 use super::http::Http;
 
+/// How a Management API call failed.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Unreachable, 5xx, a malformed answer: as with any IdP request.
+    Idp(OidcError),
+    /// A 4xx: the API will not serve this token or this URL, which is a matter of the
+    /// account's config, not of the IdP's health. `reason` is the API's own `message`, made
+    /// safe to show.
+    Refused { status: u16, reason: String },
+}
+
+impl From<OidcError> for ApiError {
+    fn from(e: OidcError) -> Self {
+        ApiError::Idp(e)
+    }
+}
+
+/// The longest reason from the API we repeat.
+const MAX_REASON: usize = 200;
+
+/// The API's `message`, printable and short: it ends up in errors shown to the user.
+fn reason(json: Option<&Value>) -> String {
+    let text = json.and_then(|j| j.get("message")).and_then(Value::as_str).unwrap_or("no reason given");
+    let mut clean: String = text.chars().filter(|c| !c.is_control()).take(MAX_REASON).collect();
+    if text.chars().count() > MAX_REASON {
+        clean.push('…');
+    }
+    clean
+}
+
 pub struct ManagementApi {
     http: Http,
     base: Url,
@@ -32,7 +62,11 @@ impl ManagementApi {
         url
     }
 
-    pub async fn user_metadata(&self, user_id: &str, token: &SecretString) -> Result<Map<String, Value>, OidcError> {
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    pub async fn user_metadata(&self, user_id: &str, token: &SecretString) -> Result<Map<String, Value>, ApiError> {
         let mut url = self.user_url(user_id);
         url.query_pairs_mut().append_pair("fields", "user_metadata").append_pair("include_fields", "true");
         self.call(http::Method::GET, url, token, Vec::new()).await
@@ -43,7 +77,7 @@ impl ManagementApi {
         user_id: &str,
         token: &SecretString,
         patch: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, OidcError> {
+    ) -> Result<Map<String, Value>, ApiError> {
         let body = serde_json::to_vec(&serde_json::json!({ "user_metadata": patch })).expect("JSON encodes");
         self.call(http::Method::PATCH, self.user_url(user_id), token, body).await
     }
@@ -54,7 +88,7 @@ impl ManagementApi {
         url: Url,
         token: &SecretString,
         body: Vec<u8>,
-    ) -> Result<Map<String, Value>, OidcError> {
+    ) -> Result<Map<String, Value>, ApiError> {
         let request = http::Request::builder()
             .method(method)
             .uri(url.as_str())
@@ -63,17 +97,16 @@ impl ManagementApi {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body)
             .map_err(|e| OidcError::Rejected(e.to_string()))?;
-        let response = self.http.execute(request).await?;
+        let response = self.http.execute(request).await.map_err(OidcError::from)?;
         let status = response.status().as_u16();
         let json: Option<Value> = serde_json::from_slice(response.body()).ok();
         if status != 200 {
-            let why = json.as_ref().and_then(|j| j.get("message")).and_then(Value::as_str).unwrap_or("no reason given");
-            return Err(OidcError::Rejected(format!("the management API answered HTTP {status}: {why}")));
+            return Err(ApiError::Refused { status, reason: reason(json.as_ref()) });
         }
         match json.as_ref().and_then(|j| j.get("user_metadata")) {
             Some(Value::Object(m)) => Ok(m.clone()),
             None | Some(Value::Null) => Ok(Map::new()),
-            Some(_) => Err(OidcError::unavailable("the management API's user_metadata is not an object")),
+            Some(_) => Err(OidcError::unavailable("the management API's user_metadata is not an object").into()),
         }
     }
 }
@@ -92,5 +125,14 @@ mod tests {
         let api =
             ManagementApi::new(Http::new(Duration::from_secs(15)).unwrap(), "https://t.eu.auth0.com/api/v2").unwrap();
         assert_eq!(api.user_url("x").as_str(), "https://t.eu.auth0.com/api/v2/users/x");
+    }
+
+    #[test]
+    fn reasons_are_printable_and_short() {
+        let long = serde_json::json!({"message": format!("Insufficient\nscope{}", "x".repeat(500))});
+        let r = reason(Some(&long));
+        assert!(r.starts_with("Insufficientscope") && r.ends_with('…'), "{r}");
+        assert_eq!(r.chars().count(), MAX_REASON + 1);
+        assert_eq!(reason(None), "no reason given");
     }
 }

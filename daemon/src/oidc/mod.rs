@@ -22,7 +22,7 @@ use secrecy::SecretString;
 pub use discovery::{EndpointOverrides, Offers, Provider};
 pub use error::{Grant, OidcError};
 pub use loopback::Loopback;
-pub use management::ManagementApi;
+pub use management::{ApiError, ManagementApi};
 
 /// What a token endpoint handed us, checked.
 pub struct TokenSet {

@@ -18,6 +18,8 @@ pub use self::memory::Memory;
 /// The keyring service name of the contract; the account name is the keyring user.
 pub const SERVICE: &str = "tokenbroker";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The entry `probe` writes and deletes again; no account has this name.
+const PROBE: &str = "tokenbroker-doctor-probe";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -73,6 +75,18 @@ impl SessionStore {
         let _turn = writer.lock().await;
         let account = account.to_owned();
         self.blocking(move |b| b.delete(&account)).await
+    }
+
+    /// Write, read back and delete a throwaway entry. A locked keyring still answers reads of
+    /// missing entries; only a write tells whether sessions would survive a restart.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.save(PROBE, Zeroizing::new("probe".into())).await?;
+        let read = self.load(PROBE).await?;
+        self.delete(PROBE).await?;
+        match read.as_deref().map(String::as_str) {
+            Some("probe") => Ok(()),
+            _ => Err(StoreError::Unavailable("what was written could not be read back".into())),
+        }
     }
 
     /// Concurrent writes to one Secret Service entry fail; one writer per account avoids it.

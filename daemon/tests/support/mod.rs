@@ -182,6 +182,20 @@ impl Bus {
         self.wait_for_keyring();
     }
 
+    /// Lock the keyring's default collection over D-Bus, as a screen locker does: the Secret
+    /// Service still runs and answers, but refuses writes (unlocking needs a prompt, which
+    /// fails here for want of a display).
+    pub fn lock_keyring(&self) {
+        let out = self
+            .command("dbus-send")
+            .args(["--session", "--print-reply", "--dest=org.freedesktop.secrets", "/org/freedesktop/secrets"])
+            .args(["org.freedesktop.Secret.Service.Lock", "array:objpath:/org/freedesktop/secrets/aliases/default"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "locking the keyring: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!self.secret_store("tokenbroker-smoke", "locked", "x"), "the locked keyring still takes writes");
+    }
+
     fn owner_pid(&self, name: &str) -> Option<u32> {
         let reply = self.ask_bus("GetConnectionUnixProcessID", name);
         reply.split_whitespace().skip_while(|w| *w != "uint32").nth(1)?.parse().ok()

@@ -201,6 +201,13 @@ fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser:
     } else {
         println!("Logged in to {}.", done.account)
     }
+    // A login the store would not take is lost at the daemon's next restart: say so.
+    let saved = client.status().map(|s| s.accounts.into_iter().find(|a| a.name == done.account));
+    if let Ok(Some(account)) = saved
+        && account.persisted == Some(false)
+    {
+        eprintln!("brokerctl: {}", human::NOT_SAVED);
+    }
     Ok(())
 }
 

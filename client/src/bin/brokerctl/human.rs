@@ -21,6 +21,10 @@ pub fn relative(at: i64, now: i64) -> String {
     if delta > 0 { format!("in {n} {unit}{plural}") } else { format!("{n} {unit}{plural} ago") }
 }
 
+/// Said wherever a session the store refused is shown.
+pub const NOT_SAVED: &str = "NOT SAVED: the session store refused this session (a locked keyring?); \
+     it lives in memory only and is lost if the daemon stops. Unlock the keyring: the daemon keeps retrying.";
+
 pub fn status(s: &Status) -> String {
     let mut out = format!("tokenbrokerd {}\n", s.version);
     if s.accounts.is_empty() {
@@ -44,6 +48,9 @@ pub fn status(s: &Status) -> String {
         };
         let who = a.subject.as_deref().map(|s| format!(" as {s}")).unwrap_or_default();
         out.push_str(&format!("{name:width$}  {state}{who}\n    {}\n", a.issuer));
+        if a.persisted == Some(false) {
+            out.push_str(&format!("    {NOT_SAVED}\n"));
+        }
     }
     out
 }
