@@ -4,7 +4,7 @@
 // and let tests look at what the IdP saw (token-endpoint counts).
 //
 // Usage: node idp.mjs [--port N] [--issuer URL] [--access-ttl SECS] [--device-ttl SECS]
-//                     [--interval SECS] [--rotation-grace SECS]
+//                     [--interval SECS] [--rotation-grace SECS] [--id-token-alg RS256|ES256]
 // Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
 
 import http from 'node:http';
@@ -28,6 +28,8 @@ const { values: opts } = parseArgs({
     // Like Okta's grace period and Auth0's reuse interval: a rotated refresh token stays good
     // this long. 0 (the default) is oidc-provider's strict reuse detection.
     'rotation-grace': { type: 'string', default: '0' },
+    // The ID tokens' signature algorithm (oidc-provider's id_token_signed_response_alg).
+    'id-token-alg': { type: 'string', default: 'RS256' },
   },
 });
 
@@ -79,7 +81,7 @@ await new Promise((resolve) => { server.listen(Number(opts.port), '127.0.0.1', r
 const { port } = server.address();
 const issuer = opts.issuer ?? `http://127.0.0.1:${port}`;
 
-const keys = await makeKeys();
+const keys = await makeKeys({ idTokenAlg: opts['id-token-alg'] });
 
 // APIs the test client may ask tokens for (RFC 8707 resource indicators; Auth0 calls them
 // audiences), each with its own scopes. Tokens for them are JWTs with that `aud`.
@@ -99,6 +101,7 @@ const provider = new Provider(issuer, {
     grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
     response_types: ['code'],
     redirect_uris: ["http://127.0.0.1/callback"],
+    id_token_signed_response_alg: opts['id-token-alg'],
   }],
   adapter: (model) => new GraceAdapter(model, store),
   findAccount: (_ctx, id) => USERS[id] && {
@@ -258,7 +261,8 @@ server.on('request', async (req, res) => {
       return json(res, result.ok ? 200 : 400, result);
     }
     if (url.pathname === '/__test/id-token-fault' && req.method === 'POST') {
-      armIdTokenFault((await readJson(req)).kind);
+      const body = await readJson(req);
+      armIdTokenFault(body.kind, body.grant);
       return json(res, 200, { armed: true });
     }
     if (url.pathname.startsWith('/api/v2/')) {

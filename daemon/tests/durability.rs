@@ -27,7 +27,7 @@ async fn killed_at_random_moments_while_rotating_the_session_survives() {
     // back to back, so a kill at a random moment often lands inside a refresh. A rotated
     // token stays good for a short grace, as at Okta and Auth0: without one, a kill between
     // the IdP's answer and the keyring write would lose the session whatever the client did.
-    let idp = Idp::start(IdpOptions { access_ttl: 1, rotation_grace: 2 }).await;
+    let idp = Idp::start(IdpOptions { access_ttl: 1, rotation_grace: 2, ..Default::default() }).await;
     let mut daemon = Daemon::start_with_log(&bus, &idp.account_config("work"), "info");
     daemon.login(&idp, None, "alice").await;
 

@@ -283,11 +283,13 @@ pub struct IdpOptions {
     pub access_ttl: u64,
     /// Seconds a rotated refresh token stays good (the harness's `--rotation-grace`).
     pub rotation_grace: u64,
+    /// The ID tokens' signature algorithm (the harness's `--id-token-alg`: RS256 or ES256).
+    pub id_token_alg: &'static str,
 }
 
 impl Default for IdpOptions {
     fn default() -> Self {
-        IdpOptions { access_ttl: 60, rotation_grace: 0 }
+        IdpOptions { access_ttl: 60, rotation_grace: 0, id_token_alg: "RS256" }
     }
 }
 
@@ -301,6 +303,7 @@ impl Idp {
                 .arg(repo_root().join("testidp/idp.mjs"))
                 .args(["--issuer", &issuer, "--access-ttl", &opts.access_ttl.to_string()])
                 .args(["--rotation-grace", &opts.rotation_grace.to_string()])
+                .args(["--id-token-alg", opts.id_token_alg])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -343,6 +346,13 @@ impl Idp {
     /// Make the next token response carry a bad ID token (see testidp/faults.mjs).
     pub async fn arm_id_token_fault(&self, kind: &str) {
         let r = self.post("/__test/id-token-fault", serde_json::json!({"kind": kind})).await;
+        assert_eq!(r["armed"], true, "{r}");
+    }
+
+    /// Make the next refresh response (only) carry a bad ID token.
+    pub async fn arm_refresh_id_token_fault(&self, kind: &str) {
+        let body = serde_json::json!({"kind": kind, "grant": "refresh_token"});
+        let r = self.post("/__test/id-token-fault", body).await;
         assert_eq!(r["armed"], true, "{r}");
     }
 
