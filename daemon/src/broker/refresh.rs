@@ -150,8 +150,13 @@ impl Broker {
         };
         let provider = account.provider(&self.http).await?;
         tracing::debug!(account = %account.name, audiences = ?audiences.values, "refreshing");
-        match provider.refresh(refresh_token, audiences, scope).await {
-            Ok(tokens) => Ok(tokens),
+        match provider.refresh(refresh_token, audiences, scope, session.subject.as_deref()).await {
+            Ok(tokens) => {
+                if let Some(why) = &tokens.id_token_refused {
+                    tracing::warn!(account = %account.name, %why, "refused the ID token of a refresh; keeping its other tokens and the last verified identity");
+                }
+                Ok(tokens)
+            }
             Err(OidcError::InvalidGrant(why)) => {
                 tracing::warn!(account = %account.name, %why, "the identity provider refused the refresh token; login required");
                 self.end_session(account).await;

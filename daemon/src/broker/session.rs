@@ -201,6 +201,7 @@ mod tests {
             expires_in: Some(Duration::from_secs(60)),
             refresh_token: refresh.map(SecretString::from),
             id_token: None,
+            id_token_refused: None,
             scopes: None,
         }
     }

@@ -57,6 +57,8 @@ pub struct Provider {
     pub(super) extra: ExtraMetadata,
     pub(super) userinfo_url: Option<String>,
     pub(super) client_id: String,
+    /// The ID-token signature algorithms the IdP lists that we verify.
+    pub(super) id_token_algs: Vec<openidconnect::core::CoreJwsSigningAlgorithm>,
 }
 
 impl Provider {
@@ -85,8 +87,19 @@ impl Provider {
         let jwks_uri = metadata.jwks_uri().clone();
         let issuer = metadata.issuer().clone();
         let userinfo_url = metadata.userinfo_endpoint().map(|u| u.as_str().to_owned());
+        let id_token_algs = super::id_token::accepted_algs(metadata.id_token_signing_alg_values_supported());
         let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), None);
-        Ok(Provider { http, issuer, jwks_uri, jwks, client, extra, userinfo_url, client_id: client_id.into() })
+        Ok(Provider {
+            http,
+            issuer,
+            jwks_uri,
+            jwks,
+            client,
+            extra,
+            userinfo_url,
+            client_id: client_id.into(),
+            id_token_algs,
+        })
     }
 }
 
