@@ -1,11 +1,19 @@
 //! ID tokens against a strict IdP: a bad one in a refresh costs the session nothing (the IdP
 //! rotates refresh tokens with reuse detection, so replaying the spent one would end it), an
-//! IdP that signs with ES256 works.
+//! IdP that signs with ES256 works, and numbers from outside stay sane.
 
 mod support;
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+
 use support::*;
+use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
 
 fn header_alg(jwt: &str) -> String {
     use base64::Engine;
@@ -91,7 +99,7 @@ async fn a_login_with_a_foreign_azp_or_future_iat_still_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idp_that_signs_id_tokens_with_es256_works() {
+async fn an_idp_that_signs_id_tokens_with_es256_works_and_min_ttl_judges_their_lifetime() {
     let bus = Bus::start();
     let idp = Idp::start(IdpOptions { id_token_alg: "ES256", ..Default::default() }).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
@@ -106,4 +114,68 @@ async fn an_idp_that_signs_id_tokens_with_es256_works() {
     let renewed = client.get_id_token(GetIdToken::default()).await.unwrap();
     assert_ne!(renewed.id_token, id.id_token, "the refresh's ES256 ID token was accepted");
     assert!(!daemon.log().contains("refused the ID token"), "{}", daemon.log());
+
+    // min_ttl judges ID tokens as it does access tokens: against the lifetime the IdP grants
+    // (the harness's 3600 s), not against what is left a second after the refresh.
+    next_second().await;
+    let long = GetIdToken { min_ttl: Some(3600), ..Default::default() };
+    let fresh = client.get_id_token(long).await.unwrap();
+    assert_ne!(fresh.id_token, renewed.id_token, "refreshed for the caller");
+    let err = client.get_id_token(GetIdToken { min_ttl: Some(3601), ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams));
+    assert!(err.to_string().contains("3600s"), "names the lifetime: {err}");
+}
+
+fn socket_answer(daemon: &Daemon, line: &str) -> serde_json::Value {
+    let mut conn = BufReader::new(UnixStream::connect(daemon.socket()).unwrap());
+    conn.get_mut().write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    conn.read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_numbers_from_the_idp_and_from_callers_stay_sane() {
+    let bus = Bus::start();
+    // 3,170 years.
+    let idp = Idp::start(IdpOptions { access_ttl: 100_000_000_000, ..Default::default() }).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    let year = 365 * 24 * 3600;
+
+    let t = token(&client, None).await.unwrap();
+    assert!(t.expires_at <= unix_now() + year, "expires_in is capped at a year: {}", t.expires_at);
+    let status = client.status().await.unwrap();
+    assert!(status.accounts[0].expires_at.unwrap() <= unix_now() + year);
+    let out = daemon.brokerctl(&["status"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(token(&client, Some(year as u64)).await.is_ok(), "a year is within range");
+
+    for (method, huge) in [("GetAccessToken", 1u64 << 63), ("GetAccessToken", u64::MAX), ("GetIdToken", 1 << 63)] {
+        let line = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"min_ttl":{huge}}}}}"#);
+        let r = socket_answer(&daemon, &line);
+        assert_eq!(r["error"]["data"]["kind"], "invalid_params", "{method} {huge}: {r}");
+        assert!(r["result"].is_null());
+    }
+    let err = token(&client, Some(1 << 63)).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams), "{err}");
+
+    let gdbus = |method: &str, options: &str| {
+        let out = bus
+            .command("gdbus")
+            .args(["call", "--session", "--dest", "io.github.tokenbroker.Broker1"])
+            .args(["--object-path", "/io/github/tokenbroker/Broker1", "--method"])
+            .arg(format!("io.github.tokenbroker.Broker1.{method}"))
+            .args(["", options])
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for method in ["GetAccessToken", "GetIdToken"] {
+        let (ok, err) = gdbus(method, "{'min_ttl': <uint64 9223372036854775808>}");
+        assert!(!ok && err.contains("io.github.tokenbroker.Error.InvalidParams"), "{method}: {err}");
+    }
+    let (ok, err) = gdbus("GetAccessToken", "{'min_ttl': <uint64 60>}");
+    assert!(ok, "{err}");
 }

@@ -128,6 +128,7 @@ pub fn check(
         token: SecretString::from(token.to_string()),
         subject: claims.subject().to_string(),
         expires_at: claims.expiration().timestamp(),
+        issued_at: claims.issue_time().timestamp(),
     })
 }
 

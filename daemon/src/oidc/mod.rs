@@ -40,6 +40,8 @@ pub struct VerifiedIdToken {
     pub token: SecretString,
     pub subject: String,
     pub expires_at: i64,
+    /// `iat`, refused when more than a small leeway in the future.
+    pub issued_at: i64,
 }
 
 /// Extra parameters for audience-bound requests (Auth0's `audience`, RFC 8707's `resource`).
