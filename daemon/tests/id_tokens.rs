@@ -83,6 +83,26 @@ async fn an_id_token_from_the_future_on_refresh_keeps_the_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_without_a_refresh_token_is_not_ended_while_its_token_is_good() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let config = format!("{}scopes = [\"openid\", \"profile\"]\n", idp.account_config("work"));
+    let daemon = Daemon::start(&bus, &config);
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    assert!(bus.keyring_entry("work").unwrap()["refresh_token"].is_null(), "no offline_access, no refresh token");
+    let first = token(&client, None).await.unwrap();
+
+    next_second().await;
+    let err = token(&client, Some(60)).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams), "{err}");
+    assert!(err.to_string().contains("no refresh token"), "{err}");
+    assert_eq!(token(&client, None).await.unwrap().access_token, first.access_token, "the session lives on");
+    assert!(bus.keyring_entry("work").is_some());
+    assert_eq!(client.status().await.unwrap().accounts[0].state, AccountState::Valid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_with_a_foreign_azp_or_future_iat_still_fails() {
     let bus = Bus::start();
     let idp = Idp::start(IdpOptions::default()).await;
