@@ -6,18 +6,25 @@
 //   wrong_nonce  nonce is not the one the client sent, properly signed
 //   wrong_iss    iss is another issuer, properly signed
 //   unknown_kid  the right claims and key, under a kid the IdP does not publish
+//   wrong_sub    sub is another user, properly signed (OIDC Core §12.2 on refresh)
+//   foreign_azp  aud is [client, another client] and azp the other one, properly signed
+//   future_iat   iat an hour ahead, properly signed
+// With {"grant": "refresh_token"} (or another grant type) only a response to that grant
+// gets it: one refresh, leaving logins alone.
 
 let armed = null;
 
-export function armIdTokenFault(kind) {
-  const kinds = ['forged', 'expired', 'wrong_aud', 'wrong_nonce', 'wrong_iss', 'unknown_kid'];
+export function armIdTokenFault(kind, grant) {
+  const kinds = ['forged', 'expired', 'wrong_aud', 'wrong_nonce', 'wrong_iss', 'unknown_kid',
+    'wrong_sub', 'foreign_azp', 'future_iat'];
   if (!kinds.includes(kind)) throw new Error(`unknown fault ${kind}; known: ${kinds.join(', ')}`);
-  armed = kind;
+  armed = { kind, grant };
 }
 
 export async function applyIdTokenFault(ctx, keys) {
   if (!armed || ctx.path !== '/token' || ctx.status !== 200 || !ctx.body?.id_token) return;
-  const kind = armed;
+  const { kind, grant } = armed;
+  if (grant && ctx.oidc?.params?.grant_type !== grant) return;
   armed = null;
   const claims = { ...keys.decode(ctx.body.id_token) };
   const now = Math.floor(Date.now() / 1000);
@@ -26,6 +33,9 @@ export async function applyIdTokenFault(ctx, keys) {
     case 'wrong_aud': claims.aud = 'someone-else'; break;
     case 'wrong_nonce': claims.nonce = 'not-the-nonce-you-sent'; break;
     case 'wrong_iss': claims.iss = 'https://evil.example.com'; break;
+    case 'wrong_sub': claims.sub = 'mallory'; break;
+    case 'foreign_azp': claims.aud = [claims.aud, 'another-client']; claims.azp = 'another-client'; break;
+    case 'future_iat': claims.iat = now + 3600; claims.exp = now + 7200; break;
     default: break;
   }
   const options = { forged: kind === 'forged', otherKid: kind === 'unknown_kid' };

@@ -7,6 +7,7 @@
 //                     [--interval SECS] [--rotation-grace SECS] [--no-device-id-token]
 //                     [--rfc8414-only KEYS] [--unlisted KEYS] [--no-rfc8414]
 //                     [--client-grant-types GRANTS]
+//                     [--id-token-alg RS256|ES256]
 // Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
 
 import http from 'node:http';
@@ -48,6 +49,8 @@ const { values: opts } = parseArgs({
     // Like IdPs that issue no ID token in the device flow (it is not OIDC): the device_code
     // grant's answer carries none.
     'no-device-id-token': { type: 'boolean', default: false },
+    // The ID tokens' signature algorithm (oidc-provider's id_token_signed_response_alg).
+    'id-token-alg': { type: 'string', default: 'RS256' },
   },
 });
 
@@ -106,7 +109,7 @@ await new Promise((resolve) => { server.listen(Number(opts.port), '127.0.0.1', r
 const { port } = server.address();
 const issuer = opts.issuer ?? `http://127.0.0.1:${port}`;
 
-const keys = await makeKeys();
+const keys = await makeKeys({ idTokenAlg: opts['id-token-alg'] });
 
 // APIs the test client may ask tokens for (RFC 8707 resource indicators; Auth0 calls them
 // audiences), each with its own scopes. Tokens for them are JWTs with that `aud`.
@@ -126,6 +129,7 @@ const provider = new Provider(issuer, {
     grant_types: keyList(opts['client-grant-types']),
     response_types: ['code'],
     redirect_uris: ["http://127.0.0.1/callback"],
+    id_token_signed_response_alg: opts['id-token-alg'],
   }, {
     // Like Google's desktop and TV clients: installed, yet issued a secret it must send.
     client_id: DESKTOP_CLIENT_ID,
@@ -136,6 +140,7 @@ const provider = new Provider(issuer, {
     grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
     response_types: ['code'],
     redirect_uris: ["http://127.0.0.1/callback"],
+    id_token_signed_response_alg: opts['id-token-alg'],
   }],
   adapter: (model) => new GraceAdapter(model, store),
   findAccount: (_ctx, id) => USERS[id] && {
@@ -347,7 +352,8 @@ server.on('request', async (req, res) => {
       return json(res, result.ok ? 200 : 400, result);
     }
     if (url.pathname === '/__test/id-token-fault' && req.method === 'POST') {
-      armIdTokenFault((await readJson(req)).kind);
+      const body = await readJson(req);
+      armIdTokenFault(body.kind, body.grant);
       return json(res, 200, { armed: true });
     }
     if (url.pathname === '/__test/device-fault' && req.method === 'POST') {

@@ -256,7 +256,7 @@ pub struct AccountOnly {
 pub struct GetAccessToken {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::ttl::min_ttl", skip_serializing_if = "Option::is_none")]
     pub min_ttl: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
@@ -279,7 +279,7 @@ pub struct AccessToken {
 pub struct GetIdToken {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::ttl::min_ttl", skip_serializing_if = "Option::is_none")]
     pub min_ttl: Option<u64>,
 }
 

@@ -40,7 +40,7 @@ impl AudienceToken {
     /// The access-token half of a refresh response; the caller keeps the refresh token.
     pub fn from_response(t: &TokenSet, key: &AudienceKey) -> AudienceToken {
         let issued_at = now();
-        let lifetime = t.expires_in.map(|d| d.as_secs() as i64).unwrap_or(super::session::DEFAULT_LIFETIME);
+        let lifetime = super::ttl::lifetime(t.expires_in);
         let requested = || key.scope.iter().flat_map(|s| s.split(' ')).map(str::to_owned).collect();
         AudienceToken {
             access_token: t.access_token.clone(),

@@ -15,6 +15,7 @@ mod scheduler;
 mod session;
 mod status;
 mod tokens;
+mod ttl;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

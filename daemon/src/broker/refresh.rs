@@ -144,14 +144,27 @@ impl Broker {
         scope: Option<&str>,
     ) -> Result<TokenSet> {
         let Some(refresh_token) = &session.refresh_token else {
+            // Nothing is lost while the token is still good: it serves until it expires (the
+            // scheduler or a caller's min_ttl may ask earlier); only then is a login needed.
+            if session.remaining(now()) > 0 {
+                return Err(Error::invalid_params(format!(
+                    "account {:?} has no refresh token (is offline_access among the scopes?), so its token cannot be renewed before it expires; log in again for a new one",
+                    account.name
+                )));
+            }
             tracing::warn!(account = %account.name, "the access token expired and there is no refresh token (is offline_access among the scopes?)");
             self.end_session(account).await;
             return Err(Error::login_required(&account.name));
         };
         let provider = account.provider(&self.http).await?;
         tracing::debug!(account = %account.name, audiences = ?audiences.values, "refreshing");
-        match provider.refresh(refresh_token, audiences, scope).await {
-            Ok(tokens) => Ok(tokens),
+        match provider.refresh(refresh_token, audiences, scope, session.subject.as_deref()).await {
+            Ok(tokens) => {
+                if let Some(why) = &tokens.id_token_refused {
+                    tracing::warn!(account = %account.name, %why, "refused the ID token of a refresh; keeping its other tokens and the last verified identity");
+                }
+                Ok(tokens)
+            }
             Err(OidcError::InvalidGrant(why)) => {
                 tracing::warn!(account = %account.name, %why, "the identity provider refused the refresh token; login required");
                 self.end_session(account).await;

@@ -4,10 +4,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::ttl;
 use crate::oidc::{TokenSet, VerifiedIdToken};
-
-/// Assumed when a token response has no `expires_in` (RFC 6749 leaves it optional).
-pub(super) const DEFAULT_LIFETIME: i64 = 3600;
 
 /// `Debug` is safe: secrecy's types print `[REDACTED]`.
 #[derive(Debug)]
@@ -24,6 +22,11 @@ pub struct Session {
     pub refresh_at: i64,
     pub id_token: Option<SecretString>,
     pub id_expires_at: Option<i64>,
+    /// The ID token's `iat`: with `id_expires_at`, the lifetime the IdP grants ID tokens.
+    pub id_issued_at: Option<i64>,
+    /// Whether the ID token came with the access token held, rather than being carried over
+    /// from an earlier response (the refresh's own was refused or missing). Not stored.
+    pub id_current: bool,
     pub subject: Option<String>,
     pub scopes: Vec<String>,
     /// The `GetAccessToken` answer for this session, encoded once: the hot path copies bytes
@@ -58,13 +61,11 @@ impl Session {
 
     fn build(prev: Option<&Session>, t: TokenSet, requested_scopes: &[String]) -> Session {
         let issued_at = now();
-        let lifetime = t.expires_in.map(|d| d.as_secs() as i64).unwrap_or(DEFAULT_LIFETIME);
-        let (id_token, id_expires_at, subject) = match t.id_token {
-            Some(id) => (Some(id.token), Some(id.expires_at), Some(id.subject)),
-            None => match prev {
-                Some(p) => (p.id_token.clone(), p.id_expires_at, p.subject.clone()),
-                None => (None, None, None),
-            },
+        let lifetime = ttl::lifetime(t.expires_in);
+        let id = match (t.id_token, prev) {
+            (Some(id), _) => IdentityParts::received(id, issued_at),
+            (None, Some(p)) => IdentityParts::kept(p, false),
+            (None, None) => IdentityParts::default(),
         };
         Session {
             refresh_token: t.refresh_token.or_else(|| prev.and_then(|p| p.refresh_token.clone())),
@@ -73,9 +74,11 @@ impl Session {
             expires_at: issued_at + lifetime,
             issued_at,
             refresh_at: refresh_at(issued_at, lifetime),
-            id_token,
-            id_expires_at,
-            subject,
+            id_token: id.token,
+            id_expires_at: id.expires_at,
+            id_issued_at: id.issued_at,
+            id_current: id.current,
+            subject: id.subject,
             scopes: t.scopes.unwrap_or_else(|| requested_scopes.to_vec()),
             encoded: Default::default(),
         }
@@ -84,9 +87,9 @@ impl Session {
     /// The session after a refresh for another audience: the refresh token rotates (and an ID
     /// token may come along), while the default access token stays what it was.
     pub fn rotated(&self, refresh_token: Option<SecretString>, id_token: Option<VerifiedIdToken>) -> Session {
-        let (id_token, id_expires_at, subject) = match id_token {
-            Some(id) => (Some(id.token), Some(id.expires_at), Some(id.subject)),
-            None => (self.id_token.clone(), self.id_expires_at, self.subject.clone()),
+        let id = match id_token {
+            Some(id) => IdentityParts::received(id, now()),
+            None => IdentityParts::kept(self, self.id_current),
         };
         Session {
             refresh_token: refresh_token.or_else(|| self.refresh_token.clone()),
@@ -95,9 +98,11 @@ impl Session {
             expires_at: self.expires_at,
             issued_at: self.issued_at,
             refresh_at: self.refresh_at,
-            id_token,
-            id_expires_at,
-            subject,
+            id_token: id.token,
+            id_expires_at: id.expires_at,
+            id_issued_at: id.issued_at,
+            id_current: id.current,
+            subject: id.subject,
             scopes: self.scopes.clone(),
             encoded: Default::default(),
         }
@@ -109,6 +114,13 @@ impl Session {
 
     pub fn remaining(&self, now: i64) -> i64 {
         self.expires_at - now
+    }
+
+    /// The lifetime the IdP grants the ID token (records older than `id_issued_at`: counted
+    /// from the access token's receipt).
+    pub fn id_lifetime(&self) -> Option<i64> {
+        let lifetime = self.id_expires_at? - self.id_issued_at.unwrap_or(self.issued_at);
+        Some(lifetime.clamp(0, ttl::MAX_LIFETIME))
     }
 
     /// The keyring record: JSON, wiped from memory once written.
@@ -124,6 +136,7 @@ impl Session {
             issued_at: self.issued_at,
             id_token: self.id_token.as_ref().map(|s| s.expose_secret().into()),
             id_expires_at: self.id_expires_at,
+            id_issued_at: self.id_issued_at,
             subject: self.subject.clone(),
             scopes: self.scopes.clone(),
         };
@@ -147,10 +160,45 @@ impl Session {
             refresh_at: refresh_at(r.issued_at, r.expires_at - r.issued_at),
             id_token: r.id_token.map(Wiped::reveal),
             id_expires_at: r.id_expires_at,
+            id_issued_at: r.id_issued_at,
+            id_current: true,
             subject: r.subject,
             scopes: r.scopes,
             encoded: Default::default(),
         }))
+    }
+}
+
+/// The last verified identity: an ID token with its subject and times.
+#[derive(Default)]
+struct IdentityParts {
+    token: Option<SecretString>,
+    expires_at: Option<i64>,
+    issued_at: Option<i64>,
+    subject: Option<String>,
+    current: bool,
+}
+
+impl IdentityParts {
+    /// A verified ID token received at `at` (our clock).
+    fn received(id: VerifiedIdToken, at: i64) -> Self {
+        IdentityParts {
+            token: Some(id.token),
+            expires_at: Some(ttl::capped_expiry(at, id.expires_at)),
+            issued_at: Some(id.issued_at),
+            subject: Some(id.subject),
+            current: true,
+        }
+    }
+
+    fn kept(s: &Session, current: bool) -> Self {
+        IdentityParts {
+            token: s.id_token.clone(),
+            expires_at: s.id_expires_at,
+            issued_at: s.id_issued_at,
+            subject: s.subject.clone(),
+            current,
+        }
     }
 }
 
@@ -184,6 +232,8 @@ struct Record {
     issued_at: i64,
     id_token: Option<Wiped>,
     id_expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_issued_at: Option<i64>,
     subject: Option<String>,
     scopes: Vec<String>,
 }
@@ -201,6 +251,7 @@ mod tests {
             expires_in: Some(Duration::from_secs(60)),
             refresh_token: refresh.map(SecretString::from),
             id_token: None,
+            id_token_refused: None,
             scopes: None,
         }
     }

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use super::audience::AudienceKey;
 use super::session::now;
+use super::ttl::MinTtl;
 use super::{Account, Broker, Error, Result, Session};
 
 /// What `GetAccessToken` grants: the session's own token, or a token for another audience.
@@ -75,27 +76,21 @@ impl Broker {
 
     async fn grant_access(self: &Arc<Self>, p: GetAccessToken) -> Result<Granted> {
         let account = self.account(p.account.as_deref())?;
+        let min_ttl = MinTtl::new(p.min_ttl);
         if let Some(audience) = &p.audience {
-            let token = self.audience_access_token(&account, audience, p.scope.as_deref(), p.min_ttl).await?;
+            let token = self.audience_access_token(&account, audience, p.scope.as_deref(), min_ttl).await?;
             return Ok(Granted::Audience(token));
         }
-        let min_ttl = p.min_ttl.unwrap_or(0) as i64;
         // Judged on the session at hand before any refresh: a refresh would not change the
         // lifetime the IdP grants or the scopes of the login.
-        if (min_ttl > 0 || p.scope.is_some())
+        if (min_ttl.asked() || p.scope.is_some())
             && let Some(current) = account.session()
         {
-            if min_ttl > current.lifetime() {
-                return Err(large_min_ttl(min_ttl, current.lifetime()));
-            }
+            min_ttl.fits(current.lifetime())?;
             check_granted(p.scope.as_deref(), &current.scopes)?;
         }
-        let session = self.fresh(&account, |s, now| s.remaining(now) >= min_ttl.max(1)).await?;
-        // Against the lifetime, not what is left now: a token refreshed for this caller may
-        // already be a second into its life when the clock ticks, and none could be fresher.
-        if min_ttl > session.lifetime() {
-            return Err(large_min_ttl(min_ttl, session.lifetime()));
-        }
+        let session = self.fresh(&account, |s, now| min_ttl.met_by(s.remaining(now))).await?;
+        min_ttl.fits(session.lifetime())?;
         check_granted(p.scope.as_deref(), &session.scopes)?;
         Ok(Granted::Session(account, session))
     }
@@ -108,7 +103,7 @@ impl Broker {
         account: &Arc<Account>,
         audience: &str,
         scope: Option<&str>,
-        min_ttl: Option<u64>,
+        min_ttl: MinTtl,
     ) -> Result<AccessToken> {
         let allowed = account.login_audiences().values;
         if !allowed.iter().any(|a| a == audience) {
@@ -129,16 +124,11 @@ impl Broker {
             )));
         }
         let key = AudienceKey::new(audience, scope);
-        let min_ttl = min_ttl.unwrap_or(0) as i64;
-        if let Some(current) = account.read(|s| s.audience_tokens.get(&key).cloned())
-            && min_ttl > current.lifetime()
-        {
-            return Err(large_min_ttl(min_ttl, current.lifetime()));
+        if let Some(current) = account.read(|s| s.audience_tokens.get(&key).cloned()) {
+            min_ttl.fits(current.lifetime())?;
         }
-        let token = self.fresh_audience(account, &key, |t, now| t.remaining(now) >= min_ttl.max(1)).await?;
-        if min_ttl > token.lifetime() {
-            return Err(large_min_ttl(min_ttl, token.lifetime()));
-        }
+        let token = self.fresh_audience(account, &key, |t, now| min_ttl.met_by(t.remaining(now))).await?;
+        min_ttl.fits(token.lifetime())?;
         Ok(AccessToken {
             account: account.name.clone(),
             access_token: Secret::new(token.access_token.expose_secret()),
@@ -150,19 +140,32 @@ impl Broker {
 
     pub async fn id_token(self: &Arc<Self>, p: GetIdToken) -> Result<IdToken> {
         let account = &self.account(p.account.as_deref())?;
-        let min_ttl = p.min_ttl.unwrap_or(0) as i64;
-        let session = self.fresh(account, |s, now| s.id_expires_at.is_none_or(|e| e - now >= min_ttl.max(1))).await?;
-        match (&session.id_token, session.id_expires_at) {
-            (Some(token), Some(expires_at)) if expires_at - now() >= min_ttl => {
-                Ok(IdToken { account: account.name.clone(), id_token: Secret::new(token.expose_secret()), expires_at })
-            }
-            (Some(_), Some(expires_at)) => Err(large_min_ttl(min_ttl, expires_at - session.issued_at)),
-            _ => Err(Error::new(
+        let min_ttl = MinTtl::new(p.min_ttl);
+        if let Some(lifetime) = account.session().and_then(|s| s.id_lifetime()) {
+            min_ttl.fits(lifetime)?;
+        }
+        let session = self.fresh(account, |s, now| s.id_expires_at.is_none_or(|e| min_ttl.met_by(e - now))).await?;
+        let (Some(token), Some(expires_at), Some(lifetime)) =
+            (&session.id_token, session.id_expires_at, session.id_lifetime())
+        else {
+            return Err(Error::new(
                 tokenbroker::ErrorKind::NotSupported,
                 "the identity provider issued no ID token for this login (some issue none in the device flow; \
                  is \"openid\" among the scopes?); `brokerctl profile` says who is logged in",
-            )),
+            ));
+        };
+        // The refresh keeps the last verified ID token when its own was refused or missing:
+        // that one may not last as long as asked.
+        if !min_ttl.served_by(lifetime, expires_at - now(), session.id_current)? {
+            return Err(Error::new(
+                tokenbroker::ErrorKind::IdpUnavailable,
+                format!(
+                    "the identity provider sent no valid ID token with account {:?}'s last refresh (see the daemon's log); try again later",
+                    account.name
+                ),
+            ));
         }
+        Ok(IdToken { account: account.name.clone(), id_token: Secret::new(token.expose_secret()), expires_at })
     }
 }
 
@@ -177,11 +180,4 @@ fn check_granted(scope: Option<&str>, granted: &[String]) -> Result<()> {
         missing.join(" "),
         granted.join(" ")
     )))
-}
-
-/// Auth0's `largeMinTTL`: no refresh can satisfy the request.
-fn large_min_ttl(min_ttl: i64, lifetime: i64) -> Error {
-    Error::invalid_params(format!(
-        "min_ttl {min_ttl}s is longer than the token lifetime of {lifetime}s that the identity provider grants; ask for less"
-    ))
 }

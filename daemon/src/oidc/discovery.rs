@@ -91,6 +91,8 @@ pub struct Provider {
     pub(super) client_secret: Option<SecretString>,
     /// Extra authorization-request parameters of the code flow, from the config.
     pub(super) auth_params: Vec<(String, String)>,
+    /// The ID-token signature algorithms the IdP lists that we verify.
+    pub(super) id_token_algs: Vec<openidconnect::core::CoreJwsSigningAlgorithm>,
 }
 
 impl Provider {
@@ -153,6 +155,7 @@ impl Provider {
         let jwks = RwLock::new(metadata.jwks().clone());
         let jwks_uri = metadata.jwks_uri().clone();
         let issuer = metadata.issuer().clone();
+        let id_token_algs = super::id_token::accepted_algs(metadata.id_token_signing_alg_values_supported());
         let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), None);
         Ok(Provider {
             http,
@@ -166,6 +169,7 @@ impl Provider {
             client_secret: None,
             auth_params: Vec::new(),
             offers,
+            id_token_algs,
         })
     }
 }

@@ -31,6 +31,8 @@ pub struct TokenSet {
     pub expires_in: Option<Duration>,
     pub refresh_token: Option<SecretString>,
     pub id_token: Option<VerifiedIdToken>,
+    /// Why the ID token that came with a refresh was refused (the rest of it is kept).
+    pub id_token_refused: Option<String>,
     /// The granted scopes, when the IdP said (RFC 6749 §5.1: absent means as requested).
     pub scopes: Option<Vec<String>>,
 }
@@ -40,6 +42,8 @@ pub struct VerifiedIdToken {
     pub token: SecretString,
     pub subject: String,
     pub expires_at: i64,
+    /// `iat`, refused when more than a small leeway in the future.
+    pub issued_at: i64,
 }
 
 /// Extra parameters for audience-bound requests (Auth0's `audience`, RFC 8707's `resource`).

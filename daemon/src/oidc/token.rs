@@ -9,12 +9,19 @@ use super::{Audiences, OidcError, Provider, TokenSet};
 
 impl Provider {
     /// Trade the refresh token for new tokens (RFC 6749 §6), for the given audiences and, if
-    /// asked, a narrower scope.
+    /// asked, a narrower scope. `subject` is the session's: a new ID token must be about the
+    /// same user (OIDC Core §12.2).
+    ///
+    /// Once the IdP has answered, it has rotated the refresh token: an ID token that fails
+    /// verification (or cannot be checked) is left out and its reason returned in
+    /// `id_token_refused`, so that the rest is kept; dropping it would leave us a spent
+    /// refresh token, and the IdP's reuse detection would end the session at the next refresh.
     pub async fn refresh(
         &self,
         refresh_token: &SecretString,
         audiences: &Audiences,
         scope: Option<&str>,
+        subject: Option<&str>,
     ) -> Result<TokenSet, OidcError> {
         let refresh_token = RefreshToken::new(refresh_token.expose_secret().to_owned());
         let mut request =
@@ -26,33 +33,46 @@ impl Provider {
             request = request.add_scope(Scope::new(s.to_owned()));
         }
         let response = request.request_async(&self.http).await.map_err(token_error(Grant::Refresh))?;
-        self.token_set(response, None).await
+        let mut tokens = parts(&response);
+        if let Some(token) = response.id_token() {
+            match self.verify_id_token(token, None, subject).await {
+                Ok(verified) => tokens.id_token = Some(verified),
+                Err(refused) => tokens.id_token_refused = Some(refused.to_string()),
+            }
+        }
+        Ok(tokens)
     }
 
-    /// Check a token response and take it apart. An ID token that fails verification fails the
-    /// whole response: nothing of it may be stored.
+    /// Check a login's token response and take it apart. An ID token that fails verification
+    /// fails the whole login: nothing of it may be stored.
     pub(super) async fn token_set(
         &self,
         response: CoreTokenResponse,
         nonce: Option<&Nonce>,
     ) -> Result<TokenSet, OidcError> {
-        let id_token = match response.id_token() {
-            None => None,
-            Some(token) => Some(self.verify_id_token(token, nonce).await?),
-        };
-        Ok(TokenSet {
-            access_token: SecretString::from(response.access_token().secret().as_str()),
-            token_type: match response.token_type() {
-                openidconnect::core::CoreTokenType::Bearer => "Bearer".to_owned(),
-                other => serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "Bearer".to_owned()),
-            },
-            expires_in: response.expires_in(),
-            refresh_token: response.refresh_token().map(|t| SecretString::from(t.secret().as_str())),
-            id_token,
-            scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()),
-        })
+        let mut tokens = parts(&response);
+        if let Some(token) = response.id_token() {
+            tokens.id_token = Some(self.verify_id_token(token, nonce, None).await?);
+        }
+        Ok(tokens)
+    }
+}
+
+/// A token response without its ID token.
+fn parts(response: &CoreTokenResponse) -> TokenSet {
+    TokenSet {
+        access_token: SecretString::from(response.access_token().secret().as_str()),
+        token_type: match response.token_type() {
+            openidconnect::core::CoreTokenType::Bearer => "Bearer".to_owned(),
+            other => serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "Bearer".to_owned()),
+        },
+        expires_in: response.expires_in(),
+        refresh_token: response.refresh_token().map(|t| SecretString::from(t.secret().as_str())),
+        id_token: None,
+        id_token_refused: None,
+        scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()),
     }
 }

@@ -125,7 +125,8 @@ fn options(
                     Value::I64(n) => (*n).into(),
                     _ => return Err(bad()),
                 };
-                min_ttl = Some(u64::try_from(n).map_err(|_| bad())?);
+                let n = u64::try_from(n).map_err(|_| bad())?;
+                min_ttl = Some(tokenbroker::ttl::check_min_ttl(n).map_err(DbusError::InvalidParams)?);
             }
             "scope" | "audience" => {
                 let Value::Str(s) = &**value else { return Err(bad()) };

@@ -307,6 +307,8 @@ pub struct IdpOptions {
     pub client_grant_types: Option<&'static [&'static str]>,
     /// The device_code grant answers without an ID token (the harness's `--no-device-id-token`).
     pub no_device_id_token: bool,
+    /// The ID tokens' signature algorithm (the harness's `--id-token-alg`: RS256 or ES256).
+    pub id_token_alg: &'static str,
 }
 
 impl Default for IdpOptions {
@@ -319,6 +321,7 @@ impl Default for IdpOptions {
             no_rfc8414: false,
             client_grant_types: None,
             no_device_id_token: false,
+            id_token_alg: "RS256",
         }
     }
 }
@@ -337,6 +340,7 @@ impl Idp {
                 .args(opts.client_grant_types.iter().flat_map(|g| ["--client-grant-types".to_owned(), g.join(",")]))
                 .args(opts.no_rfc8414.then_some("--no-rfc8414"))
                 .args(opts.no_device_id_token.then_some("--no-device-id-token"))
+                .args(["--id-token-alg", opts.id_token_alg])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -385,6 +389,13 @@ impl Idp {
     /// Make the next device authorization answer hostile (see testidp/device_faults.mjs).
     pub async fn arm_device_fault(&self, kind: &str) {
         let r = self.post("/__test/device-fault", serde_json::json!({"kind": kind})).await;
+        assert_eq!(r["armed"], true, "{r}");
+    }
+
+    /// Make the next refresh response (only) carry a bad ID token.
+    pub async fn arm_refresh_id_token_fault(&self, kind: &str) {
+        let body = serde_json::json!({"kind": kind, "grant": "refresh_token"});
+        let r = self.post("/__test/id-token-fault", body).await;
         assert_eq!(r["armed"], true, "{r}");
     }
 

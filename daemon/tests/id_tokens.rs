@@ -1,0 +1,201 @@
+//! ID tokens against a strict IdP: a bad one in a refresh costs the session nothing (the IdP
+//! rotates refresh tokens with reuse detection, so replaying the spent one would end it), an
+//! IdP that signs with ES256 works, and numbers from outside stay sane.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+
+use support::*;
+use tokenbroker::ErrorKind;
+use tokenbroker::protocol::*;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn header_alg(jwt: &str) -> String {
+    use base64::Engine;
+    let header = jwt.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["alg"].as_str().unwrap().to_owned()
+}
+
+/// One refresh answers with a bad ID token of `kind`; `why` is in the logged reason.
+async fn a_bad_id_token_on_refresh_keeps_the_session(kind: &str, why: &str) {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    let before = client.get_id_token(GetIdToken::default()).await.unwrap();
+    let first = token(&client, None).await.unwrap();
+    let spent = bus.keyring_entry("work").unwrap()["refresh_token"].clone();
+
+    idp.arm_refresh_id_token_fault(kind).await;
+    next_second().await;
+    let second = token(&client, Some(60)).await.unwrap_or_else(|e| panic!("{kind}: {e}"));
+    assert_ne!(second.access_token, first.access_token, "{kind}: the refresh's access token is served");
+    let entry = bus.keyring_entry("work").unwrap();
+    assert_ne!(entry["refresh_token"], spent, "{kind}: the rotated refresh token is stored");
+    assert_eq!(entry["access_token"], second.access_token.expose());
+    assert_eq!(entry["id_token"], before.id_token.expose(), "{kind}: the last verified ID token is kept");
+    assert_eq!(entry["subject"], "alice");
+    let served = client.get_id_token(GetIdToken::default()).await.unwrap();
+    assert_eq!(served.id_token, before.id_token, "{kind}: the refused ID token is never served");
+    assert_eq!(client.status().await.unwrap().accounts[0].subject.as_deref(), Some("alice"));
+    let log = daemon.log();
+    let refusal = log.lines().find(|l| l.contains("refused the ID token of a refresh"));
+    let refusal = refusal.unwrap_or_else(|| panic!("{kind}: the refusal is logged:\n{log}"));
+    assert!(refusal.contains(why), "{kind}: {refusal}");
+    assert!(!log.contains(entry["refresh_token"].as_str().unwrap()), "{kind}: no token in the log");
+
+    // The session lives: the next refresh spends the rotated token (the spent one would make
+    // the IdP revoke the grant), and its good ID token replaces the kept one.
+    next_second().await;
+    let third = token(&client, Some(60)).await.unwrap_or_else(|e| panic!("{kind}: the session died: {e}"));
+    assert_ne!(third.access_token, second.access_token);
+    assert_eq!(idp.refresh_attempts().await, 2, "{kind}: no refused refresh");
+    let after = client.get_id_token(GetIdToken::default()).await.unwrap();
+    assert_ne!(after.id_token, before.id_token, "{kind}");
+    assert_eq!(jwt_claims(after.id_token.expose())["sub"], "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_id_token_on_refresh_keeps_the_session() {
+    a_bad_id_token_on_refresh_keeps_the_session("forged", "Signature").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_about_another_user_on_refresh_keeps_the_session() {
+    a_bad_id_token_on_refresh_keeps_the_session("wrong_sub", "another user").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_for_another_party_on_refresh_keeps_the_session() {
+    a_bad_id_token_on_refresh_keeps_the_session("foreign_azp", "azp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_from_the_future_on_refresh_keeps_the_session() {
+    a_bad_id_token_on_refresh_keeps_the_session("future_iat", "future").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_without_a_refresh_token_is_not_ended_while_its_token_is_good() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let config = format!("{}scopes = [\"openid\", \"profile\"]\n", idp.account_config("work"));
+    let daemon = Daemon::start(&bus, &config);
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    assert!(bus.keyring_entry("work").unwrap()["refresh_token"].is_null(), "no offline_access, no refresh token");
+    let first = token(&client, None).await.unwrap();
+
+    next_second().await;
+    let err = token(&client, Some(60)).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams), "{err}");
+    assert!(err.to_string().contains("no refresh token"), "{err}");
+    assert_eq!(token(&client, None).await.unwrap().access_token, first.access_token, "the session lives on");
+    assert!(bus.keyring_entry("work").is_some());
+    assert_eq!(client.status().await.unwrap().accounts[0].state, AccountState::Valid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_with_a_foreign_azp_or_future_iat_still_fails() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+    for kind in ["foreign_azp", "future_iat"] {
+        idp.arm_id_token_fault(kind).await;
+        let challenge = client.login(Login::default()).await.unwrap();
+        idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
+        let err = client.await_login(&challenge.login_id).await.unwrap_err();
+        assert!(err.to_string().contains("ID token failed verification"), "{kind}: {err}");
+        assert!(bus.keyring_entry("work").is_none(), "{kind}: nothing stored");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_that_signs_id_tokens_with_es256_works_and_min_ttl_judges_their_lifetime() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions { id_token_alg: "ES256", ..Default::default() }).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    let id = client.get_id_token(GetIdToken::default()).await.unwrap();
+    assert_eq!(header_alg(id.id_token.expose()), "ES256");
+    assert_eq!(client.status().await.unwrap().accounts[0].subject.as_deref(), Some("alice"));
+
+    next_second().await;
+    token(&client, Some(60)).await.unwrap();
+    let renewed = client.get_id_token(GetIdToken::default()).await.unwrap();
+    assert_ne!(renewed.id_token, id.id_token, "the refresh's ES256 ID token was accepted");
+    assert!(!daemon.log().contains("refused the ID token"), "{}", daemon.log());
+
+    // min_ttl judges ID tokens as it does access tokens: against the lifetime the IdP grants
+    // (the harness's 3600 s), not against what is left a second after the refresh.
+    next_second().await;
+    let long = GetIdToken { min_ttl: Some(3600), ..Default::default() };
+    let fresh = client.get_id_token(long).await.unwrap();
+    assert_ne!(fresh.id_token, renewed.id_token, "refreshed for the caller");
+    let err = client.get_id_token(GetIdToken { min_ttl: Some(3601), ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams));
+    assert!(err.to_string().contains("3600s"), "names the lifetime: {err}");
+}
+
+fn socket_answer(daemon: &Daemon, line: &str) -> serde_json::Value {
+    let mut conn = BufReader::new(UnixStream::connect(daemon.socket()).unwrap());
+    conn.get_mut().write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    conn.read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_numbers_from_the_idp_and_from_callers_stay_sane() {
+    let bus = Bus::start();
+    // 3,170 years.
+    let idp = Idp::start(IdpOptions { access_ttl: 100_000_000_000, ..Default::default() }).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    let year = 365 * 24 * 3600;
+
+    let t = token(&client, None).await.unwrap();
+    assert!(t.expires_at <= unix_now() + year, "expires_in is capped at a year: {}", t.expires_at);
+    let status = client.status().await.unwrap();
+    assert!(status.accounts[0].expires_at.unwrap() <= unix_now() + year);
+    let out = daemon.brokerctl(&["status"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(token(&client, Some(year as u64)).await.is_ok(), "a year is within range");
+
+    for (method, huge) in [("GetAccessToken", 1u64 << 63), ("GetAccessToken", u64::MAX), ("GetIdToken", 1 << 63)] {
+        let line = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"min_ttl":{huge}}}}}"#);
+        let r = socket_answer(&daemon, &line);
+        assert_eq!(r["error"]["data"]["kind"], "invalid_params", "{method} {huge}: {r}");
+        assert!(r["result"].is_null());
+    }
+    let err = token(&client, Some(1 << 63)).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams), "{err}");
+
+    let gdbus = |method: &str, options: &str| {
+        let out = bus
+            .command("gdbus")
+            .args(["call", "--session", "--dest", "io.github.tokenbroker.Broker1"])
+            .args(["--object-path", "/io/github/tokenbroker/Broker1", "--method"])
+            .arg(format!("io.github.tokenbroker.Broker1.{method}"))
+            .args(["", options])
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for method in ["GetAccessToken", "GetIdToken"] {
+        let (ok, err) = gdbus(method, "{'min_ttl': <uint64 9223372036854775808>}");
+        assert!(!ok && err.contains("io.github.tokenbroker.Error.InvalidParams"), "{method}: {err}");
+    }
+    let (ok, err) = gdbus("GetAccessToken", "{'min_ttl': <uint64 60>}");
+    assert!(ok, "{err}");
+}
