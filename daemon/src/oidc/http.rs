@@ -126,7 +126,7 @@ async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<reqwest:
     client.execute(reqwest::Request::try_from(request)?).await
 }
 
-/// A second copy of a request, to send if the first provably never left.
+/// A second copy of a request, for when `resend` allows sending it again.
 fn copy(request: &HttpRequest) -> HttpRequest {
     let mut copy = http::Request::new(request.body().clone());
     *copy.method_mut() = request.method().clone();
