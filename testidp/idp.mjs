@@ -105,6 +105,10 @@ const freshStats = () => ({
 let stats = freshStats();
 
 const server = http.createServer();
+// Node's own default, set explicitly: an idle keep-alive connection is closed after 5 s, as
+// many real IdPs (and the load balancers in front of them) do. A client that keeps pooled
+// connections longer must cope with finding them closed.
+server.keepAliveTimeout = 5000;
 await new Promise((resolve) => { server.listen(Number(opts.port), '127.0.0.1', resolve); });
 const { port } = server.address();
 const issuer = opts.issuer ?? `http://127.0.0.1:${port}`;

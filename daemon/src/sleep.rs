@@ -3,6 +3,8 @@
 //! with `PrepareForSleep` on the system bus; without one (macOS, containers) expiry is still
 //! judged by wall-clock time whenever a token is asked for.
 
+pub mod clock;
+
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -37,7 +39,7 @@ pub async fn watch(broker: Arc<Broker>) {
         match signal.args() {
             Ok(args) if !args.start => {
                 tracing::info!("resumed from suspend; checking what needs a refresh");
-                broker.wake_all();
+                broker.resumed();
             }
             Ok(_) => tracing::debug!("going to sleep"),
             Err(e) => tracing::debug!(error = %e, "unreadable PrepareForSleep"),

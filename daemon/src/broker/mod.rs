@@ -146,6 +146,13 @@ impl Broker {
         self.roster().default_account.clone()
     }
 
+    /// After a resume from suspend: the IdPs have closed our pooled connections, and every
+    /// scheduler must look at the wall clock again.
+    pub fn resumed(&self) {
+        self.http.forget_connections();
+        self.wake_all();
+    }
+
     /// Wake every scheduler to look at the wall clock again (after a resume from suspend).
     pub fn wake_all(&self) {
         for account in self.accounts() {

@@ -9,6 +9,7 @@ pub mod http;
 mod id_token;
 mod loopback;
 mod management;
+mod resend;
 mod revoke;
 mod server_metadata;
 mod settings;

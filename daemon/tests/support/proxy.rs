@@ -3,6 +3,10 @@
 //! waits). Token-endpoint faults work on HTTP: a `POST .../token` gets the armed fault instead
 //! of the IdP's answer, while discovery, JWKS and the rest still pass. Every refresh request is
 //! recorded with the time it arrived, so a test can read the daemon's retry schedule.
+//!
+//! Each connection from the daemon gets its own connection to the IdP, and when the IdP closes
+//! that one (its keep-alive ran out), the daemon's is closed too: the daemon sees what it
+//! would see talking to the IdP directly.
 
 use std::convert::Infallible;
 use std::os::fd::RawFd;
@@ -15,8 +19,8 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
 
 /// What the token endpoint does instead of answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +54,6 @@ struct Shared {
     delay_ms: AtomicU64,
     fault: Mutex<Option<Fault>>,
     token_requests: Mutex<Vec<Instant>>,
-    client: reqwest::Client,
     /// Where the discovery document sends token requests instead, when the TLS door is open.
     tls_port: AtomicU16,
 }
@@ -73,7 +76,6 @@ impl Proxy {
             delay_ms: AtomicU64::new(0),
             fault: Mutex::new(None),
             token_requests: Mutex::new(Vec::new()),
-            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
             tls_port: AtomicU16::new(0),
         });
         let (cuts, _) = watch::channel(0u64);
@@ -85,17 +87,10 @@ impl Proxy {
                     drop(inbound);
                     continue;
                 }
-                let mut cut = c.subscribe();
-                let s = s.clone();
+                let (s, cut) = (s.clone(), c.subscribe());
                 tokio::spawn(async move {
                     let fd = std::os::fd::AsRawFd::as_raw_fd(&inbound);
-                    let service = hyper::service::service_fn(move |req| handle(s.clone(), fd, req));
-                    let conn =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(inbound), service);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = cut.changed() => {}
-                    }
+                    serve(s, fd, inbound, cut).await;
                 });
             }
         });
@@ -188,16 +183,31 @@ impl Shared {
     }
 }
 
-/// HTTP/1.1 on one connection (plain or TLS) until it ends or is cut.
+/// The IdP's end of one daemon connection: opened at the first request passed on.
+#[derive(Default)]
+struct Upstream {
+    send: tokio::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>,
+    /// Told when the IdP has closed its connection.
+    closed: Notify,
+}
+
+/// HTTP/1.1 on one connection (plain or TLS) until it ends, is cut, or the IdP closes its
+/// side (then the answer under way is finished first, as the IdP would).
 async fn serve<IO>(shared: Arc<Shared>, fd: RawFd, io: IO, mut cut: watch::Receiver<u64>)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| handle(shared.clone(), fd, req));
+    let upstream = Arc::new(Upstream::default());
+    let up = upstream.clone();
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), up.clone(), fd, req));
     let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
-    tokio::select! {
-        _ = conn => {}
-        _ = cut.changed() => {}
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = cut.changed() => return,
+            _ = upstream.closed.notified() => conn.as_mut().graceful_shutdown(),
+        }
     }
 }
 
@@ -231,7 +241,12 @@ fn tls_configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ServerConfig>, Strin
     (trusted, untrusted, ca_pem)
 }
 
-async fn handle(shared: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Result<Response<Body>, BoxError> {
+async fn handle(
+    shared: Arc<Shared>,
+    upstream: Arc<Upstream>,
+    fd: RawFd,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, BoxError> {
     let delay = Duration::from_millis(shared.delay_ms.load(Ordering::SeqCst));
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -251,7 +266,7 @@ async fn handle(shared: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Resul
             return inject(fault).await;
         }
     }
-    forward(&shared, parts, body).await
+    forward(&shared, &upstream, parts, body).await
 }
 
 async fn inject(fault: Fault) -> Result<Response<Body>, BoxError> {
@@ -306,18 +321,21 @@ fn zero_linger(fd: RawFd) {
 const HOP_BY_HOP: &[&str] =
     &["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"];
 
-async fn forward(shared: &Shared, parts: hyper::http::request::Parts, body: Bytes) -> Result<Response<Body>, BoxError> {
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = format!("http://127.0.0.1:{}{path}", shared.target.load(Ordering::SeqCst));
-    let mut out = shared.client.request(parts.method, url).body(body);
+async fn forward(
+    shared: &Shared,
+    upstream: &Arc<Upstream>,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Body>, BoxError> {
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    let mut out = Request::builder().method(parts.method).uri(&path);
     for (name, value) in &parts.headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             out = out.header(name, value);
         }
     }
-    let answer = match out.send().await {
-        Ok(answer) => answer,
-        Err(_) => return Ok(Response::builder().status(StatusCode::BAD_GATEWAY).body(full(""))?),
+    let Some(answer) = send_upstream(shared, upstream, out.body(Full::new(body))?).await? else {
+        return Ok(Response::builder().status(StatusCode::BAD_GATEWAY).body(full(""))?);
     };
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
@@ -325,7 +343,7 @@ async fn forward(shared: &Shared, parts: hyper::http::request::Parts, body: Byte
             response = response.header(name, value);
         }
     }
-    let mut bytes = answer.bytes().await?;
+    let mut bytes = answer.into_body().collect().await?.to_bytes();
     let tls_port = shared.tls_port.load(Ordering::SeqCst);
     if tls_port != 0 && path.ends_with("/.well-known/openid-configuration") {
         let mut doc: serde_json::Value = serde_json::from_slice(&bytes)?;
@@ -333,6 +351,34 @@ async fn forward(shared: &Shared, parts: hyper::http::request::Parts, body: Byte
         bytes = serde_json::to_vec(&doc)?.into();
     }
     Ok(response.body(full(bytes))?)
+}
+
+/// Pass a request on over this daemon connection's own IdP connection, opening it first if
+/// there is none (or the IdP closed it). `None`: the IdP cannot be reached at all (a gateway
+/// answers 502). An error drops the daemon's connection unanswered, as the IdP's own closing
+/// of a connection the request was already on would.
+async fn send_upstream(
+    shared: &Shared,
+    upstream: &Arc<Upstream>,
+    request: Request<Full<Bytes>>,
+) -> Result<Option<Response<Incoming>>, BoxError> {
+    let mut send = upstream.send.lock().await;
+    if send.as_ref().is_none_or(|s| s.is_closed()) {
+        let target = ("127.0.0.1", shared.target.load(Ordering::SeqCst));
+        let Ok(stream) = TcpStream::connect(target).await else { return Ok(None) };
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let up = Arc::downgrade(upstream);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            if let Some(up) = up.upgrade() {
+                up.closed.notify_one();
+            }
+        });
+        *send = Some(sender);
+    }
+    let sender = send.as_mut().expect("just opened");
+    sender.ready().await?;
+    Ok(Some(sender.send_request(request).await?))
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
