@@ -182,7 +182,7 @@ impl Config {
     /// Parse and check. toml's errors name the line, column and key; our own checks name the
     /// account and key.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
+        let config: Config = toml::from_str(text).map_err(|e| describe(text, &e))?;
         config.check()?;
         Ok(config)
     }
@@ -252,6 +252,17 @@ impl Config {
             None => None,
         }
     }
+}
+
+/// A TOML error by its place and kind. toml's own `Display` quotes the offending line, which
+/// may be `client_secret = "…"`; that goes to the log and to whoever ran the daemon.
+fn describe(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim();
+    let Some(span) = e.span() else { return message.to_owned() };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    format!("TOML parse error at line {line}, column {column}: {message}")
 }
 
 /// Tokens must not cross the network in the clear: plain http only to this machine.
@@ -365,6 +376,14 @@ client_id = "x"
         }
         let empty = "[accounts.g]\nissuer = \"https://x/\"\nclient_id = \"c\"\nclient_secret = \"\"\n";
         assert!(Config::parse(empty).unwrap_err().contains("client_secret"));
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_place_without_quoting_the_line() {
+        let text = "[accounts.g]\nissuer = \"https://x/\"\nclient_id = \"c\"\nclient_secret = \"s3cr3t\" oops\n";
+        let err = Config::parse(text).unwrap_err();
+        assert!(err.contains("line 4"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
     }
 
     /// Lines a hand-edited config might hold by mistake.

@@ -62,19 +62,26 @@ impl Http {
     /// Drop every pooled connection, for every clone: after a resume from suspend the IdP has
     /// closed them, and nothing here could have noticed.
     pub fn forget_connections(&self) {
+        self.renew(&mut self.shared.client.write().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn renew(&self, client: &mut reqwest::Client) {
         match build(self.shared.timeout) {
-            Ok(client) => *self.shared.client.write().unwrap_or_else(|e| e.into_inner()) = client,
+            Ok(new) => *client = new,
             Err(e) => tracing::warn!(error = %e, "cannot renew the HTTP client; keeping its pooled connections"),
         }
     }
 
     fn client(&self) -> reqwest::Client {
-        // Also without logind's word (macOS, containers, a missed signal).
+        // Asked and answered under one lock: a request made while the first one after a
+        // resume renews the pool waits for the new pool instead of taking a stale connection
+        // from the old one. Also without logind's word (macOS, containers, a missed signal).
+        let mut client = self.shared.client.write().unwrap_or_else(|e| e.into_inner());
         if self.shared.sleep.slept() {
             tracing::info!("the machine slept: dropping pooled connections to identity providers");
-            self.forget_connections();
+            self.renew(&mut client);
         }
-        self.shared.client.read().unwrap_or_else(|e| e.into_inner()).clone()
+        client.clone()
     }
 
     pub async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
@@ -82,9 +89,12 @@ impl Http {
         let again = copy(&request);
         let response = match send(&self.client(), request).await {
             Err(e) if resend::may_resend(&method, &e) => {
-                // Another pooled connection is likely as dead as this one was.
                 tracing::debug!(error = %describe(&e), "sending the request again, on a new connection");
-                self.forget_connections();
+                // A pooled connection that broke says the others may be as dead; a connection
+                // that could not be made says nothing about them (other IdPs' among them).
+                if !e.is_connect() {
+                    self.forget_connections();
+                }
                 send(&self.client(), again).await
             }
             sent => sent,
@@ -301,5 +311,23 @@ mod tests {
         let http = Http::new(Duration::from_secs(5)).unwrap();
         http.execute(request(http::Method::GET, &server.url)).await.expect("answered the second time");
         assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_idp_that_cannot_be_reached_costs_no_other_idp_its_pooled_connection() {
+        let up = Server::start(|_, stream, requests| {
+            while read_request(stream, requests) {
+                stream.write_all(OK).unwrap();
+            }
+        });
+        let down = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}/token", listener.local_addr().unwrap())
+        };
+        let http = Http::new(Duration::from_secs(5)).unwrap();
+        http.execute(request(http::Method::POST, &up.url)).await.unwrap();
+        http.execute(request(http::Method::POST, &down)).await.expect_err("nobody listens");
+        http.execute(request(http::Method::POST, &up.url)).await.unwrap();
+        assert_eq!(up.connections.load(Ordering::SeqCst), 1, "the pooled connection to the other IdP was kept");
     }
 }

@@ -18,8 +18,9 @@ pub use self::memory::Memory;
 /// The keyring service name of the contract; the account name is the keyring user.
 pub const SERVICE: &str = "tokenbroker";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// The entry `probe` writes and deletes again; no account has this name.
-const PROBE: &str = "tokenbroker-doctor-probe";
+/// The entry `probe` writes and deletes again. It holds a `/`, which no account name may, so
+/// the probe never touches an account's session.
+const PROBE: &str = "tokenbroker/probe";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -106,5 +107,14 @@ impl SessionStore {
             Ok(Err(join)) => Err(StoreError::Unavailable(format!("keyring call failed: {join}"))),
             Err(_) => Err(StoreError::Timeout(CALL_TIMEOUT)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_account_can_be_named_like_the_probe() {
+        let config = format!("[accounts.\"{}\"]\nissuer = \"https://x/\"\nclient_id = \"c\"\n", super::PROBE);
+        assert!(crate::config::Config::parse(&config).is_err(), "the probe would overwrite that account's session");
     }
 }
