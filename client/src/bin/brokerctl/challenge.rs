@@ -16,11 +16,15 @@ pub fn safe_url(url: &str) -> bool {
         return true;
     }
     let Some(rest) = lower.strip_prefix("http://") else { return false };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    let host = match host_port.strip_prefix('[') {
+    // Browsers read `\` as `/` in http URLs (WHATWG URL), so `http://evil.com\@127.0.0.1/`
+    // goes to evil.com; and a verification URI has no business carrying user info.
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host_port.split(':').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
     };
     host == "localhost" || host == "::1" || is_loopback_v4(host)
 }
@@ -63,7 +67,9 @@ mod tests {
         ] {
             assert!(!safe_url(bad), "{bad}");
         }
-        assert!(safe_url("http://user@127.0.0.1/"));
+        for bad in ["http://evil.com\\@127.0.0.1/", "http://user@127.0.0.1/", "http://evil.com\\x.127.0.0.1/"] {
+            assert!(!safe_url(bad), "{bad}");
+        }
     }
 
     #[test]
