@@ -5,6 +5,7 @@
 //
 // Usage: node idp.mjs [--port N] [--issuer URL] [--access-ttl SECS] [--device-ttl SECS]
 //                     [--interval SECS] [--rotation-grace SECS] [--no-device-id-token]
+//                     [--no-refresh-id-token] [--id-ttl SECS]
 //                     [--rfc8414-only KEYS] [--unlisted KEYS] [--no-rfc8414]
 //                     [--client-grant-types GRANTS]
 //                     [--id-token-alg RS256|ES256]
@@ -49,6 +50,8 @@ const { values: opts } = parseArgs({
     // Like IdPs that issue no ID token in the device flow (it is not OIDC): the device_code
     // grant's answer carries none.
     'no-device-id-token': { type: 'boolean', default: false },
+    // Like Google: ID tokens come with the login only, never with a refresh.
+    'no-refresh-id-token': { type: 'boolean', default: false },
     // The ID tokens' signature algorithm (oidc-provider's id_token_signed_response_alg).
     'id-token-alg': { type: 'string', default: 'RS256' },
   },
@@ -236,8 +239,10 @@ provider.use(async (ctx, next) => {
     ctx.body = { ...ctx.body, error: 'unauthorized_client' };
   }
   applyDeviceFault(ctx);
-  if (opts['no-device-id-token'] && ctx.path === '/token' && ctx.status === 200 && ctx.body?.id_token
-      && ctx.oidc?.params?.grant_type === 'urn:ietf:params:oauth:grant-type:device_code') {
+  const grant = ctx.oidc?.params?.grant_type;
+  if (ctx.path === '/token' && ctx.status === 200 && ctx.body?.id_token
+      && ((opts['no-device-id-token'] && grant === 'urn:ietf:params:oauth:grant-type:device_code')
+        || (opts['no-refresh-id-token'] && grant === 'refresh_token'))) {
     const { id_token: _dropped, ...rest } = ctx.body;
     ctx.body = rest;
   }

@@ -199,3 +199,24 @@ async fn huge_numbers_from_the_idp_and_from_callers_stay_sane() {
     let (ok, err) = gdbus("GetAccessToken", "{'min_ttl': <uint64 60>}");
     assert!(ok, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_that_renews_id_tokens_only_at_login_is_not_asked_again_on_every_call() {
+    let bus = Bus::start();
+    let opts = IdpOptions { no_refresh_id_token: true, id_ttl: 2, ..Default::default() };
+    let idp = Idp::start(opts).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    client.get_id_token(GetIdToken::default()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    for _ in 0..3 {
+        let err = client.get_id_token(GetIdToken::default()).await.unwrap_err();
+        assert_eq!(err.kind(), Some(ErrorKind::NotSupported), "{err}");
+        assert!(err.to_string().contains("brokerctl login"), "{err}");
+    }
+    assert_eq!(idp.refreshes().await, 1, "one refresh to learn the IdP sends none, not one per call");
+    assert_eq!(client.status().await.unwrap().accounts[0].subject.as_deref(), Some("alice"));
+    token(&client, None).await.expect("the access token is served as before");
+}

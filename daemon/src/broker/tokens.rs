@@ -144,7 +144,10 @@ impl Broker {
         if let Some(lifetime) = account.session().and_then(|s| s.id_lifetime()) {
             min_ttl.fits(lifetime)?;
         }
-        let session = self.fresh(account, |s, now| s.id_expires_at.is_none_or(|e| min_ttl.met_by(e - now))).await?;
+        // A session whose last refresh brought no good ID token is not refreshed again for one:
+        // IdPs that renew ID tokens only at login (Google) would be asked on every call.
+        let good = |s: &Session, now| !s.id_current || s.id_expires_at.is_none_or(|e| min_ttl.met_by(e - now));
+        let session = self.fresh(account, good).await?;
         let (Some(token), Some(expires_at), Some(lifetime)) =
             (&session.id_token, session.id_expires_at, session.id_lifetime())
         else {
@@ -158,10 +161,13 @@ impl Broker {
         // that one may not last as long as asked.
         if !min_ttl.served_by(lifetime, expires_at - now(), session.id_current)? {
             return Err(Error::new(
-                tokenbroker::ErrorKind::IdpUnavailable,
+                tokenbroker::ErrorKind::NotSupported,
                 format!(
-                    "the identity provider sent no valid ID token with account {:?}'s last refresh (see the daemon's log); try again later",
-                    account.name
+                    "account {name:?}'s identity provider sent no new valid ID token with the last refresh (some \
+                     renew ID tokens only at login; a refused one is in the daemon's log), and the one kept lasts \
+                     {left}s more; log in again for a new one: `brokerctl login --account {name}`",
+                    name = account.name,
+                    left = (expires_at - now()).max(0),
                 ),
             ));
         }

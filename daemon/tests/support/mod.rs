@@ -307,6 +307,10 @@ pub struct IdpOptions {
     pub client_grant_types: Option<&'static [&'static str]>,
     /// The device_code grant answers without an ID token (the harness's `--no-device-id-token`).
     pub no_device_id_token: bool,
+    /// Refresh answers carry no ID token, as Google's (`--no-refresh-id-token`).
+    pub no_refresh_id_token: bool,
+    /// Seconds an ID token lives (`--id-ttl`).
+    pub id_ttl: u64,
     /// The ID tokens' signature algorithm (the harness's `--id-token-alg`: RS256 or ES256).
     pub id_token_alg: &'static str,
 }
@@ -321,6 +325,8 @@ impl Default for IdpOptions {
             no_rfc8414: false,
             client_grant_types: None,
             no_device_id_token: false,
+            no_refresh_id_token: false,
+            id_ttl: 3600,
             id_token_alg: "RS256",
         }
     }
@@ -340,6 +346,8 @@ impl Idp {
                 .args(opts.client_grant_types.iter().flat_map(|g| ["--client-grant-types".to_owned(), g.join(",")]))
                 .args(opts.no_rfc8414.then_some("--no-rfc8414"))
                 .args(opts.no_device_id_token.then_some("--no-device-id-token"))
+                .args(opts.no_refresh_id_token.then_some("--no-refresh-id-token"))
+                .args(["--id-ttl", &opts.id_ttl.to_string()])
                 .args(["--id-token-alg", opts.id_token_alg])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
