@@ -120,6 +120,7 @@ const keys = await makeKeys({ idTokenAlg: opts['id-token-alg'] });
 
 // APIs the test client may ask tokens for (RFC 8707 resource indicators; Auth0 calls them
 // audiences), each with its own scopes. Tokens for them are JWTs with that `aud`.
+const SCOPES = ['openid', 'offline_access', 'profile', 'email'];
 const API_SCOPES = {
   'https://api.example.test/': 'api:read',
   'https://reports.example.test/': 'reports:read',
@@ -159,7 +160,7 @@ const provider = new Provider(issuer, {
     profile: ['name', 'given_name', 'family_name', 'picture'],
     email: ['email', 'email_verified'],
   },
-  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  scopes: SCOPES,
   features: {
     devInteractions: { enabled: false },
     deviceFlow: { enabled: true },
@@ -252,9 +253,15 @@ provider.use(async (ctx, next) => {
     const scope = ctx.oidc?.body?.scope ?? null;
     stats.device_scopes.push(scope);
     const values = (scope ?? '').split(' ').filter(Boolean);
+    // And, like Okta, a scope it does not offer (oidc-provider would drop it silently).
+    const known = new Set([...SCOPES, ...Object.values(API_SCOPES).flatMap((v) => v.split(' '))]);
+    const unknown = values.filter((v) => !known.has(v));
     if (new Set(values).size !== values.length) {
       ctx.status = 400;
       ctx.body = { error: 'invalid_scope', error_description: 'the scope parameter repeats a value' };
+    } else if (unknown.length > 0) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_scope', error_description: `unknown scope ${unknown.join(' ')}` };
     }
   }
   if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {

@@ -110,3 +110,16 @@ async fn unauthorized_client_names_the_flow_key() {
     let out = daemon.brokerctl(&["login", "--no-browser"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("flow = \"code\""), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_the_idp_does_not_offer_names_the_scopes_key() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let config = format!("{}scopes = [\"openid\", \"offline_access\", \"nosuch:scope\"]\n", idp.account_config("work"));
+    let daemon = Daemon::start(&bus, &config);
+    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("nosuch:scope") && text.contains("`scopes` in [accounts.work]"), "{text}");
+    assert!(!text.contains("issuer and client_id"), "{text}");
+}
