@@ -1,6 +1,5 @@
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
 use tokenbroker::protocol::{GetProfile, Profile};
 
 use super::{Broker, Error, Result, Session};
@@ -27,8 +26,10 @@ impl Broker {
             // Without a refresh token, a refresh would only end the session: say what happened.
             Err(OidcError::TokenRefused(why)) if session.refresh_token.is_some() => {
                 tracing::info!(account = %account.name, %why, "userinfo refused the access token; refreshing once");
-                let refused = session.access_token.expose_secret().to_owned();
-                let renewed = self.fresh(account, |s, _| s.access_token.expose_secret() != refused).await?;
+                // Any session but this one (held here, so its address stays its own) will do;
+                // no second copy of the token is needed to tell.
+                let refused: &Session = &session;
+                let renewed = self.fresh(account, |s, _| !std::ptr::eq(s, refused)).await?;
                 let claims = userinfo(renewed.clone()).await;
                 (renewed, claims)
             }
