@@ -7,6 +7,7 @@ mod discovery;
 mod error;
 pub mod http;
 mod id_token;
+mod idp_text;
 mod loopback;
 mod management;
 mod resend;
