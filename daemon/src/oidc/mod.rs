@@ -15,6 +15,7 @@ mod revoke;
 mod server_metadata;
 mod settings;
 mod token;
+mod unreadable_id_token;
 mod userinfo;
 
 use std::time::Duration;
