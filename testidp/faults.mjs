@@ -9,6 +9,8 @@
 //   wrong_sub    sub is another user, properly signed (OIDC Core §12.2 on refresh)
 //   foreign_azp  aud is [client, another client] and azp the other one, properly signed
 //   future_iat   iat an hour ahead, properly signed
+//   garbled      not a JWT at all (openidconnect cannot even parse it)
+//   unknown_alg  properly signed, but its header names alg ES256K (no JWS algorithm we know)
 // With {"grant": "refresh_token"} (or another grant type) only a response to that grant
 // gets it: one refresh, leaving logins alone.
 
@@ -16,7 +18,7 @@ let armed = null;
 
 export function armIdTokenFault(kind, grant) {
   const kinds = ['forged', 'expired', 'wrong_aud', 'wrong_nonce', 'wrong_iss', 'unknown_kid',
-    'wrong_sub', 'foreign_azp', 'future_iat'];
+    'wrong_sub', 'foreign_azp', 'future_iat', 'garbled', 'unknown_alg'];
   if (!kinds.includes(kind)) throw new Error(`unknown fault ${kind}; known: ${kinds.join(', ')}`);
   armed = { kind, grant };
 }
@@ -39,5 +41,12 @@ export async function applyIdTokenFault(ctx, keys) {
     default: break;
   }
   const options = { forged: kind === 'forged', otherKid: kind === 'unknown_kid' };
-  ctx.body = { ...ctx.body, id_token: await keys.sign(claims, options) };
+  let idToken = await keys.sign(claims, options);
+  if (kind === 'garbled') idToken = 'this is not a JWT';
+  if (kind === 'unknown_alg') {
+    const [header, ...rest] = idToken.split('.');
+    const alg = { ...JSON.parse(Buffer.from(header, 'base64url')), alg: 'ES256K' };
+    idToken = [Buffer.from(JSON.stringify(alg)).toString('base64url'), ...rest].join('.');
+  }
+  ctx.body = { ...ctx.body, id_token: idToken };
 }

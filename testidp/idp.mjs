@@ -7,6 +7,7 @@
 //                     [--interval SECS] [--rotation-grace SECS] [--no-device-id-token]
 //                     [--no-refresh-id-token] [--id-ttl SECS]
 //                     [--rfc8414-only KEYS] [--unlisted KEYS] [--no-rfc8414]
+//                     [--rfc8414-unavailable N]
 //                     [--client-grant-types GRANTS]
 //                     [--id-token-alg RS256|ES256]
 // Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
@@ -41,6 +42,8 @@ const { values: opts } = parseArgs({
     unlisted: { type: 'string', default: '' },
     // No RFC 8414 metadata at all: /.well-known/oauth-authorization-server is a 404.
     'no-rfc8414': { type: 'boolean', default: false },
+    // The first N requests for RFC 8414 metadata answer 503, as an IdP that is briefly down.
+    'rfc8414-unavailable': { type: 'string', default: '0' },
     // The test client's grant types (comma-separated), to make the IdP answer
     // unauthorized_client for the others.
     'client-grant-types': {
@@ -60,6 +63,7 @@ const { values: opts } = parseArgs({
 const keyList = (v) => v.split(',').map((k) => k.trim()).filter(Boolean);
 const RFC8414_ONLY = keyList(opts['rfc8414-only']);
 const UNLISTED = keyList(opts.unlisted);
+let rfc8414Unavailable = Number(opts['rfc8414-unavailable']);
 
 export const CLIENT_ID = 'tokenbroker-test';
 export const DESKTOP_CLIENT_ID = 'tokenbroker-desktop';
@@ -224,6 +228,12 @@ provider.use(async (ctx, next) => {
     if (opts['no-rfc8414']) {
       ctx.status = 404;
       ctx.body = { error: 'not_found' };
+      return;
+    }
+    if (rfc8414Unavailable > 0) {
+      rfc8414Unavailable -= 1;
+      ctx.status = 503;
+      ctx.body = { error: 'temporarily_unavailable' };
       return;
     }
   }

@@ -41,6 +41,21 @@ async fn device_login_and_revocation_with_endpoints_only_in_rfc8414_metadata() {
     );
 }
 
+/// RFC 8414 metadata that is briefly unavailable is not remembered as missing: the login that
+/// met the 503 fails as a transient fault, and the next one finds the device endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8414_metadata_unavailable_once_is_fetched_again() {
+    let bus = Bus::start();
+    let opts = IdpOptions { rfc8414_only: &[DEVICE, REVOCATION], rfc8414_unavailable: 1, ..Default::default() };
+    let idp = Idp::start(opts).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+    let err = client.login(Login::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::IdpUnavailable), "{err}");
+    login_and_revoking_logout(&daemon, &idp).await;
+    assert_eq!(idp.stats().await["server_metadata"], 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_overrides_name_the_endpoints_an_idp_lists_nowhere() {
     let bus = Bus::start();

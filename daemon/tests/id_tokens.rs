@@ -82,6 +82,17 @@ async fn an_id_token_from_the_future_on_refresh_keeps_the_session() {
     a_bad_id_token_on_refresh_keeps_the_session("future_iat", "future").await;
 }
 
+// openidconnect parses the ID token with the response: these fail before any verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_that_is_not_a_jwt_on_refresh_keeps_the_session() {
+    a_bad_id_token_on_refresh_keeps_the_session("garbled", "cannot be read").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_with_an_unknown_alg_on_refresh_keeps_the_session() {
+    a_bad_id_token_on_refresh_keeps_the_session("unknown_alg", "ES256K").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_without_a_refresh_token_is_not_ended_while_its_token_is_good() {
     let bus = Bus::start();

@@ -128,7 +128,8 @@ impl Provider {
         let mut server_metadata_problem = None;
         if extra.device_authorization_endpoint.is_none() || extra.revocation_endpoint.is_none() {
             // Only looked for when something is missing; an IdP that has no such document, or
-            // a broken one, still works for everything discovery did list.
+            // a broken one, still works for everything discovery did list. One that is
+            // unavailable now fails discovery, which is not remembered and so is tried again.
             match server_metadata::fetch(&http, issuer).await {
                 Ok(Some(document)) => {
                     extra.device_authorization_endpoint =
@@ -136,7 +137,8 @@ impl Provider {
                     extra.revocation_endpoint = extra.revocation_endpoint.or(document.revocation_endpoint);
                 }
                 Ok(None) => {}
-                Err(problem) => {
+                Err(server_metadata::Problem::Unavailable(e)) => return Err(e),
+                Err(server_metadata::Problem::Unusable(problem)) => {
                     tracing::warn!(%issuer, %problem, "RFC 8414 metadata not used");
                     server_metadata_problem = Some(problem);
                 }

@@ -4,6 +4,7 @@ use openidconnect::core::CoreErrorResponseType;
 use openidconnect::{DeviceCodeErrorResponseType, RequestTokenError, StandardErrorResponse};
 
 use super::http::HttpError;
+use super::idp_text::printable;
 
 /// How a conversation with the IdP failed, sorted by what the broker must do about it.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +85,10 @@ where
 {
     match e {
         RequestTokenError::ServerResponse(r) => {
+            // Both are the IdP's words (an unknown `error` code included): shown, never trusted.
             let text = match r.error_description() {
-                Some(d) => format!("{}: {d}", r.error()),
-                None => r.error().to_string(),
+                Some(d) => format!("{}: {}", printable(&r.error().to_string()), printable(d)),
+                None => printable(&r.error().to_string()),
             };
             refusal(r.error(), text)
         }
@@ -149,5 +151,18 @@ mod tests {
         let response: StandardErrorResponse<DeviceCodeErrorResponseType> = serde_json::from_slice(body).unwrap();
         let e = device_error(RequestTokenError::ServerResponse(response));
         assert!(matches!(e, OidcError::UnauthorizedClient { grant: Grant::Device, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn the_idps_error_text_is_printable_and_short() {
+        let body = serde_json::json!({
+            "error": "invalid_grant",
+            "error_description": format!("revoked\nINFO forged\u{1b}[2J{}", "x".repeat(10_000)),
+        });
+        let response: StandardErrorResponse<CoreErrorResponseType> = serde_json::from_value(body).unwrap();
+        let e = token_error(Grant::Refresh)(RequestTokenError::ServerResponse(response)).to_string();
+        assert!(e.contains("invalid_grant: revokedINFO forged[2Jxxx"), "{e}");
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.len() < 400, "{} bytes", e.len());
     }
 }

@@ -9,6 +9,7 @@ use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, C
 use openidconnect::{ClaimsVerificationError, ClientId, IssuerUrl, Nonce, SignatureVerificationError};
 use secrecy::SecretString;
 
+use super::idp_text::printable;
 use super::{OidcError, Provider, VerifiedIdToken};
 
 /// How far ahead of our clock an IdP's `iat` may be: the usual clock skew allowance
@@ -109,7 +110,7 @@ pub fn check(
         Some(azp) if azp.as_str() != expected.client_id => {
             return Err(ClaimsVerificationError::InvalidAudience(format!(
                 "authorized party (azp) is `{}`, not this client",
-                azp.as_str()
+                printable(azp.as_str())
             )));
         }
         None if claims.audiences().len() > 1 => {

@@ -70,6 +70,15 @@ fn azp_must_name_us_and_must_be_there_with_several_audiences() {
 }
 
 #[test]
+fn a_foreign_azp_is_named_printable_and_short() {
+    let hostile = format!("evil\nINFO forged log line\u{1b}[2J{}", "x".repeat(10_000));
+    let err = verify(&with(json!({"azp": hostile})), None).unwrap_err().to_string();
+    assert!(err.contains("evilINFO forged log line[2Jxxx"), "{err}");
+    assert!(!err.chars().any(char::is_control), "{err:?}");
+    assert!(err.len() < 400, "{} bytes", err.len());
+}
+
+#[test]
 fn iat_in_the_future_beyond_the_leeway_is_refused() {
     let now = now();
     let slightly_ahead = with(json!({"iat": now + IAT_LEEWAY_SECS - 10}));

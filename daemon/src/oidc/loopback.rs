@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::OidcError;
 use super::error::{Grant, refusal};
+use super::idp_text::printable;
 
 const MAX_REQUEST: usize = 16 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +58,7 @@ impl Loopback {
                 continue;
             }
             if let Some(error) = params.get("error") {
-                let why = params.get("error_description").cloned().unwrap_or_else(|| error.clone());
+                let why = printable(params.get("error_description").unwrap_or(error));
                 let _ = respond(
                     &mut stream,
                     200,

@@ -8,6 +8,7 @@ use url::Url;
 
 use super::OidcError;
 use super::http::Http;
+use super::idp_text::printable;
 
 /// How a Management API call failed.
 #[derive(Debug)]
@@ -26,17 +27,9 @@ impl From<OidcError> for ApiError {
     }
 }
 
-/// The longest reason from the API we repeat.
-const MAX_REASON: usize = 200;
-
-/// The API's `message`, printable and short: it ends up in errors shown to the user.
+/// The API's `message`, made safe to show: it ends up in errors shown to the user.
 fn reason(json: Option<&Value>) -> String {
-    let text = json.and_then(|j| j.get("message")).and_then(Value::as_str).unwrap_or("no reason given");
-    let mut clean: String = text.chars().filter(|c| !c.is_control()).take(MAX_REASON).collect();
-    if text.chars().count() > MAX_REASON {
-        clean.push('…');
-    }
-    clean
+    printable(json.and_then(|j| j.get("message")).and_then(Value::as_str).unwrap_or("no reason given"))
 }
 
 pub struct ManagementApi {
@@ -115,6 +108,7 @@ impl ManagementApi {
 mod tests {
     use std::time::Duration;
 
+    use super::super::idp_text::MAX_CHARS;
     use super::*;
 
     #[test]
@@ -132,7 +126,7 @@ mod tests {
         let long = serde_json::json!({"message": format!("Insufficient\nscope{}", "x".repeat(500))});
         let r = reason(Some(&long));
         assert!(r.starts_with("Insufficientscope") && r.ends_with('…'), "{r}");
-        assert_eq!(r.chars().count(), MAX_REASON + 1);
+        assert_eq!(r.chars().count(), MAX_CHARS + 1);
         assert_eq!(reason(None), "no reason given");
     }
 }

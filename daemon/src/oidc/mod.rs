@@ -7,6 +7,7 @@ mod discovery;
 mod error;
 pub mod http;
 mod id_token;
+mod idp_text;
 mod loopback;
 mod management;
 mod resend;
@@ -14,6 +15,7 @@ mod revoke;
 mod server_metadata;
 mod settings;
 mod token;
+mod unreadable_id_token;
 mod userinfo;
 
 use std::time::Duration;

@@ -5,6 +5,7 @@ use openidconnect::{DeviceAuthorizationUrl, RevocationUrl};
 use serde::Deserialize;
 use url::Url;
 
+use super::OidcError;
 use super::discovery::insecure;
 use super::http::{Http, HttpError};
 
@@ -39,26 +40,53 @@ pub(super) fn metadata_urls(issuer: &Url) -> Vec<Url> {
     urls
 }
 
+/// Why RFC 8414 metadata could not be had.
+#[derive(Debug)]
+pub(super) enum Problem {
+    /// Unreachable, a timeout, 5xx or 429: it may be there next time, so discovery must fail
+    /// (and be tried again) rather than remember an IdP without the endpoints it lists.
+    Unavailable(OidcError),
+    /// Refused (a 4xx other than 404 at every place) or unusable: there is nothing to wait for.
+    Unusable(String),
+}
+
 /// The issuer's RFC 8414 metadata; `Ok(None)` when it publishes none (404 at every place).
-/// A document whose `issuer` is not exactly ours must not be used (RFC 8414 §3.3).
-pub(super) async fn fetch(http: &Http, issuer: &str) -> Result<Option<ServerMetadata>, String> {
-    let parsed = Url::parse(issuer).map_err(|e| format!("issuer {issuer:?}: {e}"))?;
+/// Every place is tried while the answer is not 200: a server may refuse the first one (400,
+/// 401, 403) and serve the other. A document whose `issuer` is not exactly ours must not be
+/// used (RFC 8414 §3.3).
+pub(super) async fn fetch(http: &Http, issuer: &str) -> Result<Option<ServerMetadata>, Problem> {
+    let parsed = Url::parse(issuer).map_err(|e| Problem::Unusable(format!("issuer {issuer:?}: {e}")))?;
+    let mut refused = None;
     for url in metadata_urls(&parsed) {
         let request = http::Request::get(url.as_str())
             .header(http::header::ACCEPT, "application/json")
             .body(Vec::new())
-            .map_err(|e| e.to_string())?;
-        let response = http.execute(request).await.map_err(|e: HttpError| format!("{url}: {e}"))?;
+            .map_err(|e| Problem::Unusable(e.to_string()))?;
+        let response = match http.execute(request).await {
+            Ok(response) => response,
+            Err(HttpError::TooLarge) => return Err(Problem::Unusable(format!("{url}: {}", HttpError::TooLarge))),
+            Err(e @ (HttpError::Transport(_) | HttpError::Unavailable { .. })) => {
+                let retry_after = match e {
+                    HttpError::Unavailable { retry_after, .. } => retry_after,
+                    _ => None,
+                };
+                let message = format!("RFC 8414 metadata at {url}: {e}");
+                return Err(Problem::Unavailable(OidcError::Unavailable { message, retry_after }));
+            }
+        };
         match response.status().as_u16() {
             200 => {}
             404 => continue,
-            status => return Err(format!("{url} answered HTTP {status}")),
+            status => {
+                refused = Some(format!("{url} answered HTTP {status}"));
+                continue;
+            }
         }
         let document: ServerMetadata = serde_json::from_slice(response.body())
-            .map_err(|e| format!("{url} is not RFC 8414 metadata ({})", shape(&e)))?;
-        return accept(document, issuer).map(Some).map_err(|why| format!("{url}: {why}"));
+            .map_err(|e| Problem::Unusable(format!("{url} is not RFC 8414 metadata ({})", shape(&e))))?;
+        return accept(document, issuer).map(Some).map_err(|why| Problem::Unusable(format!("{url}: {why}")));
     }
-    Ok(None)
+    refused.map_or(Ok(None), |why| Err(Problem::Unusable(why)))
 }
 
 /// RFC 8414 §3.3: a document for another issuer must not be used. Its endpoints are held to
@@ -89,6 +117,13 @@ fn shape(e: &serde_json::Error) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::super::{EndpointOverrides, Provider};
     use super::*;
 
     fn urls(issuer: &str) -> Vec<String> {
@@ -140,5 +175,120 @@ mod tests {
             ["https://tenant.eu.auth0.com/.well-known/oauth-authorization-server"]
         );
         assert_eq!(urls("http://127.0.0.1:8080"), ["http://127.0.0.1:8080/.well-known/oauth-authorization-server"]);
+    }
+
+    /// An IdP on its own thread: each path gets its (status, body) from `routes`, 404 if
+    /// absent; `asked` records the paths in order.
+    struct Server {
+        base: String,
+        routes: Arc<Mutex<HashMap<String, (u16, String)>>>,
+        asked: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let (routes, asked) = (Arc::default(), Arc::default());
+            let (r, a): (Arc<Mutex<HashMap<_, _>>>, Arc<Mutex<Vec<_>>>) = (Arc::clone(&routes), Arc::clone(&asked));
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let mut stream = stream.unwrap();
+                    let mut buf = [0u8; 8192];
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]);
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    let (status, body) = r.lock().unwrap().get(&path).cloned().unwrap_or((404, String::new()));
+                    a.lock().unwrap().push(path);
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes());
+                }
+            });
+            Server { base, routes, asked }
+        }
+
+        fn route(&self, path: &str, status: u16, body: String) {
+            self.routes.lock().unwrap().insert(path.to_owned(), (status, body));
+        }
+
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    const INSERTED: &str = "/.well-known/oauth-authorization-server/t1";
+    const APPENDED: &str = "/t1/.well-known/oauth-authorization-server";
+
+    fn http() -> Http {
+        Http::new(Duration::from_secs(5)).unwrap()
+    }
+
+    fn metadata(issuer: &str) -> String {
+        serde_json::json!({"issuer": issuer, "device_authorization_endpoint": format!("{issuer}/device")}).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_at_the_first_place_does_not_end_the_search() {
+        let server = Server::start();
+        let issuer = format!("{}/t1", server.base);
+        for status in [400, 401, 403] {
+            server.route(INSERTED, status, r#"{"error":"unauthorized"}"#.into());
+            server.route(APPENDED, 200, metadata(&issuer));
+            let document = fetch(&http(), &issuer).await.unwrap_or_else(|e| panic!("{status}: {e:?}")).unwrap();
+            assert!(document.device_authorization_endpoint.is_some(), "{status}");
+        }
+        // Refused everywhere: nothing to use, and doctor can say why.
+        server.route(APPENDED, 401, String::new());
+        match fetch(&http(), &issuer).await {
+            Err(Problem::Unusable(why)) => assert!(why.contains("HTTP 401"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        server.routes.lock().unwrap().clear();
+        assert!(fetch(&http(), &issuer).await.unwrap().is_none(), "404 everywhere: none published");
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_server_fails_the_fetch_without_trying_further() {
+        let server = Server::start();
+        let issuer = format!("{}/t1", server.base);
+        server.route(INSERTED, 503, String::new());
+        server.route(APPENDED, 200, metadata(&issuer));
+        match fetch(&http(), &issuer).await {
+            Err(Problem::Unavailable(OidcError::Unavailable { message, .. })) => assert!(message.contains("503")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(server.asked(), [INSERTED], "a server that is down now is not asked elsewhere");
+
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let unreachable = format!("http://{closed}/t1");
+        assert!(matches!(fetch(&http(), &unreachable).await, Err(Problem::Unavailable(_))), "connection refused");
+    }
+
+    #[tokio::test]
+    async fn discovery_fails_while_rfc8414_metadata_is_unavailable_and_works_once_it_is_back() {
+        let server = Server::start();
+        let issuer = format!("{}/t1", server.base);
+        let discovery = serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        });
+        server.route("/t1/.well-known/openid-configuration", 200, discovery.to_string());
+        server.route("/t1/jwks", 200, r#"{"keys":[]}"#.into());
+        server.route(INSERTED, 503, String::new());
+        let overrides = EndpointOverrides::default();
+        let discover = || Provider::discover(http(), &issuer, "client", &overrides);
+        let err = discover().await.err().expect("an IdP without its device endpoint would be remembered");
+        assert!(matches!(err, OidcError::Unavailable { .. }), "{err}");
+
+        server.route(INSERTED, 200, metadata(&issuer));
+        assert!(discover().await.unwrap().offers.device_flow);
     }
 }

@@ -1,10 +1,11 @@
 //! Token responses: refresh, and the checks every token response goes through.
 
-use openidconnect::core::CoreTokenResponse;
-use openidconnect::{Nonce, OAuth2TokenResponse, RefreshToken, Scope, TokenResponse};
+use openidconnect::core::{CoreTokenResponse, CoreTokenType};
+use openidconnect::{Nonce, OAuth2TokenResponse, RefreshToken, RequestTokenError, Scope, TokenResponse};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::{Grant, token_error};
+use super::unreadable_id_token::without_id_token;
 use super::{Audiences, OidcError, Provider, TokenSet};
 
 impl Provider {
@@ -13,7 +14,7 @@ impl Provider {
     /// same user (OIDC Core §12.2).
     ///
     /// Once the IdP has answered, it has rotated the refresh token: an ID token that fails
-    /// verification (or cannot be checked) is left out and its reason returned in
+    /// verification (or cannot be checked, or even parsed) is left out and its reason returned in
     /// `id_token_refused`, so that the rest is kept; dropping it would leave us a spent
     /// refresh token, and the IdP's reuse detection would end the session at the next refresh.
     pub async fn refresh(
@@ -32,7 +33,14 @@ impl Provider {
         for s in scope.iter().flat_map(|s| s.split_whitespace()) {
             request = request.add_scope(Scope::new(s.to_owned()));
         }
-        let response = request.request_async(&self.http).await.map_err(token_error(Grant::Refresh))?;
+        let response = match request.request_async(&self.http).await {
+            Ok(response) => response,
+            Err(RequestTokenError::Parse(e, body)) => match without_id_token(body) {
+                Some((response, why)) => return Ok(TokenSet { id_token_refused: Some(why), ..parts(&response) }),
+                None => return Err(token_error(Grant::Refresh)(RequestTokenError::Parse(e, Vec::new()))),
+            },
+            Err(e) => return Err(token_error(Grant::Refresh)(e)),
+        };
         let mut tokens = parts(&response);
         if let Some(token) = response.id_token() {
             match self.verify_id_token(token, None, subject).await {
@@ -59,7 +67,7 @@ impl Provider {
 }
 
 /// A token response without its ID token.
-fn parts(response: &CoreTokenResponse) -> TokenSet {
+fn parts(response: &impl OAuth2TokenResponse<TokenType = CoreTokenType>) -> TokenSet {
     TokenSet {
         access_token: SecretString::from(response.access_token().secret().as_str()),
         token_type: match response.token_type() {

@@ -303,6 +303,8 @@ pub struct IdpOptions {
     pub unlisted: &'static [&'static str],
     /// No RFC 8414 metadata: a 404 where it would be (`--no-rfc8414`).
     pub no_rfc8414: bool,
+    /// The first this many requests for RFC 8414 metadata answer 503 (`--rfc8414-unavailable`).
+    pub rfc8414_unavailable: u32,
     /// The test client's grant types, when not all of them (`--client-grant-types`).
     pub client_grant_types: Option<&'static [&'static str]>,
     /// The device_code grant answers without an ID token (the harness's `--no-device-id-token`).
@@ -323,6 +325,7 @@ impl Default for IdpOptions {
             rfc8414_only: &[],
             unlisted: &[],
             no_rfc8414: false,
+            rfc8414_unavailable: 0,
             client_grant_types: None,
             no_device_id_token: false,
             no_refresh_id_token: false,
@@ -345,6 +348,7 @@ impl Idp {
                 .args(["--rfc8414-only", &opts.rfc8414_only.join(","), "--unlisted", &opts.unlisted.join(",")])
                 .args(opts.client_grant_types.iter().flat_map(|g| ["--client-grant-types".to_owned(), g.join(",")]))
                 .args(opts.no_rfc8414.then_some("--no-rfc8414"))
+                .args(["--rfc8414-unavailable", &opts.rfc8414_unavailable.to_string()])
                 .args(opts.no_device_id_token.then_some("--no-device-id-token"))
                 .args(opts.no_refresh_id_token.then_some("--no-refresh-id-token"))
                 .args(["--id-ttl", &opts.id_ttl.to_string()])
