@@ -106,7 +106,24 @@ async fn read_target(stream: &mut TcpStream) -> Option<String> {
     }
 }
 
+/// Text for the page: the IdP's `error_description` is put in it, and must stay text.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 async fn respond(stream: &mut TcpStream, status: u16, title: &str, text: &str) -> std::io::Result<()> {
+    let (title, text) = (escape_html(title), escape_html(text));
     let body = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
          <body style=\"font-family:sans-serif;text-align:center;margin-top:15%\"><h1>{title}</h1><p>{text}</p></body></html>"
@@ -124,4 +141,13 @@ async fn respond(stream: &mut TcpStream, status: u16, title: &str, text: &str) -
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_idps_words_stay_text_on_the_page() {
+        let page = super::escape_html("<script>alert('x')</script> & \"more\"");
+        assert_eq!(page, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;more&quot;");
+    }
 }
