@@ -74,3 +74,29 @@ async fn a_device_login_without_an_id_token_gets_its_subject_from_userinfo() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("issued no ID token for this login"));
 }
+
+/// An `expires_in` of 10^19 seconds (beyond i64) is capped at an hour: the challenge says so,
+/// the login still completes, and brokerctl shows it without overflow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_device_expires_in_is_capped() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+
+    idp.arm_device_fault("huge_expires_in").await;
+    let challenge = client.login(device()).await.unwrap();
+    assert_eq!(challenge.expires_in, 3600);
+
+    // brokerctl joins the pending login (same flow) and shows its challenge.
+    let mut cmd = std::process::Command::new(brokerctl_path());
+    cmd.args(["login", "--no-browser"]).env("TOKENBROKER_SOCKET", daemon.socket()).env_remove("TOKENBROKER_TRANSPORT");
+    let ctl = tokio::task::spawn_blocking(move || cmd.output().unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
+    assert_eq!(client.await_login(&challenge.login_id).await.unwrap().status, "logged_in");
+    let out = ctl.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("the code expires in 60 minutes"), "{stderr}");
+}

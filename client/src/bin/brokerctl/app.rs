@@ -194,7 +194,7 @@ fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser:
         if !no_browser && let Some(url) = url {
             open_browser(url);
         }
-        let expires = human::relative(human::now() + challenge.expires_in as i64, human::now());
+        let expires = human::lasting(challenge.expires_in, human::now());
         eprintln!("Waiting for you to approve the login (the code expires {expires})…");
     }
     let done = match client.await_login(&challenge.login_id) {
