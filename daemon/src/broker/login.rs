@@ -260,3 +260,44 @@ impl Broker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> PendingLogin {
+        PendingLogin {
+            account: "work".into(),
+            challenge: LoginChallenge {
+                login_id: "1".into(),
+                flow: Flow::Code,
+                expires_in: 600,
+                verification_uri: None,
+                verification_uri_complete: None,
+                user_code: None,
+                authorization_url: None,
+            },
+            done: watch::channel(None).0,
+            cancel: CancellationToken::new(),
+            installing: AtomicBool::new(false),
+        }
+    }
+
+    fn cancelled() -> Result<()> {
+        Err(Error::new(ErrorKind::LoginExpired, "cancelled"))
+    }
+
+    #[test]
+    fn installing_and_ending_from_outside_exclude_each_other() {
+        let installing = pending();
+        assert!(installing.claim());
+        assert!(!installing.end(cancelled(), true), "too late to cancel or replace");
+        assert!(!installing.claim(), "one install");
+        assert!(installing.end(Ok(()), false), "the install ends it");
+        assert!(matches!(*installing.done.borrow(), Some(Ok(()))));
+
+        let ended = pending();
+        assert!(ended.end(cancelled(), true));
+        assert!(!ended.claim(), "a cancelled or replaced login installs nothing");
+    }
+}
