@@ -87,16 +87,28 @@ async fn a_huge_device_expires_in_is_capped() {
     idp.arm_device_fault("huge_expires_in").await;
     let challenge = client.login(device()).await.unwrap();
     assert_eq!(challenge.expires_in, 3600);
-
-    // brokerctl joins the pending login (same flow) and shows its challenge.
-    let mut cmd = std::process::Command::new(brokerctl_path());
-    cmd.args(["login", "--no-browser"]).env("TOKENBROKER_SOCKET", daemon.socket()).env_remove("TOKENBROKER_TRANSPORT");
-    let ctl = tokio::task::spawn_blocking(move || cmd.output().unwrap());
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
     assert_eq!(client.await_login(&challenge.login_id).await.unwrap().status, "logged_in");
-    let out = ctl.await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    idp.arm_device_fault("huge_expires_in").await;
+    let mut ctl = support::Proc(
+        std::process::Command::new(brokerctl_path())
+            .args(["login", "--no-browser"])
+            .env("TOKENBROKER_SOCKET", daemon.socket())
+            .env_remove("TOKENBROKER_TRANSPORT")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The user code is the indented line. The pipe stays open for the lines that follow.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(ctl.0.stdout.take().unwrap()));
+    let code = lines.by_ref().map(Result::unwrap).find_map(|l| l.strip_prefix("    ").map(str::to_owned));
+    idp.approve(&code.expect("brokerctl shows the user code"), "alice").await;
+    let status = ctl.wait_exit(std::time::Duration::from_secs(10)).expect("brokerctl exits once approved");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(ctl.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("the code expires in 60 minutes"), "{stderr}");
+    assert!(lines.any(|l| l.unwrap().starts_with("Logged in")));
 }
