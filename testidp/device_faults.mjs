@@ -4,8 +4,9 @@
 //   http_uri           verification_uri is plain http on a host that is not this machine
 //   file_uri_complete  only verification_uri_complete is a file: URL
 //   control_code       user_code carries terminal escape sequences
+//   huge_expires_in    expires_in is 10^19 seconds (beyond i64, within u64)
 
-const KINDS = ['file_uri', 'http_uri', 'file_uri_complete', 'control_code'];
+const KINDS = ['file_uri', 'http_uri', 'file_uri_complete', 'control_code', 'huge_expires_in'];
 let armed = null;
 
 export function armDeviceFault(kind) {
@@ -26,6 +27,8 @@ export function applyDeviceFault(ctx) {
     case 'http_uri': body.verification_uri = 'http://idp.example.com/device'; break;
     case 'file_uri_complete': body.verification_uri_complete = 'file:///etc/passwd'; break;
     case 'control_code': body.user_code = 'ABCD\u001b[2J\u001b]0;pwned\u0007-EFGH'; break;
+    // 1e19 is exact in a double and prints as 10000000000000000000.
+    case 'huge_expires_in': body.expires_in = 1e19; break;
     default: break;
   }
   ctx.body = body;

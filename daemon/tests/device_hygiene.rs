@@ -74,3 +74,41 @@ async fn a_device_login_without_an_id_token_gets_its_subject_from_userinfo() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("issued no ID token for this login"));
 }
+
+/// An `expires_in` of 10^19 seconds (beyond i64) is capped at an hour: the challenge says so,
+/// the login still completes, and brokerctl shows it without overflow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_device_expires_in_is_capped() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+
+    idp.arm_device_fault("huge_expires_in").await;
+    let challenge = client.login(device()).await.unwrap();
+    assert_eq!(challenge.expires_in, 3600);
+    idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
+    assert_eq!(client.await_login(&challenge.login_id).await.unwrap().status, "logged_in");
+
+    idp.arm_device_fault("huge_expires_in").await;
+    let mut ctl = support::Proc(
+        std::process::Command::new(brokerctl_path())
+            .args(["login", "--no-browser"])
+            .env("TOKENBROKER_SOCKET", daemon.socket())
+            .env_remove("TOKENBROKER_TRANSPORT")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The user code is the indented line. The pipe stays open for the lines that follow.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(ctl.0.stdout.take().unwrap()));
+    let code = lines.by_ref().map(Result::unwrap).find_map(|l| l.strip_prefix("    ").map(str::to_owned));
+    idp.approve(&code.expect("brokerctl shows the user code"), "alice").await;
+    let status = ctl.wait_exit(std::time::Duration::from_secs(10)).expect("brokerctl exits once approved");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(ctl.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("the code expires in 60 minutes"), "{stderr}");
+    assert!(lines.any(|l| l.unwrap().starts_with("Logged in")));
+}

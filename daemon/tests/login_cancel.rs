@@ -122,3 +122,31 @@ async fn ctrl_c_cancels(dbus: bool) {
     assert!(port_freed(port).await, "the loopback listener is closed");
     assert_ne!(client.login(login(Flow::Code)).await.unwrap().login_id, challenge.login_id);
 }
+
+/// Once the IdP has issued the login's tokens, a cancel is too late: it must say so
+/// (`cancelled: false`) and the login finishes, instead of reporting a cancel while the
+/// session is installed anyway. The window is held open by a slow userinfo (asked for the
+/// subject, as the device grant here brings no ID token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_the_tokens_are_installed_is_refused() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions { no_device_id_token: true, ..IdpOptions::default() }).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+
+    let challenge = client.login(login(Flow::Device)).await.unwrap();
+    idp.proxy.set_delay(Duration::from_secs(2));
+    idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
+    let issued = eventually(Duration::from_secs(10), || async {
+        idp.stats().await["token"]["device_code:200"].as_u64() == Some(1)
+    })
+    .await;
+    assert!(issued, "the IdP issued the login's tokens");
+    assert_eq!(idp.stats().await["userinfo"], 0, "userinfo is still on its way");
+
+    assert!(!client.cancel_login(&challenge.login_id).await.unwrap().cancelled, "too late to cancel");
+    assert_eq!(client.await_login(&challenge.login_id).await.unwrap().status, "logged_in");
+    let status = client.status().await.unwrap();
+    assert_eq!(status.accounts[0].state, AccountState::Valid);
+    assert_eq!(status.accounts[0].subject.as_deref(), Some("alice"));
+}

@@ -27,8 +27,9 @@ pub struct Account {
     pub stop: CancellationToken,
     provider: OnceCell<Arc<Provider>>,
     state: RwLock<State>,
-    /// Held for the whole of a refresh, login install or logout: the single flight.
-    pub(super) refresh_lock: tokio::sync::Mutex<()>,
+    /// Held for the whole of a refresh, login install or logout: the single flight. In an
+    /// `Arc` so a refresh's own task can hold it (`lock_owned`) past its callers.
+    pub(super) refresh_lock: Arc<tokio::sync::Mutex<()>>,
     /// Held while a login starts (an IdP round trip), so a second Login finds the first
     /// pending and joins it instead of starting another flow.
     pub(super) login_start: tokio::sync::Mutex<()>,
@@ -81,7 +82,7 @@ impl Account {
             stop: shutdown.child_token(),
             provider: OnceCell::new(),
             state: RwLock::new(State::default()),
-            refresh_lock: tokio::sync::Mutex::new(()),
+            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
             login_start: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
         }

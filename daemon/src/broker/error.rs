@@ -14,15 +14,22 @@ pub struct Error {
     pub message: String,
     /// How long the IdP asked us to wait (`Retry-After`); for the scheduler, not the wire.
     pub retry_after: Option<Duration>,
+    /// The IdP refused a scope or audience (`invalid_scope`, `invalid_target`), as opposed to
+    /// other `invalid_params`; not on the wire.
+    pub scope_refused: bool,
 }
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), retry_after: None }
+        Error { kind, message: message.into(), retry_after: None, scope_refused: false }
     }
 
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidParams, message)
+    }
+
+    fn scope_refused(message: String) -> Self {
+        Error { scope_refused: true, ..Error::invalid_params(message) }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -67,12 +74,12 @@ impl Error {
                 )
             },
             OidcError::NotSupported(m) => Error::new(ErrorKind::NotSupported, m),
-            OidcError::InvalidScope(m) => Error::invalid_params(format!(
+            OidcError::InvalidScope(m) => Error::scope_refused(format!(
                 "account {account:?}: the identity provider refused a scope ({m}); ask only for scopes it offers \
                  this client: change `scopes` in [accounts.{account}] (`brokerctl doctor` compares them with the \
                  IdP's list), or the scope asked for"
             )),
-            OidcError::InvalidTarget(m) => Error::invalid_params(format!(
+            OidcError::InvalidTarget(m) => Error::scope_refused(format!(
                 "account {account:?}: the identity provider refused the audience ({m}); the login may not have \
                  asked for it: check `audience`, `audiences` and `management_api` in [accounts.{account}]"
             )),

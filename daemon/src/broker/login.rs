@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -29,13 +30,18 @@ pub(super) struct PendingLogin {
     /// Stops the flow (and frees a code flow's loopback listener) once the login is ended
     /// from outside: cancelled or replaced.
     cancel: CancellationToken,
+    /// The flow has brought tokens and they are being installed: too late to end the login
+    /// from outside. Only read and written under `done`'s lock, so cancel and install cannot
+    /// both win.
+    installing: AtomicBool,
 }
 
 impl PendingLogin {
-    /// End the login with `result` unless it has ended already; whether this call ended it.
-    fn end(&self, result: Result<()>) -> bool {
+    /// End the login with `result` unless it has ended already, or (`from_outside`) its
+    /// tokens are being installed; whether this call ended it.
+    fn end(&self, result: Result<()>, from_outside: bool) -> bool {
         let ended = self.done.send_if_modified(|done| {
-            if done.is_some() {
+            if done.is_some() || (from_outside && self.installing.load(Ordering::Relaxed)) {
                 return false;
             }
             *done = Some(result);
@@ -45,6 +51,17 @@ impl PendingLogin {
             self.cancel.cancel();
         }
         ended
+    }
+
+    /// Claim the login for installing its tokens, unless it has been ended (cancelled,
+    /// replaced) already; from then on it can no longer be ended from outside.
+    fn claim(&self) -> bool {
+        let mut claimed = false;
+        self.done.send_if_modified(|done| {
+            claimed = done.is_none() && !self.installing.swap(true, Ordering::Relaxed);
+            false
+        });
+        claimed
     }
 }
 
@@ -72,11 +89,12 @@ impl Broker {
             challenge: challenge.clone(),
             done: watch::channel(None).0,
             cancel: CancellationToken::new(),
+            installing: AtomicBool::new(false),
         });
         // Only now that the new flow has started: a failed start leaves the old login alone.
         if let Some(old) = replaced {
             let why = format!("the login was replaced by a new one with the {flow} flow; follow that one instead");
-            self.end_login(&old, Err(Error::new(ErrorKind::LoginExpired, why)));
+            self.end_login(&old, Err(Error::new(ErrorKind::LoginExpired, why)), true);
         }
         self.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
         tracing::info!(account = %account.name, flow = %challenge.flow, "login started");
@@ -143,23 +161,23 @@ impl Broker {
         };
         if let Some(approved) = approved {
             let result = match approved {
-                // Cancelled just as the tokens came: the login stays cancelled (this result
-                // goes nowhere, the cancellation told everyone already).
-                Ok(_) if pending.cancel.is_cancelled() => Err(Error::internal("the login was cancelled")),
+                // Cancelled or replaced just as the tokens came: the login stays ended (this
+                // result goes nowhere, the cancellation told everyone already).
+                Ok(_) if !pending.claim() => Err(Error::internal("the login was cancelled")),
                 Ok(tokens) => self.install(&account, tokens).await,
                 Err(e) => Err(e),
             };
-            self.end_login(&pending, result);
+            self.end_login(&pending, result, false);
         }
         tokio::time::sleep(LINGER).await;
         self.logins.lock().unwrap_or_else(|e| e.into_inner()).remove(&login_id);
     }
 
     /// End a pending login: its `AwaitLogin` callers get `result`, its flow stops. Whether it
-    /// was still pending.
-    fn end_login(&self, pending: &PendingLogin, result: Result<()>) -> bool {
+    /// was still pending (and, `from_outside`, not already installing its tokens).
+    fn end_login(&self, pending: &PendingLogin, result: Result<()>, from_outside: bool) -> bool {
         let error = result.as_ref().err().map(|e| e.message.clone());
-        if !pending.end(result) {
+        if !pending.end(result, from_outside) {
             return false;
         }
         match &error {
@@ -170,11 +188,13 @@ impl Broker {
         true
     }
 
-    /// `CancelLogin`: end the login `login_id` if it is still pending.
+    /// `CancelLogin`: end the login `login_id` if it is still pending. Once its tokens are
+    /// being installed it is too late: `cancelled` is false and the login finishes.
     pub fn cancel_login(&self, login_id: &str) -> LoginCancelled {
         let pending = self.logins.lock().unwrap_or_else(|e| e.into_inner()).get(login_id).cloned();
-        let cancelled = pending
-            .is_some_and(|p| self.end_login(&p, Err(Error::new(ErrorKind::LoginExpired, "the login was cancelled"))));
+        let cancelled = pending.is_some_and(|p| {
+            self.end_login(&p, Err(Error::new(ErrorKind::LoginExpired, "the login was cancelled")), true)
+        });
         LoginCancelled { cancelled }
     }
 
@@ -238,5 +258,46 @@ impl Broker {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> PendingLogin {
+        PendingLogin {
+            account: "work".into(),
+            challenge: LoginChallenge {
+                login_id: "1".into(),
+                flow: Flow::Code,
+                expires_in: 600,
+                verification_uri: None,
+                verification_uri_complete: None,
+                user_code: None,
+                authorization_url: None,
+            },
+            done: watch::channel(None).0,
+            cancel: CancellationToken::new(),
+            installing: AtomicBool::new(false),
+        }
+    }
+
+    fn cancelled() -> Result<()> {
+        Err(Error::new(ErrorKind::LoginExpired, "cancelled"))
+    }
+
+    #[test]
+    fn installing_and_ending_from_outside_exclude_each_other() {
+        let installing = pending();
+        assert!(installing.claim());
+        assert!(!installing.end(cancelled(), true), "too late to cancel or replace");
+        assert!(!installing.claim(), "one install");
+        assert!(installing.end(Ok(()), false), "the install ends it");
+        assert!(matches!(*installing.done.borrow(), Some(Ok(()))));
+
+        let ended = pending();
+        assert!(ended.end(cancelled(), true));
+        assert!(!ended.claim(), "a cancelled or replaced login installs nothing");
     }
 }

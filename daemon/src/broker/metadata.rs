@@ -60,9 +60,10 @@ impl Broker {
 
 /// A session from a login that did not ask for the management API or its scopes (logged in
 /// before `management_api` was set) cannot get such a token by refresh: the IdP refuses the
-/// scope or target until the user logs in again, which asks for both.
+/// scope or target until the user logs in again, which asks for both. Other errors (no
+/// refresh token, say) are not about the scopes and stay as they are.
 fn login_again(account: &str, e: Error) -> Error {
-    if e.kind != ErrorKind::InvalidParams {
+    if !e.scope_refused {
         return e;
     }
     Error::internal(format!(
@@ -113,5 +114,17 @@ mod tests {
         }
         let e = api_error("work", &api, ApiError::Idp(OidcError::unavailable("down")));
         assert_eq!(e.kind, ErrorKind::IdpUnavailable);
+    }
+
+    #[test]
+    fn only_a_refused_scope_or_audience_asks_for_a_new_login() {
+        for refusal in [OidcError::InvalidScope("invalid_scope".into()), OidcError::InvalidTarget("nope".into())] {
+            let e = login_again("work", Error::from_oidc("work", refusal));
+            assert!(e.message.contains("its login did not ask for them"), "{}", e.message);
+        }
+        let no_refresh_token = Error::invalid_params("account \"work\" has no refresh token");
+        let e = login_again("work", no_refresh_token);
+        assert_eq!(e.kind, ErrorKind::InvalidParams);
+        assert!(e.message.contains("no refresh token"), "{}", e.message);
     }
 }

@@ -66,7 +66,7 @@ impl Broker {
             Err((_, true, Some(e))) => return Err(e),
             Err((seen, true, None)) => seen,
         };
-        let _flight = account.refresh_lock.lock().await;
+        let flight = account.refresh_lock.clone().lock_owned().await;
         let (hit, attempts, failure, session) =
             account.read(|s| (check(s, now()), s.attempts, s.last_failure.clone(), s.session.clone()));
         if let Some(hit) = hit {
@@ -79,10 +79,12 @@ impl Broker {
             return Err(e);
         }
         // In a task of its own: once the IdP has rotated the refresh token, no caller going
-        // away may cancel the write of the new one.
+        // away may cancel the write of the new one. The task holds the turn: were it the
+        // caller's, a caller going away would let the next one spend the same refresh token.
         let work = renew(self.clone(), account.clone(), session);
         let account = account.clone();
         let task = tokio::spawn(async move {
+            let _flight = flight;
             account.write(|s| s.refreshing = true);
             let result = work.await;
             account.write(|s| {
@@ -187,5 +189,68 @@ impl Broker {
             tracing::error!(account = %account.name, error = %e, "could not delete the refused session from the keyring");
         }
         self.emit(Event::LoginRequired { account: account.name.clone() });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::oidc::http::Http;
+    use crate::store::{Memory, SessionStore};
+
+    async fn broker_with_a_session() -> (Arc<Broker>, Arc<Account>) {
+        let config = Config::parse(
+            "proactive_refresh = false\n[accounts.work]\nissuer = \"https://idp.example.com/\"\nclient_id = \"c\"\n",
+        )
+        .unwrap();
+        let store = SessionStore::new(Arc::new(Memory::default()));
+        let http = Http::new(Duration::from_secs(1)).unwrap();
+        let broker = Broker::start(PathBuf::from("/nonexistent"), &config, store, http).await;
+        let account = broker.account(None).unwrap();
+        let tokens = TokenSet {
+            access_token: SecretString::from("at"),
+            token_type: "Bearer".into(),
+            expires_in: Some(Duration::from_secs(3600)),
+            refresh_token: Some(SecretString::from("rt")),
+            id_token: None,
+            id_token_refused: None,
+            scopes: None,
+        };
+        account.write(|s| s.session = Some(Arc::new(Session::from_login(tokens, &[]))));
+        (broker, account)
+    }
+
+    /// A caller that goes away mid-refresh (its request dropped) must not hand the turn to
+    /// the next caller while the refresh still runs: both would spend the same refresh token.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_going_away_keeps_the_turn_until_the_refresh_ends() {
+        let (broker, account) = broker_with_a_session().await;
+        let renewals = Arc::new(AtomicUsize::new(0));
+        // Good once any refresh has finished: the second caller needs none of its own.
+        let check = |s: &State, _: i64| s.session.clone().filter(|_| s.attempts > 0);
+        let renew = |renewals: Arc<AtomicUsize>| {
+            move |_: Arc<Broker>, _: Arc<Account>, session: Arc<Session>| async move {
+                renewals.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(session)
+            }
+        };
+
+        let (b, a, r) = (broker.clone(), account.clone(), renewals.clone());
+        let first = tokio::spawn(async move { b.single_flight(&a, check, renew(r)).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(renewals.load(Ordering::SeqCst), 1, "the first caller's refresh is under way");
+        first.abort();
+        let _ = first.await;
+
+        broker.single_flight(&account, check, renew(renewals.clone())).await.unwrap();
+        assert_eq!(renewals.load(Ordering::SeqCst), 1, "the second caller waited for the first refresh");
     }
 }

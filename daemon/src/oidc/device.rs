@@ -18,9 +18,16 @@ pub struct DeviceChallenge {
     pub expires_in: Duration,
 }
 
+/// The longest a device login waits for approval, whatever the IdP says: RFC 8628 codes
+/// live minutes, and a huge `expires_in` must neither keep a login pending for ever nor
+/// overflow anyone's clock arithmetic.
+pub const MAX_DEVICE_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// A started device login: holds the device code, which only the token endpoint may see.
 pub struct DeviceLogin {
     details: CoreDeviceAuthorizationResponse,
+    /// The IdP's `expires_in`, capped.
+    expires_in: Duration,
 }
 
 impl Provider {
@@ -50,9 +57,10 @@ impl Provider {
                 .map(|u| browser_url("verification_uri_complete", u.secret()))
                 .transpose()?,
             user_code: printable_user_code(details.user_code().secret())?,
-            expires_in: details.expires_in(),
+            expires_in: details.expires_in().min(MAX_DEVICE_LIFETIME),
         };
-        Ok((challenge, DeviceLogin { details }))
+        let expires_in = challenge.expires_in;
+        Ok((challenge, DeviceLogin { details, expires_in }))
     }
 
     /// Poll the token endpoint until the user approves, honouring `interval` and `slow_down`.
@@ -61,7 +69,9 @@ impl Provider {
             .client
             .exchange_device_access_token(&login.details)
             .map_err(|e| OidcError::NotSupported(e.to_string()))?
-            .request_async(&self.http, tokio::time::sleep, None)
+            // Instead of the IdP's own `expires_in`, which oauth2 would use (and fail on
+            // when it is too large for its clock arithmetic).
+            .request_async(&self.http, tokio::time::sleep, Some(login.expires_in))
             .await
             .map_err(device_error)?;
         self.token_set(response, None).await

@@ -164,9 +164,14 @@ fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser:
     // On a connection of its own: this one is busy waiting. The daemon then ends the
     // login, which ends the wait below.
     interrupt::on_interrupt(move || {
-        if let Err(e) = Transport::connect(dbus).and_then(|c| c.cancel_login(&login_id)) {
-            eprintln!("brokerctl: could not cancel the login: {e}");
-            std::process::exit(130);
+        match Transport::connect(dbus).and_then(|c| c.cancel_login(&login_id)) {
+            // Too late: the login was approved and is being finished; its result follows.
+            Ok(r) if !r.cancelled => eprintln!("brokerctl: too late to cancel: the login was already approved"),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("brokerctl: could not cancel the login: {e}");
+                std::process::exit(130);
+            }
         }
     });
     if json {
@@ -189,7 +194,7 @@ fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser:
         if !no_browser && let Some(url) = url {
             open_browser(url);
         }
-        let expires = human::relative(human::now() + challenge.expires_in as i64, human::now());
+        let expires = human::lasting(challenge.expires_in, human::now());
         eprintln!("Waiting for you to approve the login (the code expires {expires})…");
     }
     let done = match client.await_login(&challenge.login_id) {

@@ -8,7 +8,7 @@ pub fn now() -> i64 {
 
 /// "in 42 minutes", "3 hours ago", "now".
 pub fn relative(at: i64, now: i64) -> String {
-    let delta = at - now;
+    let delta = at.saturating_sub(now);
     let secs = delta.unsigned_abs();
     let (n, unit) = match secs {
         0..=4 => return "now".into(),
@@ -19,6 +19,12 @@ pub fn relative(at: i64, now: i64) -> String {
     };
     let plural = if n == 1 { "" } else { "s" };
     if delta > 0 { format!("in {n} {unit}{plural}") } else { format!("{n} {unit}{plural} ago") }
+}
+
+/// When something that lasts `secs` from `now` ends, as `relative` says it. `secs` comes
+/// from the daemon (and from the IdP before it): any value must do.
+pub fn lasting(secs: u64, now: i64) -> String {
+    relative(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)), now)
 }
 
 /// Said wherever a session the store refused is shown.
@@ -78,7 +84,15 @@ pub fn profile(p: &Profile) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::relative;
+    use super::{lasting, relative};
+
+    #[test]
+    fn any_lifetime_reads_without_overflow() {
+        assert_eq!(lasting(600, 100), "in 10 minutes");
+        assert!(lasting(u64::MAX, 1_800_000_000).starts_with("in "), "{}", lasting(u64::MAX, 1_800_000_000));
+        assert!(lasting(1 << 63, 1_800_000_000).starts_with("in "));
+        assert!(relative(i64::MIN, 1_800_000_000).ends_with(" ago"));
+    }
 
     #[test]
     fn relative_times_read_naturally() {
