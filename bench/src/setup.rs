@@ -101,7 +101,8 @@ impl Daemon {
             &config,
             format!("{extra_config}[accounts.{name}]\nissuer = \"{issuer}\"\nclient_id = \"tokenbroker-test\"\n"),
         )?;
-        let socket = dir.join("broker.sock");
+        // In a directory the daemon makes itself (0700): it serves in no other.
+        let socket = dir.join("run").join("broker.sock");
         let child = Command::new(sibling("tokenbrokerd"))
             .arg("--config")
             .arg(&config)

@@ -259,7 +259,7 @@ async fn a_second_daemon_is_refused_and_the_first_keeps_serving() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("another tokenbrokerd is already serving"), "{stderr}");
     // Another socket, same session bus: the bus name is taken.
-    let elsewhere = first.dir.path().join("second.sock");
+    let elsewhere = first.dir.path().join("second/broker.sock");
     let (code, stderr) = run_second(&elsewhere);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("already owns io.github.tokenbroker.Broker1"), "{stderr}");
@@ -371,6 +371,8 @@ fn the_daemon_cannot_be_dumped_or_traced_by_its_own_user() {
     .unwrap();
     let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
     assert_eq!(unsafe { libc::chown(path.as_ptr(), user, user) }, 0);
+    // The daemon serves only in a directory closed to others.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let socket = dir.path().join("broker.sock");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
     std::os::unix::process::CommandExt::uid(&mut cmd, user);

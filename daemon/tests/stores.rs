@@ -18,7 +18,7 @@ fn without_a_keyring_the_daemon_refuses_to_start_and_names_the_choices() {
         .arg("--config")
         .arg(&config)
         .arg("--socket")
-        .arg(dir.path().join("s.sock"))
+        .arg(dir.path().join("run/s.sock"))
         .arg("--no-dbus")
         .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", dir.path().join("no-bus").display()))
         .stdout(Stdio::null())

@@ -4,3 +4,4 @@ pub mod dbus;
 pub mod dispatch;
 mod lines;
 pub mod socket;
+mod socket_dir;

@@ -1,7 +1,7 @@
 //! The Unix-socket door: newline-delimited JSON-RPC 2.0, one request at a time per
 //! connection, same-UID peers only.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,21 +30,13 @@ pub struct Limits {
 /// Bind the socket: a missing directory is created 0700, the socket is made 0600. A live
 /// daemon at the path is left alone (and reported); a stale socket file is replaced.
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating socket directory {}", dir.display()))?;
-    }
-    if path.exists() {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    super::socket_dir::prepare(dir)?;
+    if std::fs::symlink_metadata(path).is_ok() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             bail!("another tokenbrokerd is already serving at {}", path.display());
         }
-        std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
+        super::socket_dir::remove_stale(path)?;
     }
     let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
