@@ -404,3 +404,74 @@ fn the_daemon_cannot_be_dumped_or_traced_by_its_own_user() {
     let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
     assert_eq!(core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(), ["0", "0"], "{core}");
 }
+
+/// The unit's file-system view, rebuilt with mount namespaces (systemd itself does not run
+/// here): home read-only, its `ReadWritePaths=` writable, `ExecStartPre=+` run unsandboxed
+/// first. The daemon with `store = "file"` and the default path must start there.
+#[test]
+fn the_default_sealed_file_is_writable_in_the_units_sandbox() {
+    if unsafe { libc::getuid() } != 0 || !have("unshare") {
+        eprintln!("needs root and unshare to rebuild the unit's mounts; skipping");
+        return;
+    }
+    let unit = std::fs::read_to_string(repo_root().join("systemd/tokenbroker.service")).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let h = |s: &str| s.replace("%h", home.to_str().unwrap());
+    let setting = |key: &str| -> Vec<String> {
+        unit.lines().filter_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('='))).map(h).collect()
+    };
+    assert_eq!(setting("ProtectHome"), ["read-only"], "the sandbox this test rebuilds");
+    for pre in setting("ExecStartPre") {
+        let pre = pre.strip_prefix('+').expect("only unsandboxed set-up commands are expected");
+        let ok = Command::new("sh").arg("-c").arg(pre).status().unwrap().success();
+        assert!(ok, "ExecStartPre {pre} failed");
+    }
+    let mut script = String::from("set -e; mount --bind \"$HOME\" \"$HOME\"; mount -o remount,bind,ro \"$HOME\"\n");
+    for path in
+        setting("ReadWritePaths").iter().flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+    {
+        let (optional, path) = path.strip_prefix('-').map_or((false, path.as_str()), |p| (true, p));
+        if std::path::Path::new(path).exists() {
+            script += &format!("mount --bind '{path}' '{path}'; mount -o remount,bind,rw '{path}'\n");
+        } else {
+            assert!(optional, "ReadWritePaths={path} is missing at start, which fails the unit");
+        }
+    }
+    script += "exec \"$@\"\n";
+    std::fs::write(
+        home.join("config.toml"),
+        "store = \"file\"\nstore_passphrase_command = [\"printf\", \"pw\"]\n\
+         [accounts.work]\nissuer = \"https://idp.invalid/\"\nclient_id = \"c\"\n",
+    )
+    .unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let socket = run.path().join("tokenbroker/broker.sock");
+    let mut daemon = Proc(
+        Command::new("unshare")
+            .args(["-m", "sh", "-c", &script, "sh", env!("CARGO_BIN_EXE_tokenbrokerd"), "--config"])
+            .arg(home.join("config.toml"))
+            .arg("--socket")
+            .arg(&socket)
+            .env("HOME", home)
+            .env_remove("XDG_DATA_HOME")
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokenbroker::blocking::Client::connect_to(&socket).and_then(|c| c.status()).is_err() {
+        if daemon.0.try_wait().unwrap().is_some() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(daemon.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("tokenbrokerd did not start in the unit's sandbox:\n{err}");
+        }
+        assert!(Instant::now() < deadline, "tokenbrokerd did not answer");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sealed = home.join(".local/share/tokenbroker/sessions.sealed");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&sealed).unwrap().permissions().mode() & 0o777, 0o600);
+}

@@ -61,7 +61,7 @@ fn unreadable(path: &Path, why: impl std::fmt::Display) -> StoreError {
 }
 
 impl FileStore {
-    /// Open (or prepare to create) the file, checking the passphrase against it. Blocking.
+    /// Open the file, checking the passphrase against it, or create it empty. Blocking.
     pub fn open(path: PathBuf, passphrase: &[u8]) -> Result<Self, StoreError> {
         if passphrase.is_empty() {
             return Err(StoreError::Unavailable("the store's passphrase is empty".into()));
@@ -86,7 +86,11 @@ impl FileStore {
                 let d = Params::default();
                 let params = (d.m_cost(), d.t_cost(), d.p_cost());
                 let key = derive(passphrase, &salt, params)?;
-                Ok(FileStore { key, path, params, salt: salt.to_vec(), lock: Mutex::new(()) })
+                let store = FileStore { key, path, params, salt: salt.to_vec(), lock: Mutex::new(()) };
+                // Written now, empty: a place the daemon cannot write (a read-only home under
+                // a sandbox, say) stops it at start, not at the first login.
+                store.write(&Entries::new())?;
+                Ok(store)
             }
             Err(e) => Err(unreadable(&path, e)),
         }
@@ -136,11 +140,17 @@ impl FileStore {
         let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(failed)?;
         let tmp = self.path.with_extension("tmp");
+        // Always a new file of our own: a leftover (from a crash, or planted) would keep its
+        // mode, 0644 say, through the rename, and a symlink there would be followed.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+            _ => {}
+        }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
             .map_err(failed)?;
         file.write_all(&serde_json::to_vec(&sealed).expect("sealed serializes")).map_err(failed)?;
@@ -251,6 +261,27 @@ mod tests {
         sealed["ciphertext"] = B64.encode(ct).into();
         std::fs::write(&path, serde_json::to_vec(&sealed).unwrap()).unwrap();
         assert!(FileStore::open(path, b"correct horse").is_err(), "tampering is detected");
+    }
+
+    #[test]
+    fn a_leftover_or_planted_temporary_file_is_replaced_not_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.sealed");
+        let tmp = dir.path().join("sessions.tmp");
+        let store = FileStore::open(path.clone(), b"pw").unwrap();
+        std::fs::write(&tmp, "left over").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        store.set("work", "session").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "untouched").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &tmp).unwrap();
+        store.set("work", "session 2").unwrap();
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "untouched", "the symlink was followed");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(store.get("work").unwrap().as_deref().map(String::as_str), Some("session 2"));
     }
 
     #[test]

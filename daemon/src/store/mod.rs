@@ -24,7 +24,7 @@ const PROBE: &str = "tokenbroker/probe";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("the keyring is unavailable: {0}")]
+    #[error("the session store is unavailable: {0}")]
     Unavailable(String),
     #[error("the keyring did not answer within {0:?} (is it locked?)")]
     Timeout(Duration),
@@ -52,11 +52,12 @@ pub trait Backend: Send + Sync + 'static {
 pub struct SessionStore {
     backend: Arc<dyn Backend>,
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    timeout: Duration,
 }
 
 impl SessionStore {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        SessionStore { backend, writers: Mutex::new(HashMap::new()) }
+        SessionStore { backend, writers: Mutex::new(HashMap::new()), timeout: CALL_TIMEOUT }
     }
 
     pub async fn load(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
@@ -65,17 +66,13 @@ impl SessionStore {
     }
 
     pub async fn save(&self, account: &str, record: Zeroizing<String>) -> Result<(), StoreError> {
-        let writer = self.writer(account);
-        let _turn = writer.lock().await;
         let account = account.to_owned();
-        self.blocking(move |b| b.set(&account, &record)).await
+        self.write(&account.clone(), move |b| b.set(&account, &record)).await
     }
 
     pub async fn delete(&self, account: &str) -> Result<(), StoreError> {
-        let writer = self.writer(account);
-        let _turn = writer.lock().await;
         let account = account.to_owned();
-        self.blocking(move |b| b.delete(&account)).await
+        self.write(&account.clone(), move |b| b.delete(&account)).await
     }
 
     /// Write, read back and delete a throwaway entry. A locked keyring still answers reads of
@@ -96,22 +93,140 @@ impl SessionStore {
         writers.entry(account.to_owned()).or_default().clone()
     }
 
+    /// One write to `account`'s entry at a time, and the turn is held until the blocking call
+    /// has returned, not just until we stop waiting for it: a write that timed out may still
+    /// land, and a later write (a newer rotated refresh token, a logout) must not land first
+    /// and then be overwritten by it. A stuck write makes the next one wait, within its own
+    /// timeout, and fail if it is still stuck.
+    async fn write(
+        &self,
+        account: &str,
+        f: impl FnOnce(&dyn Backend) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let Ok(turn) = tokio::time::timeout_at(deadline, self.writer(account).lock_owned()).await else {
+            return Err(StoreError::Timeout(self.timeout));
+        };
+        self.blocking_until(deadline, move |b| {
+            let _turn = turn;
+            f(b)
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.blocking_until(tokio::time::Instant::now() + self.timeout, f).await
+    }
+
+    async fn blocking_until<T: Send + 'static>(
+        &self,
+        deadline: tokio::time::Instant,
+        f: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let backend = self.backend.clone();
         let task = tokio::task::spawn_blocking(move || f(&*backend));
-        match tokio::time::timeout(CALL_TIMEOUT, task).await {
+        match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(StoreError::Unavailable(format!("keyring call failed: {join}"))),
-            Err(_) => Err(StoreError::Timeout(CALL_TIMEOUT)),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Duration;
+
+    use zeroize::Zeroizing;
+
+    use super::{Backend, SessionStore, StoreError};
+
+    /// A store whose writes of `"stuck"` hang until the gate opens, as a keyring call can.
+    #[derive(Default)]
+    struct Gated {
+        entries: Mutex<HashMap<String, String>>,
+        gate: (Mutex<bool>, Condvar),
+        landed: Mutex<Vec<String>>,
+    }
+
+    impl Backend for Gated {
+        fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
+            Ok(self.entries.lock().unwrap().get(account).map(|v| Zeroizing::new(v.clone())))
+        }
+        fn set(&self, account: &str, value: &str) -> Result<(), StoreError> {
+            if value == "stuck" {
+                let (open, opened) = &self.gate;
+                let _open = opened.wait_while(open.lock().unwrap(), |open| !*open).unwrap();
+            }
+            self.entries.lock().unwrap().insert(account.into(), value.into());
+            self.landed.lock().unwrap().push(format!("set {value}"));
+            Ok(())
+        }
+        fn delete(&self, account: &str) -> Result<(), StoreError> {
+            self.entries.lock().unwrap().remove(account);
+            self.landed.lock().unwrap().push("delete".into());
+            Ok(())
+        }
+    }
+
+    impl Gated {
+        fn open(&self) {
+            *self.gate.0.lock().unwrap() = true;
+            self.gate.1.notify_all();
+        }
+        async fn wait_landed(&self, n: usize) {
+            while self.landed.lock().unwrap().len() < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    fn store(backend: &Arc<Gated>) -> SessionStore {
+        let mut store = SessionStore::new(backend.clone());
+        store.timeout = Duration::from_millis(200);
+        store
+    }
+
+    #[tokio::test]
+    async fn a_logout_after_a_stuck_write_is_not_undone_by_it() {
+        let backend = Arc::new(Gated::default());
+        let store = store(&backend);
+        let stuck = store.save("work", Zeroizing::new("stuck".into())).await;
+        assert!(matches!(stuck, Err(StoreError::Timeout(_))), "{stuck:?}");
+        // The stuck write still holds the turn: the delete waits, and gives up, rather than
+        // landing first and being undone when the stuck write lands.
+        let delete = store.delete("work").await;
+        backend.open();
+        backend.wait_landed(1).await;
+        assert!(delete.is_err(), "the delete reported success, then the stuck write undid it");
+        assert_eq!(*backend.landed.lock().unwrap(), ["set stuck"]);
+        // Once it has returned, the next write goes through.
+        store.delete("work").await.unwrap();
+        assert_eq!(backend.entries.lock().unwrap().get("work"), None);
+    }
+
+    #[tokio::test]
+    async fn a_newer_session_is_not_overwritten_by_an_older_stuck_write() {
+        let backend = Arc::new(Gated::default());
+        let store = Arc::new(store(&backend));
+        assert!(store.save("work", Zeroizing::new("stuck".into())).await.is_err());
+        // Opened while the newer write waits for its turn: it lands after the stuck one.
+        let newer = tokio::spawn({
+            let store = store.clone();
+            async move { store.save("work", Zeroizing::new("newer".into())).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        backend.open();
+        newer.await.unwrap().unwrap();
+        assert_eq!(*backend.landed.lock().unwrap(), ["set stuck", "set newer"]);
+        assert_eq!(backend.entries.lock().unwrap().get("work").map(String::as_str), Some("newer"));
+    }
+
     #[test]
     fn no_account_can_be_named_like_the_probe() {
         let config = format!("[accounts.\"{}\"]\nissuer = \"https://x/\"\nclient_id = \"c\"\n", super::PROBE);
