@@ -335,11 +335,11 @@ client_id = "x"
     #[test]
     fn endpoint_overrides_are_https_unless_loopback() {
         let base = "[accounts.a]\nissuer = \"https://x/\"\nclient_id = \"c\"\n";
-        for key in ["device_authorization_endpoint", "revocation_endpoint", "userinfo_endpoint"] {
+        for key in ["device_authorization_endpoint", "revocation_endpoint", "userinfo_endpoint", "management_api"] {
             let ok = format!("{base}{key} = \"https://x/{key}\"\n");
             let a = &Config::parse(&ok).unwrap().accounts["a"];
             assert!(
-                [&a.device_authorization_endpoint, &a.revocation_endpoint, &a.userinfo_endpoint]
+                [&a.device_authorization_endpoint, &a.revocation_endpoint, &a.userinfo_endpoint, &a.management_api]
                     .iter()
                     .any(|v| v.is_some())
             );

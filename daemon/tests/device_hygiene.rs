@@ -112,3 +112,65 @@ async fn a_huge_device_expires_in_is_capped() {
     assert!(stderr.contains("the code expires in 60 minutes"), "{stderr}");
     assert!(lines.any(|l| l.unwrap().starts_with("Logged in")));
 }
+
+/// brokerctl checks a challenge again itself, whoever answered it: a daemon of an older
+/// version, or one with a bug, must not get a `file:` URL opened or a terminal escape printed.
+#[test]
+fn brokerctl_refuses_a_hostile_challenge_from_the_daemon_itself() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("fake.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let methods = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = methods.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                let request: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let method = request["method"].as_str().unwrap().to_owned();
+                let result = match method.as_str() {
+                    "Login" => serde_json::json!({
+                        "login_id": "l1", "flow": "device", "expires_in": 600,
+                        "verification_uri": "file:///etc/passwd",
+                        "verification_uri_complete": "file:///etc/passwd?code=X",
+                        "user_code": "AB\u{1b}[2JCD",
+                    }),
+                    "CancelLogin" => serde_json::json!({"cancelled": true}),
+                    _ => serde_json::json!({}),
+                };
+                seen.lock().unwrap().push(method);
+                let answer = serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
+                writeln!(writer, "{answer}").unwrap();
+                line.clear();
+            }
+        }
+    });
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let opened = dir.path().join("opened");
+    for opener in ["xdg-open", "open"] {
+        let script = bin.join(opener);
+        std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" >> {}\n", opened.display())).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let out = std::process::Command::new(brokerctl_path())
+        .arg("login")
+        .env("TOKENBROKER_SOCKET", &socket)
+        .env_remove("TOKENBROKER_TRANSPORT")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains("file:") && !text.contains('\u{1b}'), "shown: {text:?}");
+    }
+    assert!(!opened.exists(), "a browser was asked to open {:?}", std::fs::read_to_string(&opened));
+    assert!(methods.lock().unwrap().contains(&"CancelLogin".to_owned()), "the refused login is cancelled");
+}

@@ -138,3 +138,23 @@ async fn a_scope_the_idp_does_not_offer_names_the_scopes_key() {
     assert!(text.contains("nosuch:scope") && text.contains("`scopes` in [accounts.work]"), "{text}");
     assert!(!text.contains("issuer and client_id"), "{text}");
 }
+
+/// A discovery document that names another issuer is refused as a configuration error, not
+/// retried as an outage: OIDC Discovery §4.3 wants the issuer to match exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_document_for_another_issuer_is_refused_and_named() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let other = if idp.issuer.ends_with('/') {
+        idp.issuer.trim_end_matches('/').to_owned()
+    } else {
+        format!("{}/", idp.issuer)
+    };
+    let config = format!("[accounts.work]\nissuer = \"{other}\"\nclient_id = \"tokenbroker-test\"\n");
+    let daemon = Daemon::start(&bus, &config);
+    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Internal), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("issuer") && text.contains("check the account's issuer"), "{text}");
+    assert!(bus.keyring_entry("work").is_none());
+}

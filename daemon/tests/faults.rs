@@ -44,6 +44,10 @@ async fn survives_on(fault: Fault, says: &str, tls: bool) {
     let err = token(&client, Some(60)).await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::IdpUnavailable), "{fault:?}: {err}");
     assert!(err.to_string().contains(says), "{fault:?}: {err}");
+    // No part of the IdP's answer is quoted back: a malformed 200 may hold tokens.
+    for text in [err.to_string(), daemon.log()] {
+        assert!(!text.contains("leak-canary"), "{fault:?}: the answer's body was quoted: {text}");
+    }
     // A failed TLS handshake never gets as far as a request.
     let reached = if fault == Fault::UntrustedCertificate { 0 } else { 1 };
     assert_eq!(idp.proxy.token_requests().len(), reached, "{fault:?}: requests at the token endpoint");

@@ -50,6 +50,8 @@ async fn a_bad_id_token_on_refresh_keeps_the_session(kind: &str, why: &str) {
     let refusal = refusal.unwrap_or_else(|| panic!("{kind}: the refusal is logged:\n{log}"));
     assert!(refusal.contains(why), "{kind}: {refusal}");
     assert!(!log.contains(entry["refresh_token"].as_str().unwrap()), "{kind}: no token in the log");
+    // Nor the refused ID token: no JWT at all (their headers start `eyJ`), nor the garbled one.
+    assert!(!log.contains("eyJ") && !log.contains("this is not a JWT"), "{kind}: a token in the log:\n{log}");
 
     // The session lives: the next refresh spends the rotated token (the spent one would make
     // the IdP revoke the grant), and its good ID token replaces the kept one.
@@ -114,6 +116,22 @@ async fn a_session_without_a_refresh_token_is_not_ended_while_its_token_is_good(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_without_a_refresh_token_needs_a_login_once_its_token_has_expired() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions { access_ttl: 2, ..Default::default() }).await;
+    let config = format!("{}scopes = [\"openid\", \"profile\"]\n", idp.account_config("work"));
+    let daemon = Daemon::start(&bus, &config);
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    assert!(token(&client, None).await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let err = token(&client, None).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::LoginRequired), "{err}");
+    assert_eq!(client.status().await.unwrap().accounts[0].state, AccountState::LoginRequired);
+    assert_eq!(idp.refresh_attempts().await, 0, "nothing to refresh with");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_with_a_foreign_azp_or_future_iat_still_fails() {
     let bus = Bus::start();
     let idp = Idp::start(IdpOptions::default()).await;
@@ -169,7 +187,8 @@ fn socket_answer(daemon: &Daemon, line: &str) -> serde_json::Value {
 async fn huge_numbers_from_the_idp_and_from_callers_stay_sane() {
     let bus = Bus::start();
     // 3,170 years.
-    let idp = Idp::start(IdpOptions { access_ttl: 100_000_000_000, ..Default::default() }).await;
+    let idp =
+        Idp::start(IdpOptions { access_ttl: 100_000_000_000, id_ttl: 100_000_000_000, ..Default::default() }).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
     daemon.login(&idp, None, "alice").await;
     let client = daemon.client().await;
@@ -177,6 +196,9 @@ async fn huge_numbers_from_the_idp_and_from_callers_stay_sane() {
 
     let t = token(&client, None).await.unwrap();
     assert!(t.expires_at <= unix_now() + year, "expires_in is capped at a year: {}", t.expires_at);
+    let id = client.get_id_token(GetIdToken::default()).await.unwrap();
+    assert!(jwt_claims(id.id_token.expose())["exp"].as_i64().unwrap() > unix_now() + 100 * year, "the IdP's exp");
+    assert!(id.expires_at <= unix_now() + year, "an ID token's exp is capped at a year: {}", id.expires_at);
     let status = client.status().await.unwrap();
     assert!(status.accounts[0].expires_at.unwrap() <= unix_now() + year);
     let out = daemon.brokerctl(&["status"]);

@@ -73,3 +73,47 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         assert!(!stderr.contains(piece), "a token reached brokerctl's stderr");
     }
 }
+
+/// A refresh token stays in the daemon and its store: no answer on either door carries one,
+/// nor a piece of one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_on_either_door_carries_a_refresh_token() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    let mut refresh_tokens = vec![bus.keyring_entry("work").unwrap()["refresh_token"].as_str().unwrap().to_owned()];
+    // After a rotation too.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    token(&client, Some(60)).await.unwrap();
+    refresh_tokens.push(bus.keyring_entry("work").unwrap()["refresh_token"].as_str().unwrap().to_owned());
+    assert_ne!(refresh_tokens[0], refresh_tokens[1], "rotated");
+
+    let mut answers = String::new();
+    for door in [&[][..], &["--dbus"]] {
+        for args in [&["token"][..], &["id-token"], &["profile"], &["status"], &["doctor"]] {
+            for json in [&[][..], &["--json"]] {
+                let mut cmd = bus.command(brokerctl_path().to_str().unwrap());
+                let out = cmd
+                    .args(door)
+                    .args(json)
+                    .args(args)
+                    .env("TOKENBROKER_SOCKET", daemon.socket())
+                    .env_remove("TOKENBROKER_TRANSPORT")
+                    .output()
+                    .unwrap();
+                assert!(out.status.success() || args == ["doctor"], "{args:?} {door:?}: {out:?}");
+                answers.push_str(&String::from_utf8_lossy(&out.stdout));
+                answers.push_str(&String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+    assert!(answers.contains("eyJ") && answers.contains("alice"), "tokens and the profile were served");
+    for rt in &refresh_tokens {
+        assert!(rt.len() >= 20, "a real refresh token");
+        for piece in rt.as_bytes().chunks(16).filter(|c| c.len() == 16) {
+            assert!(!answers.contains(std::str::from_utf8(piece).unwrap()), "a piece of a refresh token was served");
+        }
+    }
+}

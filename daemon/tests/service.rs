@@ -131,6 +131,25 @@ async fn socket_activation_starts_the_daemon_on_the_first_connection() {
     idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
     client.await_login(&challenge.login_id).await.unwrap();
     assert!(token(&client, None).await.is_ok());
+
+    // A socket handed over with looser modes than ours is still ours alone: SO_PEERCRED
+    // refuses another user who gets through the file modes.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("not root: cannot call as another user; the inherited socket's refusal is untested here");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = std::os::unix::process::CommandExt::uid(&mut Command::new(brokerctl_path()), other_user())
+        .arg("token")
+        .env("TOKENBROKER_SOCKET", &socket)
+        .env_remove("TOKENBROKER_TRANSPORT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && !stdout.contains("eyJ"), "another user got a token: {stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("serves only its own user"), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

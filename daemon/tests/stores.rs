@@ -11,14 +11,46 @@ use support::*;
 
 #[test]
 fn without_a_keyring_the_daemon_refuses_to_start_and_names_the_choices() {
+    let (stderr, socket) = refused_start("[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n");
+    assert!(stderr.contains("No usable OS keyring"), "{stderr}");
+    assert!(stderr.contains("store = \"file\"") && stderr.contains("store = \"memory\""), "{stderr}");
+    assert!(!socket.exists());
+}
+
+#[test]
+fn a_broken_config_stops_the_start_and_names_file_line_and_key() {
+    let config = "store = \"memory\"\n[accounts.work]\nissuer = \"https://idp.example.com\"\nclientid = \"typo\"\n";
+    let (stderr, socket) = refused_start(config);
+    assert!(stderr.contains("config.toml") && stderr.contains("line 4") && stderr.contains("clientid"), "{stderr}");
+    assert!(!socket.exists(), "nothing is served with a config that does not parse");
+}
+
+#[test]
+fn a_sealed_file_that_cannot_be_written_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n").unwrap();
+    // A directory in the way of its temporary file: unwritable even for root (CI's user).
+    std::fs::create_dir_all(dir.path().join("sessions.tmp/in-the-way")).unwrap();
+    let config = format!(
+        "store = \"file\"\nstore_file = \"{}\"\nstore_passphrase_command = [\"printf\", \"pw\"]\n\
+         [accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n",
+        dir.path().join("sessions.sealed").display()
+    );
+    let (stderr, _) = refused_start(&config);
+    assert!(stderr.contains("cannot write") && stderr.contains("sessions.sealed"), "{stderr}");
+}
+
+/// Run tokenbrokerd with `config` and no bus; it must exit unsuccessfully. Its stderr, and
+/// where its socket would have been.
+fn refused_start(config: &str) -> (String, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let socket = dir.path().join("run/s.sock");
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"))
         .arg("--config")
-        .arg(&config)
+        .arg(&config_path)
         .arg("--socket")
-        .arg(dir.path().join("run/s.sock"))
+        .arg(&socket)
         .arg("--no-dbus")
         .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", dir.path().join("no-bus").display()))
         .stdout(Stdio::null())
@@ -30,13 +62,15 @@ fn without_a_keyring_the_daemon_refuses_to_start_and_names_the_choices() {
         if let Some(s) = daemon.try_wait().unwrap() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "the daemon went on without a keyring");
+        if std::time::Instant::now() > deadline {
+            let _ = daemon.kill();
+            panic!("the daemon started:\n{config}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
     let stderr = std::io::read_to_string(daemon.stderr.take().unwrap()).unwrap();
-    assert!(!status.success());
-    assert!(stderr.contains("No usable OS keyring"), "{stderr}");
-    assert!(stderr.contains("store = \"file\"") && stderr.contains("store = \"memory\""), "{stderr}");
+    assert!(!status.success(), "{stderr}");
+    (stderr, socket)
 }
 
 /// A daemon for a machine with no bus at all, its sessions in `dir`.

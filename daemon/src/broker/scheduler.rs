@@ -31,6 +31,11 @@ fn retry_delay(backoff: Duration, retry_after: Option<Duration>) -> Duration {
     wait.max(retry_after.unwrap_or_default().min(RETRY_AFTER_MAX))
 }
 
+/// The backoff after one more failure: doubled, up to `BACKOFF_MAX`.
+fn next_backoff(backoff: Duration) -> Duration {
+    (backoff * 2).min(BACKOFF_MAX)
+}
+
 impl Broker {
     pub(super) async fn schedule(self: Arc<Self>, account: Arc<Account>) {
         let mut backoff = BACKOFF_MIN;
@@ -55,7 +60,7 @@ impl Broker {
                     let wait = retry_delay(backoff, e.retry_after);
                     tracing::info!(account = %account.name, retry_in_ms = wait.as_millis() as u64, "will retry the refresh");
                     account.write(|s| s.retry_at = Some(now_ms() + wait.as_millis() as i64));
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    backoff = next_backoff(backoff);
                 }
                 Err(e) => {
                     tracing::debug!(account = %account.name, error = %e, "scheduled refresh failed");
@@ -97,6 +102,17 @@ mod tests {
         assert!(distinct.len() > 500, "only {} distinct delays", distinct.len());
         let (lo, hi) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
         assert!(*lo < Duration::from_millis(8500) && *hi > Duration::from_millis(11500), "{lo:?}..{hi:?}");
+    }
+
+    #[test]
+    fn the_backoff_doubles_from_a_second_to_five_minutes() {
+        let steps: Vec<u64> = std::iter::successors(Some(BACKOFF_MIN), |&b| Some(next_backoff(b)))
+            .take(12)
+            .map(|d| d.as_secs())
+            .collect();
+        assert_eq!(steps, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        // With the jitter on top, no wait is longer than seven and a half minutes.
+        assert!((0..1000).all(|_| retry_delay(BACKOFF_MAX, None) <= BACKOFF_MAX.mul_f64(1.5)));
     }
 
     #[test]

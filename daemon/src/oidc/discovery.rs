@@ -119,6 +119,11 @@ impl Provider {
             openidconnect::DiscoveryError::Response(status, _, _) => {
                 OidcError::unavailable(format!("discovery answered HTTP {status}"))
             }
+            // The document names another issuer (OIDC Discovery §4.3): a wrong `issuer` in the
+            // config, or an impostor; either way retrying will not help.
+            openidconnect::DiscoveryError::Validation(why) => {
+                OidcError::Rejected(format!("the discovery document was refused: {}", super::idp_text::printable(&why)))
+            }
             other => OidcError::unavailable(format!("discovery failed: {other}")),
         })?;
         check_endpoints(&metadata)?;
@@ -241,25 +246,40 @@ fn check_endpoints(metadata: &Metadata) -> Result<(), OidcError> {
 mod tests {
     use super::*;
 
-    fn document(token_endpoint: &str) -> Metadata {
-        serde_json::from_value(serde_json::json!({
+    const ENDPOINTS: [&str; 7] = [
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "device_authorization_endpoint",
+        "revocation_endpoint",
+        "end_session_endpoint",
+        "authorization_endpoint",
+    ];
+
+    /// A full document with every endpoint https, but `(key, url)` where given.
+    fn document(replace: Option<(&str, &str)>) -> Metadata {
+        let mut doc = serde_json::json!({
             "issuer": "https://idp.example.com/",
-            "authorization_endpoint": "https://idp.example.com/authorize",
-            "token_endpoint": token_endpoint,
-            "jwks_uri": "https://idp.example.com/jwks",
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "device_authorization_endpoint": "https://idp.example.com/device",
-        }))
-        .unwrap()
+        });
+        for key in ENDPOINTS {
+            doc[key] = format!("https://idp.example.com/{key}").into();
+        }
+        if let Some((key, url)) = replace {
+            doc[key] = url.into();
+        }
+        serde_json::from_value(doc).unwrap()
     }
 
     #[test]
     fn endpoints_in_the_clear_are_refused_unless_loopback() {
-        assert!(check_endpoints(&document("https://idp.example.com/token")).is_ok());
-        assert!(check_endpoints(&document("http://127.0.0.1:8080/token")).is_ok());
-        let err = check_endpoints(&document("http://idp.example.com/token")).unwrap_err();
-        assert!(err.to_string().contains("token_endpoint"), "{err}");
+        assert!(check_endpoints(&document(None)).is_ok());
+        for key in ENDPOINTS {
+            assert!(check_endpoints(&document(Some((key, "http://127.0.0.1:8080/x")))).is_ok(), "{key}");
+            let err = check_endpoints(&document(Some((key, "http://idp.example.com/x")))).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
     }
 }

@@ -330,4 +330,31 @@ mod tests {
         http.execute(request(http::Method::POST, &up.url)).await.unwrap();
         assert_eq!(up.connections.load(Ordering::SeqCst), 1, "the pooled connection to the other IdP was kept");
     }
+
+    #[tokio::test]
+    async fn a_connection_that_is_never_accepted_fails_after_the_connect_timeout() {
+        // A listener whose accept queue is full: the kernel drops further SYNs, so a connect
+        // hangs, as to an IdP behind a black-holing firewall.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            if let Ok(Ok(s)) =
+                tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(addr)).await
+            {
+                fillers.push(s);
+            }
+        }
+        let http = Http::new(Duration::from_secs(30)).unwrap();
+        let started = Instant::now();
+        let err = http.execute(request(http::Method::POST, &format!("http://{addr}/token"))).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            took >= CONNECT_TIMEOUT - Duration::from_millis(500) && took < Duration::from_secs(12),
+            "{took:?}: {err}"
+        );
+        drop((listener, fillers));
+    }
 }

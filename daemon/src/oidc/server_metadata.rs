@@ -290,5 +290,13 @@ mod tests {
 
         server.route(INSERTED, 200, metadata(&issuer));
         assert!(discover().await.unwrap().offers.device_flow);
+
+        // Refused (4xx) at both places: discovery works without it, and doctor can say why.
+        server.route(INSERTED, 401, String::new());
+        server.route(APPENDED, 403, String::new());
+        let provider = discover().await.expect("a refused document leaves discovery working");
+        assert!(!provider.offers.device_flow);
+        let problem = provider.offers.server_metadata_problem.expect("the refusal is kept for doctor");
+        assert!(problem.contains("HTTP 403") || problem.contains("HTTP 401"), "{problem}");
     }
 }

@@ -165,6 +165,29 @@ mod tests {
         assert_eq!(std::fs::read(&file).unwrap(), b"x", "a regular file at --socket is never deleted");
     }
 
+    /// Give `path` to another user: possible only as root (as CI runs); false otherwise.
+    fn give_away(path: &Path) -> bool {
+        let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string; lchown changes the link itself, never what it names.
+        let given = unsafe { libc::lchown(path.as_ptr(), 65534, 65534) } == 0;
+        if !given {
+            eprintln!("not root: cannot give a file to another user; that case is untested here");
+        }
+        given
+    }
+
+    #[test]
+    fn a_socket_directory_of_another_user_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tokenbroker");
+        std::fs::create_dir(&dir).unwrap();
+        chmod(&dir, 0o700);
+        if give_away(&dir) {
+            let err = prepare(&dir).unwrap_err().to_string();
+            assert!(err.contains("belongs to uid 65534, not to you"), "{err}");
+        }
+    }
+
     #[test]
     fn only_a_socket_of_ours_is_removed() {
         let tmp = tempfile::tempdir().unwrap();
@@ -175,6 +198,14 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         let listener = std::os::unix::net::UnixListener::bind(&file).unwrap();
         drop(listener);
+        if give_away(&file) {
+            let err = remove_stale(&file).unwrap_err().to_string();
+            assert!(err.contains("not a socket of yours"), "{err}");
+            assert!(file.exists(), "another user's socket is left alone");
+            std::fs::remove_file(&file).unwrap();
+            let listener = std::os::unix::net::UnixListener::bind(&file).unwrap();
+            drop(listener);
+        }
         remove_stale(&file).unwrap();
         assert!(!file.exists());
     }

@@ -281,7 +281,8 @@ async fn inject(fault: Fault) -> Result<Response<Body>, BoxError> {
             .header("content-type", "application/json")
             .body(full(r#"{"error":"temporarily_unavailable"}"#))?,
         Fault::Hang => std::future::pending().await,
-        Fault::Malformed => json(200, r#"{"access_token":"eyJhbGciOi"#)?,
+        // Cut off inside a token: a daemon that quoted the body would show the canary.
+        Fault::Malformed => json(200, r#"{"access_token":"leak-canary-eyJhbGciOi"#)?,
         Fault::Oversize => {
             let chunk = Bytes::from(vec![b' '; 64 * 1024]);
             let frames = (0..32).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone())));
