@@ -262,3 +262,107 @@ async fn the_socket_keeps_serving_when_another_user_holds_the_bus_name() {
     assert!(log.contains("D-Bus is off") && log.contains(&format!("another user (UID {other})")), "{log}");
     assert!(log.contains("serving the socket only"), "{log}");
 }
+
+/// What the other user picks up on a bus open to them: every signal the broker sends, and the
+/// `Accounts` property (which, unlike the methods, anyone may read). Ends at `LoggedOut`.
+fn watch_as(bus: &Bus, uid: u32) -> (mpsc::Receiver<()>, std::thread::JoinHandle<Vec<String>>) {
+    let address = bus.address.clone();
+    let (ready_tx, ready) = mpsc::channel();
+    let watcher = on_thread_as(uid, move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            use futures_util::StreamExt;
+            let conn = zbus::connection::Builder::address(address.as_str()).unwrap().build().await.unwrap();
+            let rule =
+                zbus::MatchRule::builder().msg_type(zbus::message::Type::Signal).sender(DBUS_NAME).unwrap().build();
+            let mut stream = zbus::MessageStream::for_match_rule(rule, &conn, None).await.unwrap();
+            ready_tx.send(()).unwrap();
+            let mut seen = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, stream.next()).await {
+                let header = message.header();
+                let member = header.member().map(|m| m.to_string()).unwrap_or_default();
+                let body = message.body();
+                let fields: zbus::zvariant::Structure = body.deserialize().unwrap();
+                // One argument or several: "s" and "(sbs)" alike as "s" and "sbs".
+                let signature = body.signature().to_string();
+                let signature = signature.strip_prefix('(').and_then(|s| s.strip_suffix(')')).unwrap_or(&signature);
+                seen.push(format!("{member}{signature:?} {fields}"));
+                if member == "LoggedOut" {
+                    break;
+                }
+            }
+            let props = zbus::fdo::PropertiesProxy::builder(&conn)
+                .destination(DBUS_NAME)
+                .unwrap()
+                .path(DBUS_PATH)
+                .unwrap()
+                .build()
+                .await
+                .unwrap();
+            let iface = zbus::names::InterfaceName::from_static_str(DBUS_NAME).unwrap();
+            let accounts = props.get(iface, "Accounts").await.unwrap();
+            seen.push(format!("Accounts {}", zbus::zvariant::Value::from(accounts)));
+            seen
+        })
+    });
+    (ready, watcher)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_on_an_open_bus_sees_account_names_states_and_expiry_only() {
+    if !as_root() {
+        return;
+    }
+    let bus = Bus::start_open_to_all_users();
+    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let (ready, watcher) = watch_as(&bus, other_user());
+    ready.recv_timeout(Duration::from_secs(20)).expect("the watcher did not start");
+
+    // A login that fails, one that succeeds, a refresh and a logout: every signal there is.
+    let client = daemon.client().await;
+    let challenge = client.login(tokenbroker::protocol::Login::default()).await.unwrap();
+    idp.deny(challenge.user_code.as_deref().unwrap()).await;
+    assert!(client.await_login(&challenge.login_id).await.is_err());
+    daemon.login(&idp, None, "alice").await;
+    let first = token(&client, None).await.unwrap();
+    next_second().await;
+    let fresh = token(&client, Some(60)).await.unwrap();
+    assert_ne!(first.access_token, fresh.access_token, "refreshed");
+    let id = client.get_id_token(Default::default()).await.unwrap();
+    let kept = bus.keyring_entry("work").unwrap();
+    client.logout(Default::default()).await.unwrap();
+
+    let seen = watcher.join().unwrap();
+    let text = seen.join("\n");
+    for kind in ["LoginFinished", "TokenRefreshed", "LoggedOut", "PropertiesChanged", "Accounts"] {
+        assert!(text.contains(kind), "no {kind} seen:\n{text}");
+    }
+    // The shapes: names, states, expiry, a login's outcome; nothing else.
+    for line in &seen {
+        let shape = line.split(' ').next().unwrap();
+        let allowed = [
+            "LoginFinished\"sbs\"",
+            "TokenRefreshed\"sx\"",
+            "LoggedOut\"s\"",
+            "LoginRequired\"s\"",
+            "PropertiesChanged\"sa{sv}as\"",
+            "Accounts",
+        ];
+        assert!(allowed.contains(&shape), "another user saw {line}");
+    }
+    let secrets = [
+        first.access_token.expose(),
+        fresh.access_token.expose(),
+        id.id_token.expose(),
+        kept["refresh_token"].as_str().unwrap(),
+    ];
+    for secret in secrets {
+        assert!(!text.contains(secret), "another user saw a token:\n{text}");
+    }
+    // Nor who is logged in.
+    for who in ["alice", "example.com"] {
+        assert!(!text.contains(who), "another user saw {who:?}:\n{text}");
+    }
+}
