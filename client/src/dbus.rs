@@ -82,12 +82,16 @@ impl Owner {
         self.bus.get_or_try_init(|| fdo::DBusProxy::new(&self.conn)).await.map_err(error)
     }
 
-    /// A proxy bound to the current owner of the name, once its UID is checked; the name is
-    /// started (D-Bus activation) if no one owns it, as a call to it would.
-    async fn broker(&self) -> Result<Broker1Proxy<'static>> {
+    /// A proxy bound to an owner of the name whose UID is checked: the one found before unless
+    /// `again`, else the name's current owner (started by D-Bus activation if there is none, as
+    /// a call to the name would start it).
+    async fn broker(&self, again: bool) -> Result<Broker1Proxy<'static>> {
         if self.conn.unique_name().is_none() {
             self.check_peer().await?;
             return Broker1Proxy::new(&self.conn).await.map_err(error);
+        }
+        if !again && let Some((_, proxy)) = &*self.checked.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(proxy.clone());
         }
         let bus = self.bus().await?;
         let name = BusName::from_static_str(DBUS_NAME).map_err(std::io::Error::other)?;
@@ -166,23 +170,34 @@ impl Client {
         &self.proxy
     }
 
-    async fn broker(&self) -> Result<Broker1Proxy<'static>> {
-        self.owner.broker().await
+    /// `f` on the checked owner. One that has gone since (the daemon restarted) got nothing:
+    /// the bus answers for a unique name that no longer exists. Then `f` goes once to the
+    /// name's new owner, once that is checked too.
+    async fn call<T>(&self, f: impl AsyncFn(Broker1Proxy<'static>) -> zbus::Result<T>) -> Result<T> {
+        match f(self.owner.broker(false).await?).await {
+            Err(zbus::Error::MethodError(name, _, _)) if name == "org.freedesktop.DBus.Error.ServiceUnknown" => {
+                f(self.owner.broker(true).await?).await.map_err(error)
+            }
+            other => other.map_err(error),
+        }
     }
 
     pub async fn get_access_token(&self, p: GetAccessToken) -> Result<AccessToken> {
-        let mut options = HashMap::new();
-        if let Some(t) = p.min_ttl {
-            options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
-        }
-        if let Some(s) = &p.scope {
-            options.insert("scope", Value::from(s.as_str()));
-        }
-        if let Some(a) = &p.audience {
-            options.insert("audience", Value::from(a.as_str()));
-        }
-        let account = p.account.unwrap_or_default();
-        let (token, expires_at) = self.broker().await?.get_access_token(&account, options).await.map_err(error)?;
+        let options = || {
+            let mut options = HashMap::new();
+            if let Some(t) = p.min_ttl {
+                options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
+            }
+            if let Some(s) = &p.scope {
+                options.insert("scope", Value::from(s.as_str()));
+            }
+            if let Some(a) = &p.audience {
+                options.insert("audience", Value::from(a.as_str()));
+            }
+            options
+        };
+        let account = p.account.clone().unwrap_or_default();
+        let (token, expires_at) = self.call(async |b| b.get_access_token(&account, options()).await).await?;
         // The D-Bus signature carries the token and its expiry only.
         Ok(AccessToken {
             account,
@@ -194,12 +209,15 @@ impl Client {
     }
 
     pub async fn get_id_token(&self, p: GetIdToken) -> Result<IdToken> {
-        let mut options = HashMap::new();
-        if let Some(t) = p.min_ttl {
-            options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
-        }
+        let options = || {
+            let mut options = HashMap::new();
+            if let Some(t) = p.min_ttl {
+                options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
+            }
+            options
+        };
         let account = p.account.unwrap_or_default();
-        let (token, expires_at) = self.broker().await?.get_id_token(&account, options).await.map_err(error)?;
+        let (token, expires_at) = self.call(async |b| b.get_id_token(&account, options()).await).await?;
         Ok(IdToken { account, id_token: Secret::new(token), expires_at })
     }
 
@@ -212,26 +230,27 @@ impl Client {
             });
         }
         let account = p.account.unwrap_or_default();
-        let claims = self.broker().await?.get_profile(&account).await.map_err(error)?;
+        let claims = self.call(async |b| b.get_profile(&account).await).await?;
         Ok(Profile { account, claims: json(&claims)? })
     }
 
     pub async fn get_metadata(&self, p: AccountOnly) -> Result<Metadata> {
         let account = p.account.unwrap_or_default();
-        let text = self.broker().await?.get_metadata(&account).await.map_err(error)?;
+        let text = self.call(async |b| b.get_metadata(&account).await).await?;
         Ok(Metadata { account, user_metadata: json(&text)? })
     }
 
     pub async fn update_metadata(&self, p: UpdateMetadata) -> Result<Metadata> {
         let account = p.account.unwrap_or_default();
         let patch = serde_json::to_string(&p.user_metadata).map_err(std::io::Error::other)?;
-        let text = self.broker().await?.update_metadata(&account, &patch).await.map_err(error)?;
+        let text = self.call(async |b| b.update_metadata(&account, &patch).await).await?;
         Ok(Metadata { account, user_metadata: json(&text)? })
     }
 
     pub async fn login(&self, p: Login) -> Result<LoginChallenge> {
         let flow = p.flow.map(|f| f.to_string()).unwrap_or_default();
-        let dict = self.broker().await?.login(&p.account.unwrap_or_default(), &flow).await.map_err(error)?;
+        let account = p.account.unwrap_or_default();
+        let dict = self.call(async |b| b.login(&account, &flow).await).await?;
         let map: serde_json::Map<String, serde_json::Value> = dict
             .into_iter()
             .filter_map(|(k, v)| {
@@ -248,22 +267,23 @@ impl Client {
     }
 
     pub async fn await_login(&self, login_id: &str) -> Result<LoginDone> {
-        let account = self.broker().await?.await_login(login_id).await.map_err(error)?;
+        let account = self.call(async |b| b.await_login(login_id).await).await?;
         Ok(LoginDone { account, status: "logged_in".into() })
     }
 
     pub async fn cancel_login(&self, login_id: &str) -> Result<LoginCancelled> {
-        let cancelled = self.broker().await?.cancel_login(login_id).await.map_err(error)?;
+        let cancelled = self.call(async |b| b.cancel_login(login_id).await).await?;
         Ok(LoginCancelled { cancelled })
     }
 
     /// Log out; D-Bus's `Logout` does not report whether the IdP revoked the session.
     pub async fn logout(&self, p: AccountOnly) -> Result<()> {
-        self.broker().await?.logout(&p.account.unwrap_or_default()).await.map_err(error)
+        let account = p.account.unwrap_or_default();
+        self.call(async |b| b.logout(&account).await).await
     }
 
     pub async fn status(&self) -> Result<Status> {
-        json(&self.broker().await?.status().await.map_err(error)?)
+        json(&self.call(async |b| b.status().await).await?)
     }
 
     /// Every signal the broker emits from now on, in order per signal kind.

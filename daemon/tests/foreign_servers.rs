@@ -244,6 +244,22 @@ async fn clients_call_no_bus_name_owned_by_another_user() {
     assert!(got.is_err(), "a signal from the other user's broker was delivered: {got:?}");
 }
 
+/// The D-Bus client calls the owner it checked, by its unique name; a restarted daemon has
+/// another, which the client checks and then calls in place of the gone one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dbus_client_follows_its_daemon_across_a_restart() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = bus.dbus_client().await;
+    assert_eq!(client.status().await.unwrap().accounts[0].name, "work");
+    daemon.kill9();
+    daemon.spawn(&bus);
+    assert_eq!(client.status().await.unwrap().accounts[0].name, "work", "the client kept calling the gone daemon");
+    let e = client.get_access_token(Default::default()).await.unwrap_err();
+    assert_eq!(e.kind(), Some(tokenbroker::ErrorKind::NotLoggedIn), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_socket_keeps_serving_when_another_user_holds_the_bus_name() {
     if !as_root() {
