@@ -164,8 +164,8 @@ impl Client {
     }
 
     /// The interface under its well-known name, for what this client does not wrap (the
-    /// `Accounts` property). Unlike this client's own calls, it does not check who serves the
-    /// name: call [`Client::status`] first, or check its answers' senders.
+    /// `Accounts` property). Unlike this client's own calls and signals, it does not check who
+    /// serves the name: it talks to whoever owns the name at the time.
     pub fn proxy(&self) -> &Broker1Proxy<'static> {
         &self.proxy
     }
