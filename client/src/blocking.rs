@@ -2,6 +2,7 @@
 //! start-up stays lean this way).
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,6 +16,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::methods::methods;
 use crate::protocol::*;
+use crate::server_uid;
 
 /// One connection to `tokenbrokerd`, with the same methods as the async [`crate::Client`].
 pub struct Client {
@@ -31,6 +33,9 @@ impl Client {
         let path: PathBuf = path.as_ref().into();
         let stream = UnixStream::connect(&path)
             .map_err(|source| Error::Unreachable { path: path.display().to_string(), source })?;
+        let uid = server_uid::of_socket(stream.as_fd())
+            .map_err(|source| Error::Unreachable { path: path.display().to_string(), source })?;
+        server_uid::check(uid, || format!("the socket {}", path.display()), server_uid::SOCKET_FIX)?;
         Ok(Client { conn: Mutex::new(BufReader::new(stream)), next_id: AtomicU64::new(1) })
     }
 

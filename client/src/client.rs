@@ -13,6 +13,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::methods::methods;
 use crate::protocol::*;
+use crate::server_uid;
 
 /// The longest answer a client reads; profiles and metadata can be larger than requests.
 pub(crate) const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
@@ -35,6 +36,9 @@ impl Client {
         let stream = UnixStream::connect(&path)
             .await
             .map_err(|source| Error::Unreachable { path: path.display().to_string(), source })?;
+        let uid =
+            stream.peer_cred().map_err(|source| Error::Unreachable { path: path.display().to_string(), source })?.uid();
+        server_uid::check(uid, || format!("the socket {}", path.display()), server_uid::SOCKET_FIX)?;
         Ok(Client { conn: Mutex::new(BufReader::new(stream)), next_id: AtomicU64::new(1) })
     }
 

@@ -3,13 +3,18 @@
 //! broker's signals.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures_util::{Stream, StreamExt};
+use tokio::sync::OnceCell;
+use zbus::fdo;
+use zbus::names::{BusName, OwnedUniqueName, UniqueName, WellKnownName};
 use zbus::zvariant::{OwnedValue, Value};
 
 use crate::error::{Error, Result};
 use crate::protocol::*;
 use crate::secret::Secret;
+use crate::server_uid;
 
 #[zbus::proxy(
     interface = "io.github.tokenbroker.Broker1",
@@ -54,6 +59,92 @@ pub enum Signal {
 /// The broker on the session bus.
 pub struct Client {
     proxy: Broker1Proxy<'static>,
+    owner: Arc<Owner>,
+}
+
+/// Who serves the broker's name. Anyone may take a free name on a bus that lets other users
+/// in, so every call goes to the name's owner only once the bus has said that it runs as us (or
+/// root), and signals count only from such a sender. Unique names are never reused on a bus: a
+/// checked one stays good for as long as it exists.
+struct Owner {
+    conn: zbus::Connection,
+    bus: OnceCell<fdo::DBusProxy<'static>>,
+    /// The last owner found to be ours, and a proxy that talks to it alone.
+    checked: Mutex<Option<(OwnedUniqueName, Broker1Proxy<'static>)>>,
+}
+
+const SERVER: &str = "io.github.tokenbroker.Broker1 on the session bus";
+const BUS_FIX: &str = "check DBUS_SESSION_BUS_ADDRESS: it must be your own session bus, where your \
+                       own tokenbrokerd runs";
+
+impl Owner {
+    async fn bus(&self) -> Result<&fdo::DBusProxy<'static>> {
+        self.bus.get_or_try_init(|| fdo::DBusProxy::new(&self.conn)).await.map_err(error)
+    }
+
+    /// A proxy bound to an owner of the name whose UID is checked: the one found before unless
+    /// `again`, else the name's current owner (started by D-Bus activation if there is none, as
+    /// a call to the name would start it).
+    async fn broker(&self, again: bool) -> Result<Broker1Proxy<'static>> {
+        if self.conn.unique_name().is_none() {
+            self.check_peer().await?;
+            return Broker1Proxy::new(&self.conn).await.map_err(error);
+        }
+        if !again && let Some((_, proxy)) = &*self.checked.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(proxy.clone());
+        }
+        let bus = self.bus().await?;
+        let name = BusName::from_static_str(DBUS_NAME).map_err(std::io::Error::other)?;
+        let owner = match bus.get_name_owner(name.clone()).await {
+            Err(fdo::Error::NameHasNoOwner(_)) => {
+                let wanted = WellKnownName::from_static_str(DBUS_NAME).map_err(std::io::Error::other)?;
+                bus.start_service_by_name(wanted, 0).await.map_err(fdo_error)?;
+                bus.get_name_owner(name).await.map_err(fdo_error)?
+            }
+            other => other.map_err(fdo_error)?,
+        };
+        if let Some((checked, proxy)) = &*self.checked.lock().unwrap_or_else(|e| e.into_inner())
+            && *checked == owner
+        {
+            return Ok(proxy.clone());
+        }
+        self.check(&owner).await?;
+        let proxy = Broker1Proxy::builder(&self.conn)
+            .destination(owner.clone())
+            .map_err(error)?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(error)?;
+        *self.checked.lock().unwrap_or_else(|e| e.into_inner()) = Some((owner, proxy.clone()));
+        Ok(proxy)
+    }
+
+    /// Peer to peer: no bus and no name; the other end of the socket is the server.
+    async fn check_peer(&self) -> Result<()> {
+        let creds = self.conn.peer_creds().await?;
+        let uid = creds.unix_user_id().ok_or_else(|| std::io::Error::other("the D-Bus peer's UID is unknown"))?;
+        server_uid::check(uid, || "the D-Bus peer".into(), BUS_FIX)
+    }
+
+    async fn check(&self, unique: &UniqueName<'_>) -> Result<()> {
+        let uid =
+            self.bus().await?.get_connection_unix_user(BusName::Unique(unique.clone())).await.map_err(fdo_error)?;
+        server_uid::check(uid, || SERVER.into(), BUS_FIX)
+    }
+
+    /// Whether a signal came from a connection that runs as us (or root).
+    async fn trusted_sender(&self, header: &zbus::message::Header<'_>) -> bool {
+        let Some(sender) = header.sender() else {
+            return self.conn.unique_name().is_none() && self.check_peer().await.is_ok();
+        };
+        if let Some((checked, _)) = &*self.checked.lock().unwrap_or_else(|e| e.into_inner())
+            && checked == sender
+        {
+            return true;
+        }
+        self.check(sender).await.is_ok()
+    }
 }
 
 impl Client {
@@ -68,26 +159,45 @@ impl Client {
 
     pub async fn with_connection(conn: zbus::Connection) -> Result<Self> {
         let proxy = Broker1Proxy::new(&conn).await.map_err(error)?;
-        Ok(Client { proxy })
+        let owner = Arc::new(Owner { conn, bus: OnceCell::new(), checked: Mutex::new(None) });
+        Ok(Client { proxy, owner })
     }
 
+    /// The interface under its well-known name, for what this client does not wrap (the
+    /// `Accounts` property). Unlike this client's own calls and signals, it does not check who
+    /// serves the name: it talks to whoever owns the name at the time.
     pub fn proxy(&self) -> &Broker1Proxy<'static> {
         &self.proxy
     }
 
+    /// `f` on the checked owner. One that has gone since (the daemon restarted) got nothing:
+    /// the bus answers for a unique name that no longer exists. Then `f` goes once to the
+    /// name's new owner, once that is checked too.
+    async fn call<T>(&self, f: impl AsyncFn(Broker1Proxy<'static>) -> zbus::Result<T>) -> Result<T> {
+        match f(self.owner.broker(false).await?).await {
+            Err(zbus::Error::MethodError(name, _, _)) if name == "org.freedesktop.DBus.Error.ServiceUnknown" => {
+                f(self.owner.broker(true).await?).await.map_err(error)
+            }
+            other => other.map_err(error),
+        }
+    }
+
     pub async fn get_access_token(&self, p: GetAccessToken) -> Result<AccessToken> {
-        let mut options = HashMap::new();
-        if let Some(t) = p.min_ttl {
-            options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
-        }
-        if let Some(s) = &p.scope {
-            options.insert("scope", Value::from(s.as_str()));
-        }
-        if let Some(a) = &p.audience {
-            options.insert("audience", Value::from(a.as_str()));
-        }
-        let account = p.account.unwrap_or_default();
-        let (token, expires_at) = self.proxy.get_access_token(&account, options).await.map_err(error)?;
+        let options = || {
+            let mut options = HashMap::new();
+            if let Some(t) = p.min_ttl {
+                options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
+            }
+            if let Some(s) = &p.scope {
+                options.insert("scope", Value::from(s.as_str()));
+            }
+            if let Some(a) = &p.audience {
+                options.insert("audience", Value::from(a.as_str()));
+            }
+            options
+        };
+        let account = p.account.clone().unwrap_or_default();
+        let (token, expires_at) = self.call(async |b| b.get_access_token(&account, options()).await).await?;
         // The D-Bus signature carries the token and its expiry only.
         Ok(AccessToken {
             account,
@@ -99,12 +209,15 @@ impl Client {
     }
 
     pub async fn get_id_token(&self, p: GetIdToken) -> Result<IdToken> {
-        let mut options = HashMap::new();
-        if let Some(t) = p.min_ttl {
-            options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
-        }
+        let options = || {
+            let mut options = HashMap::new();
+            if let Some(t) = p.min_ttl {
+                options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
+            }
+            options
+        };
         let account = p.account.unwrap_or_default();
-        let (token, expires_at) = self.proxy.get_id_token(&account, options).await.map_err(error)?;
+        let (token, expires_at) = self.call(async |b| b.get_id_token(&account, options()).await).await?;
         Ok(IdToken { account, id_token: Secret::new(token), expires_at })
     }
 
@@ -117,26 +230,27 @@ impl Client {
             });
         }
         let account = p.account.unwrap_or_default();
-        let claims = self.proxy.get_profile(&account).await.map_err(error)?;
+        let claims = self.call(async |b| b.get_profile(&account).await).await?;
         Ok(Profile { account, claims: json(&claims)? })
     }
 
     pub async fn get_metadata(&self, p: AccountOnly) -> Result<Metadata> {
         let account = p.account.unwrap_or_default();
-        let text = self.proxy.get_metadata(&account).await.map_err(error)?;
+        let text = self.call(async |b| b.get_metadata(&account).await).await?;
         Ok(Metadata { account, user_metadata: json(&text)? })
     }
 
     pub async fn update_metadata(&self, p: UpdateMetadata) -> Result<Metadata> {
         let account = p.account.unwrap_or_default();
         let patch = serde_json::to_string(&p.user_metadata).map_err(std::io::Error::other)?;
-        let text = self.proxy.update_metadata(&account, &patch).await.map_err(error)?;
+        let text = self.call(async |b| b.update_metadata(&account, &patch).await).await?;
         Ok(Metadata { account, user_metadata: json(&text)? })
     }
 
     pub async fn login(&self, p: Login) -> Result<LoginChallenge> {
         let flow = p.flow.map(|f| f.to_string()).unwrap_or_default();
-        let dict = self.proxy.login(&p.account.unwrap_or_default(), &flow).await.map_err(error)?;
+        let account = p.account.unwrap_or_default();
+        let dict = self.call(async |b| b.login(&account, &flow).await).await?;
         let map: serde_json::Map<String, serde_json::Value> = dict
             .into_iter()
             .filter_map(|(k, v)| {
@@ -153,46 +267,60 @@ impl Client {
     }
 
     pub async fn await_login(&self, login_id: &str) -> Result<LoginDone> {
-        let account = self.proxy.await_login(login_id).await.map_err(error)?;
+        let account = self.call(async |b| b.await_login(login_id).await).await?;
         Ok(LoginDone { account, status: "logged_in".into() })
     }
 
     pub async fn cancel_login(&self, login_id: &str) -> Result<LoginCancelled> {
-        let cancelled = self.proxy.cancel_login(login_id).await.map_err(error)?;
+        let cancelled = self.call(async |b| b.cancel_login(login_id).await).await?;
         Ok(LoginCancelled { cancelled })
     }
 
     /// Log out; D-Bus's `Logout` does not report whether the IdP revoked the session.
     pub async fn logout(&self, p: AccountOnly) -> Result<()> {
-        self.proxy.logout(&p.account.unwrap_or_default()).await.map_err(error)
+        let account = p.account.unwrap_or_default();
+        self.call(async |b| b.logout(&account).await).await
     }
 
     pub async fn status(&self) -> Result<Status> {
-        json(&self.proxy.status().await.map_err(error)?)
+        json(&self.call(async |b| b.status().await).await?)
     }
 
     /// Every signal the broker emits from now on, in order per signal kind.
     pub async fn signals(&self) -> Result<impl Stream<Item = Signal> + Unpin + use<>> {
+        // On the well-known name, so that the stream follows the daemon across restarts; each
+        // sender is checked as calls are.
         let p = &self.proxy;
-        let refreshed = p.receive_token_refreshed().await.map_err(error)?.filter_map(|s| async move {
-            let a = s.args().ok()?;
-            Some(Signal::TokenRefreshed { account: a.account, expires_at: a.expires_at })
+        let refreshed = p.receive_token_refreshed().await.map_err(error)?.map(|s| {
+            let a = s.args().ok();
+            (a.map(|a| Signal::TokenRefreshed { account: a.account, expires_at: a.expires_at }), s.message().clone())
         });
         let out = p
             .receive_logged_out()
             .await
             .map_err(error)?
-            .filter_map(|s| async move { Some(Signal::LoggedOut { account: s.args().ok()?.account }) });
+            .map(|s| (s.args().ok().map(|a| Signal::LoggedOut { account: a.account }), s.message().clone()));
         let required = p
             .receive_login_required()
             .await
             .map_err(error)?
-            .filter_map(|s| async move { Some(Signal::LoginRequired { account: s.args().ok()?.account }) });
-        let finished = p.receive_login_finished().await.map_err(error)?.filter_map(|s| async move {
-            let a = s.args().ok()?;
-            Some(Signal::LoginFinished { account: a.account, ok: a.ok, error: a.error })
+            .map(|s| (s.args().ok().map(|a| Signal::LoginRequired { account: a.account }), s.message().clone()));
+        let finished = p.receive_login_finished().await.map_err(error)?.map(|s| {
+            let a = s.args().ok();
+            (a.map(|a| Signal::LoginFinished { account: a.account, ok: a.ok, error: a.error }), s.message().clone())
         });
-        Ok(futures_util::stream::select_all([refreshed.boxed(), out.boxed(), required.boxed(), finished.boxed()]))
+        let all =
+            futures_util::stream::select_all([refreshed.boxed(), out.boxed(), required.boxed(), finished.boxed()]);
+        let owner = self.owner.clone();
+        Ok(all
+            .filter_map(move |(signal, message)| {
+                let owner = owner.clone();
+                async move {
+                    let signal = signal?;
+                    owner.trusted_sender(&message.header()).await.then_some(signal)
+                }
+            })
+            .boxed())
     }
 }
 
@@ -211,6 +339,17 @@ fn error(e: zbus::Error) -> Error {
             },
             None => Error::Rpc { code: -32000, message: format!("{name}: {}", message.unwrap_or_default()) },
         },
+        other => Error::Io(std::io::Error::other(other)),
+    }
+}
+
+/// The bus's own errors (no owner, no activatable service) as the contract's.
+fn fdo_error(e: fdo::Error) -> Error {
+    match e {
+        fdo::Error::NameHasNoOwner(message) | fdo::Error::ServiceUnknown(message) => {
+            Error::Unreachable { path: "the D-Bus session bus".into(), source: std::io::Error::other(message) }
+        }
+        fdo::Error::ZBus(e) => error(e),
         other => Error::Io(std::io::Error::other(other)),
     }
 }

@@ -6,6 +6,12 @@ pub enum Error {
     /// No daemon answers at the socket (not running, wrong path, refused).
     #[error("cannot reach tokenbrokerd at {path}: {source}")]
     Unreachable { path: String, source: std::io::Error },
+    /// The socket or the bus name is served by another user than ours (or root): nothing was
+    /// sent to it, and nothing it might say is believed.
+    #[error(
+        "refusing {server}: it is served by another user (UID {uid}), not by you or root, so nothing was sent; {fix}"
+    )]
+    ForeignServer { server: String, uid: u32, fix: &'static str },
     /// The daemon answered with one of the contract's broker errors.
     #[error("{message}")]
     Broker { kind: ErrorKind, message: String },

@@ -21,6 +21,7 @@ pub mod paths;
 pub mod protocol;
 pub mod request;
 mod secret;
+mod server_uid;
 pub mod ttl;
 
 pub use client::Client;

@@ -126,6 +126,16 @@ async fn run(
                 tracing::info!(reason = %e, "D-Bus is off: no session bus; serving the socket only");
                 None
             }
+            // Another user who took the name first (on a bus open to others) must not take the
+            // socket down with it: our own programs still reach us there.
+            Err(e @ serve::dbus::StartError::NameHeld { holder }) => {
+                tracing::warn!(
+                    holder_uid = ?holder,
+                    "D-Bus is off: {e}, whom D-Bus callers would reach instead of us (ours refuse it); \
+                     serving the socket only"
+                );
+                None
+            }
             Err(e) => return Err(e.into()),
         }
     };

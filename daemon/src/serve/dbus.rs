@@ -328,8 +328,25 @@ pub enum StartError {
     NoBus(zbus::Error),
     #[error("another tokenbrokerd already owns {DBUS_NAME} on the session bus")]
     NameTaken,
+    /// Someone else holds the name: on a bus open to other users, anyone can take a free name.
+    #[error("{DBUS_NAME} is held on the session bus by {}", holder_text(.holder))]
+    NameHeld { holder: Option<u32> },
     #[error("D-Bus: {0}")]
     Other(#[from] zbus::Error),
+}
+
+fn holder_text(uid: &Option<u32>) -> String {
+    match uid {
+        Some(uid) => format!("another user (UID {uid})"),
+        None => "a connection whose UID the bus would not tell".into(),
+    }
+}
+
+/// The UID of whoever owns the name now, if the bus says.
+async fn holder(conn: &Connection) -> Option<u32> {
+    let bus = fdo::DBusProxy::new(conn).await.ok()?;
+    let name = zbus::names::BusName::from_static_str(DBUS_NAME).ok()?;
+    bus.get_connection_unix_user(name).await.ok()
 }
 
 /// Serve the interface on the session bus, take the well-known name, and forward the core's
@@ -344,7 +361,15 @@ pub async fn start(broker: Arc<Broker>) -> Result<Connection, StartError> {
     let flags = fdo::RequestNameFlags::DoNotQueue.into();
     match conn.request_name_with_flags(DBUS_NAME, flags).await {
         Ok(fdo::RequestNameReply::PrimaryOwner | fdo::RequestNameReply::AlreadyOwner) => {}
-        Ok(_) | Err(zbus::Error::NameTaken) => return Err(StartError::NameTaken),
+        Ok(_) | Err(zbus::Error::NameTaken) => {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let me = unsafe { libc::getuid() };
+            // Ours: another tokenbrokerd on the same store, which two daemons must not share.
+            return Err(match holder(&conn).await {
+                Some(uid) if uid == me => StartError::NameTaken,
+                holder => StartError::NameHeld { holder },
+            });
+        }
         Err(e) => return Err(e.into()),
     }
     let iface = conn.object_server().interface::<_, BrokerIface>(DBUS_PATH).await?;

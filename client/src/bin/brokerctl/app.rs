@@ -64,7 +64,9 @@ fn exit_code(e: &Failure) -> u8 {
         Failure::Unreachable => 5,
         // What a shell reports for a command ended by SIGINT.
         Failure::Interrupted => 130,
-        Failure::Broker(Error::Unreachable { .. }) => 5,
+        // Another user's server is no daemon of ours: none is reachable, and what a script
+        // does for that (start ours, fix the path, fall back) is the right thing here too.
+        Failure::Broker(Error::Unreachable { .. } | Error::ForeignServer { .. }) => 5,
         Failure::Broker(e) => match e.kind() {
             Some(ErrorKind::NotLoggedIn | ErrorKind::LoginRequired) => 3,
             Some(ErrorKind::IdpUnavailable) => 4,
@@ -241,6 +243,16 @@ fn doctor(json: bool) -> Result<(), Failure> {
             ok: true,
             detail: format!("tokenbrokerd {} answers at {}", status.version, path.display()),
             fix: None,
+        },
+        Err(e @ Error::ForeignServer { .. }) => Check {
+            name: "daemon".into(),
+            ok: false,
+            detail: e.to_string(),
+            fix: Some(format!(
+                "another user serves {}: do not use it; point TOKENBROKER_SOCKET (or XDG_RUNTIME_DIR) at a \
+                 directory only you can write, and start your own tokenbrokerd there",
+                path.display()
+            )),
         },
         Err(e) => Check {
             name: "daemon".into(),
