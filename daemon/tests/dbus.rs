@@ -269,16 +269,36 @@ async fn calls_from_another_user_are_refused() {
     let bus = Bus::start_open_to_all_users();
     let idp = Idp::start(IdpOptions::default()).await;
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
     let other = other_user();
-    let mut cmd = bus.command("gdbus");
-    std::os::unix::process::CommandExt::uid(&mut cmd, other)
-        .env("HOME", "/tmp")
-        .args(["call", "--session", "--dest", DBUS_NAME, "--object-path", DBUS_PATH, "--method"])
-        .arg(format!("{DBUS_INTERFACE}.Status"));
-    let (ok, out, err) = run(&mut cmd);
-    assert!(!ok, "another user was served: {out}");
-    assert!(err.contains("io.github.tokenbroker.Error.AccessDenied") && err.contains("only its own user"), "{err}");
+    // Every method, with arguments it would accept from the owner.
+    for (method, args) in [
+        ("Status", &[][..]),
+        ("GetAccessToken", &["work", "{}"]),
+        ("GetIdToken", &["work", "{}"]),
+        ("GetProfile", &["work"]),
+        ("GetMetadata", &["work"]),
+        ("UpdateMetadata", &["work", "{}"]),
+        ("Login", &["work", "device"]),
+        ("AwaitLogin", &["l1"]),
+        ("CancelLogin", &["l1"]),
+        ("Logout", &["work"]),
+    ] {
+        let mut cmd = bus.command("gdbus");
+        std::os::unix::process::CommandExt::uid(&mut cmd, other)
+            .env("HOME", "/tmp")
+            .args(["call", "--session", "--dest", DBUS_NAME, "--object-path", DBUS_PATH, "--method"])
+            .arg(format!("{DBUS_INTERFACE}.{method}"))
+            .args(args);
+        let (ok, out, err) = run(&mut cmd);
+        assert!(!ok, "another user was served {method}: {out}");
+        assert!(
+            err.contains("io.github.tokenbroker.Error.AccessDenied") && err.contains("only its own user"),
+            "{method}: {err}"
+        );
+    }
     assert!(daemon.log().contains("refused a D-Bus call from another user"));
+    assert!(daemon.client().await.get_access_token(Default::default()).await.is_ok(), "the Logout was refused");
     // The owner still is served.
     let (ok, out, _) = gdbus(&bus, "Status", &[]);
     assert!(ok && out.contains("work"), "{out}");
