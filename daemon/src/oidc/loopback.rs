@@ -1,12 +1,12 @@
 //! The loopback redirect listener of the code flow (RFC 8252 §7.3): 127.0.0.1 on a random
 //! port, one purpose, closed when the browser has come back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::OidcError;
 use super::error::{Grant, refusal};
@@ -17,9 +17,10 @@ const MAX_REQUEST: usize = 16 * 1024;
 /// Per connection: a browser sends its request at once, so a connection that has not sent a
 /// whole request head in this time (or will not read our answer) is not the browser.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-/// Connections read at once. Each costs a socket and a small task; past this many, new ones
-/// are closed at once (only another local program can be that busy with this port), which
-/// keeps the daemon's file descriptors for its real work.
+/// Connections read at once. Each costs a socket and a small task; past this many, the
+/// oldest is dropped for the newest (only another local program can be that busy with this
+/// port), which keeps the daemon's file descriptors for its real work. The browser sends its
+/// request as soon as it connects, so it is never the oldest for long.
 const MAX_IN_FLIGHT: usize = 64;
 /// After a failed `accept` (out of file descriptors, say): try again after this, not at once.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -54,14 +55,23 @@ impl Loopback {
     /// connections still being read are dropped with it).
     pub async fn wait(self, state: &str) -> Result<String, OidcError> {
         let mut reading: JoinSet<Option<Callback>> = JoinSet::new();
+        // The tasks in `reading`, oldest first (some of them finished).
+        let mut started: VecDeque<AbortHandle> = VecDeque::new();
         loop {
             let callback = tokio::select! {
                 accepted = self.listener.accept() => {
                     match accepted {
-                        Ok((stream, _)) if reading.len() < MAX_IN_FLIGHT => {
-                            reading.spawn(read_callback(stream));
+                        Ok((stream, _)) => {
+                            while started.front().is_some_and(AbortHandle::is_finished) {
+                                started.pop_front();
+                            }
+                            if reading.len() >= MAX_IN_FLIGHT
+                                && let Some(oldest) = started.pop_front()
+                            {
+                                oldest.abort();
+                            }
+                            started.push_back(reading.spawn(read_callback(stream)));
                         }
-                        Ok(_) => {}
                         Err(e) => {
                             tracing::debug!(error = %e, "the login's redirect listener could not accept");
                             tokio::time::sleep(ACCEPT_BACKOFF).await;
