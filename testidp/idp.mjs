@@ -57,6 +57,9 @@ const { values: opts } = parseArgs({
     'no-refresh-id-token': { type: 'boolean', default: false },
     // The ID tokens' signature algorithm (oidc-provider's id_token_signed_response_alg).
     'id-token-alg': { type: 'string', default: 'RS256' },
+    // Like Google, Entra and Keycloak: the ID token itself carries the granted profile and
+    // email claims (oidc-provider's default puts them in userinfo only).
+    'id-token-claims': { type: 'boolean', default: false },
   },
 });
 
@@ -165,6 +168,7 @@ const provider = new Provider(issuer, {
     email: ['email', 'email_verified'],
   },
   scopes: SCOPES,
+  conformIdTokenClaims: !opts['id-token-claims'],
   features: {
     devInteractions: { enabled: false },
     deviceFlow: { enabled: true },

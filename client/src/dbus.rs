@@ -30,6 +30,7 @@ pub trait Broker1 {
     fn update_metadata(&self, account: &str, user_metadata_json: &str) -> zbus::Result<String>;
     fn login(&self, account: &str, flow: &str) -> zbus::Result<HashMap<String, OwnedValue>>;
     fn await_login(&self, login_id: &str) -> zbus::Result<String>;
+    fn await_login_result(&self, login_id: &str) -> zbus::Result<HashMap<String, OwnedValue>>;
     fn cancel_login(&self, login_id: &str) -> zbus::Result<bool>;
     fn logout(&self, account: &str) -> zbus::Result<()>;
     fn status(&self) -> zbus::Result<String>;
@@ -42,6 +43,9 @@ pub trait Broker1 {
     fn login_required(&self, account: String) -> zbus::Result<()>;
     #[zbus(signal)]
     fn login_finished(&self, account: String, ok: bool, error: String) -> zbus::Result<()>;
+    /// Sent only to the connections that started or awaited the login (see docs/dbus.md).
+    #[zbus(signal)]
+    fn logged_in_as(&self, account: String, subject: String, email: String, name: String) -> zbus::Result<()>;
 
     #[zbus(property)]
     fn accounts(&self) -> zbus::Result<HashMap<String, String>>;
@@ -266,9 +270,32 @@ impl Client {
         serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| Error::Io(std::io::Error::other(e)))
     }
 
+    /// With who logged in, from `AwaitLoginResult`; from a daemon too old to have that, the
+    /// account alone (`AwaitLogin`).
     pub async fn await_login(&self, login_id: &str) -> Result<LoginDone> {
-        let account = self.call(async |b| b.await_login(login_id).await).await?;
-        Ok(LoginDone { account, status: "logged_in".into() })
+        let unknown = |name: &zbus::names::ErrorName| name.as_str() == "org.freedesktop.DBus.Error.UnknownMethod";
+        let result = self
+            .call(async |b| match b.await_login_result(login_id).await {
+                Ok(dict) => Ok(Some(dict)),
+                Err(zbus::Error::MethodError(name, _, _)) if unknown(&name) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await?;
+        let Some(dict) = result else {
+            let account = self.call(async |b| b.await_login(login_id).await).await?;
+            return Ok(LoginDone { account, status: "logged_in".into(), subject: None, email: None, name: None });
+        };
+        let text = |k: &str| match dict.get(k).map(|v| &**v) {
+            Some(Value::Str(s)) if !s.is_empty() => Some(s.to_string()),
+            _ => None,
+        };
+        Ok(LoginDone {
+            account: text("account").unwrap_or_default(),
+            status: text("status").unwrap_or_else(|| "logged_in".into()),
+            subject: text("subject"),
+            email: text("email"),
+            name: text("name"),
+        })
     }
 
     pub async fn cancel_login(&self, login_id: &str) -> Result<LoginCancelled> {

@@ -370,6 +370,14 @@ pub struct AwaitLogin {
 pub struct LoginDone {
     pub account: String,
     pub status: String,
+    /// Who is now logged in: the `sub`, `email` and `name` of the login's verified ID token
+    /// (of userinfo when the IdP issued no ID token), where known, without control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

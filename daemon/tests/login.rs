@@ -34,7 +34,7 @@ async fn device_login_then_token_id_token_profile_status_logout() {
     assert!(challenge.verification_uri.as_deref().unwrap().starts_with(&idp.issuer));
     idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
     let done: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(done, serde_json::json!({"account": "work", "status": "logged_in"}));
+    assert_eq!(done, serde_json::json!({"account": "work", "status": "logged_in", "subject": "alice"}));
     assert!(login.wait().unwrap().success());
 
     // The session is in the keyring before anyone sees it.

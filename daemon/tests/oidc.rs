@@ -144,3 +144,43 @@ async fn an_unknown_key_id_makes_the_daemon_refetch_the_keys_once_then_refuse() 
     daemon.login(&idp, None, "alice").await;
     assert_eq!(idp.stats().await["jwks"].as_u64().unwrap(), 2);
 }
+
+/// Other local programs may connect to the loopback redirect port and say nothing (or send a
+/// huge request): the browser's redirect must not wait behind them. Each silent connection
+/// once held the listener for its whole 10 s read timeout, one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_oversize_connections_do_not_hold_up_the_redirect() {
+    use std::io::Write;
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let client = daemon.client().await;
+
+    let challenge = client.login(code_login()).await.unwrap();
+    let url = url::Url::parse(challenge.authorization_url.as_deref().unwrap()).unwrap();
+    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
+    let port = url::Url::parse(&redirect).unwrap().port().unwrap();
+
+    // More than the listener reads at once (64): the oldest give way to the newest.
+    let mut squatters: Vec<std::net::TcpStream> =
+        (0..80).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    // Half a request line, then silence.
+    squatters[0].write_all(b"GET /callback?st").unwrap();
+    let mut oversize = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Past the head's size cap, never ending it; the listener may close before all is sent.
+    let _ = oversize.write_all(format!("GET /{} HTTP/1.1\r\nX: ", "a".repeat(40_000)).as_bytes());
+
+    let started = std::time::Instant::now();
+    let limit = std::time::Duration::from_secs(8);
+    let login = async {
+        let report = idp.browse_code(url.as_str(), "alice", false).await;
+        assert_eq!(report["ok"], true, "{report}");
+        assert_eq!(report["app_status"], 200, "{report}");
+        client.await_login(&challenge.login_id).await.unwrap();
+    };
+    // Before, each silent connection held the listener 10 s, one after the other.
+    let waited = tokio::time::timeout(limit, login).await;
+    assert!(waited.is_ok(), "the redirect waited over {limit:?} behind silent connections");
+    assert!(started.elapsed() < limit);
+    drop(squatters);
+}

@@ -16,17 +16,44 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Account, Broker, Error, Event, Result, Session};
-use crate::oidc::{Loopback, OidcError, TokenSet};
+use crate::oidc::{Loopback, OidcError, TokenSet, printable};
 
 /// How long a finished login's result stays available to `AwaitLogin`.
 const LINGER: Duration = Duration::from_secs(600);
 /// How long the browser has to come back in the code flow.
 const CODE_FLOW_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Who a login logged in, to be said to the user: the IdP's words, printable and short.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub subject: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Identity {
+    fn new(subject: Option<&str>, email: Option<&str>, name: Option<&str>) -> Identity {
+        let clean = |text: Option<&str>| text.map(printable).filter(|t| !t.is_empty());
+        Identity { subject: clean(subject), email: clean(email), name: clean(name) }
+    }
+
+    /// From the login's verified ID token, else from the userinfo answer fetched for want of one.
+    fn of_login(tokens: &TokenSet, userinfo: Option<&Map<String, Value>>) -> Identity {
+        match (&tokens.id_token, userinfo) {
+            (Some(id), _) => Identity::new(Some(&id.subject), id.email.as_deref(), id.name.as_deref()),
+            (None, Some(claims)) => {
+                let text = |k: &str| claims.get(k).and_then(Value::as_str);
+                Identity::new(text("sub"), text("email"), text("name"))
+            }
+            (None, None) => Identity::default(),
+        }
+    }
+}
+
 pub(super) struct PendingLogin {
     account: String,
     challenge: LoginChallenge,
-    done: watch::Sender<Option<Result<()>>>,
+    done: watch::Sender<Option<Result<Identity>>>,
     /// Stops the flow (and frees a code flow's loopback listener) once the login is ended
     /// from outside: cancelled or replaced.
     cancel: CancellationToken,
@@ -39,7 +66,7 @@ pub(super) struct PendingLogin {
 impl PendingLogin {
     /// End the login with `result` unless it has ended already, or (`from_outside`) its
     /// tokens are being installed; whether this call ended it.
-    fn end(&self, result: Result<()>, from_outside: bool) -> bool {
+    fn end(&self, result: Result<Identity>, from_outside: bool) -> bool {
         let ended = self.done.send_if_modified(|done| {
             if done.is_some() || (from_outside && self.installing.load(Ordering::Relaxed)) {
                 return false;
@@ -175,8 +202,9 @@ impl Broker {
 
     /// End a pending login: its `AwaitLogin` callers get `result`, its flow stops. Whether it
     /// was still pending (and, `from_outside`, not already installing its tokens).
-    fn end_login(&self, pending: &PendingLogin, result: Result<()>, from_outside: bool) -> bool {
+    fn end_login(&self, pending: &PendingLogin, result: Result<Identity>, from_outside: bool) -> bool {
         let error = result.as_ref().err().map(|e| e.message.clone());
+        let who = result.as_ref().ok().cloned();
         if !pending.end(result, from_outside) {
             return false;
         }
@@ -184,7 +212,8 @@ impl Broker {
             None => tracing::info!(account = %pending.account, "logged in"),
             Some(e) => tracing::warn!(account = %pending.account, error = %e, "login ended"),
         }
-        self.emit(Event::LoginFinished { account: pending.account.clone(), error });
+        let (account, login_id) = (pending.account.clone(), pending.challenge.login_id.clone());
+        self.emit(Event::LoginFinished { account, login_id, error, who });
         true
     }
 
@@ -210,7 +239,13 @@ impl Broker {
             .map_err(|_| Error::internal("the login was abandoned"))?
             .clone()
             .expect("waited for Some");
-        result.map(|()| LoginDone { account: pending.account.clone(), status: "logged_in".into() })
+        result.map(|who| LoginDone {
+            account: pending.account.clone(),
+            status: "logged_in".into(),
+            subject: who.subject,
+            email: who.email,
+            name: who.name,
+        })
     }
 
     fn pending_for(&self, account: &str) -> Option<Arc<PendingLogin>> {
@@ -219,11 +254,13 @@ impl Broker {
     }
 
     /// A login's tokens become the account's session: stored first, then served.
-    async fn install(self: &Arc<Self>, account: &Arc<Account>, tokens: TokenSet) -> Result<()> {
+    /// Who logged in is returned.
+    async fn install(self: &Arc<Self>, account: &Arc<Account>, tokens: TokenSet) -> Result<Identity> {
         let profile = match tokens.id_token {
             Some(_) => None,
             None => self.whoami(account, &tokens).await,
         };
+        let who = Identity::of_login(&tokens, profile.as_ref());
         let _flight = account.refresh_lock.lock().await;
         let mut session = Session::from_login(tokens, &account.login_scopes());
         if let Some(claims) = &profile {
@@ -243,7 +280,7 @@ impl Broker {
             s.session = Some(Arc::new(session));
         });
         account.wake.notify_one();
-        Ok(())
+        Ok(who)
     }
 
     /// Who logged in, from userinfo, for a login that brought no ID token (some IdPs issue
@@ -283,8 +320,14 @@ mod tests {
         }
     }
 
-    fn cancelled() -> Result<()> {
+    fn cancelled() -> Result<Identity> {
         Err(Error::new(ErrorKind::LoginExpired, "cancelled"))
+    }
+
+    #[test]
+    fn who_logged_in_is_kept_printable() {
+        let who = Identity::new(Some("a\u{1b}[2Jb"), Some("x\n@y"), Some("\u{7}"));
+        assert_eq!(who, Identity { subject: Some("a[2Jb".into()), email: Some("x@y".into()), name: None });
     }
 
     #[test]
@@ -293,8 +336,8 @@ mod tests {
         assert!(installing.claim());
         assert!(!installing.end(cancelled(), true), "too late to cancel or replace");
         assert!(!installing.claim(), "one install");
-        assert!(installing.end(Ok(()), false), "the install ends it");
-        assert!(matches!(*installing.done.borrow(), Some(Ok(()))));
+        assert!(installing.end(Ok(Identity::default()), false), "the install ends it");
+        assert!(matches!(*installing.done.borrow(), Some(Ok(_))));
 
         let ended = pending();
         assert!(ended.end(cancelled(), true));

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use account::Account;
 pub use error::{Error, Result};
+pub use login::Identity;
 use login::PendingLogin;
 pub use session::Session;
 pub use tokens::Encoded;
@@ -37,10 +38,23 @@ use crate::store::SessionStore;
 /// What happened to an account, for whoever listens (the D-Bus door's signals, logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    TokenRefreshed { account: String, expires_at: i64 },
-    LoggedOut { account: String },
-    LoginRequired { account: String },
-    LoginFinished { account: String, error: Option<String> },
+    TokenRefreshed {
+        account: String,
+        expires_at: i64,
+    },
+    LoggedOut {
+        account: String,
+    },
+    LoginRequired {
+        account: String,
+    },
+    /// `who` is set when the login succeeded.
+    LoginFinished {
+        account: String,
+        login_id: String,
+        error: Option<String>,
+        who: Option<Identity>,
+    },
 }
 
 pub struct Broker {

@@ -130,6 +130,8 @@ pub fn check(
         subject: claims.subject().to_string(),
         expires_at: claims.expiration().timestamp(),
         issued_at: claims.issue_time().timestamp(),
+        email: claims.email().map(|e| e.as_str().to_owned()),
+        name: claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned()),
     })
 }
 

@@ -6,7 +6,7 @@ pub(super) const MAX_CHARS: usize = 200;
 
 /// `text` without control characters (no forged log lines, no terminal escapes), cut to
 /// `MAX_CHARS` with a `…` where it was cut.
-pub(super) fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     let mut clean: String = text.chars().filter(|c| !c.is_control()).take(MAX_CHARS).collect();
     if text.chars().filter(|c| !c.is_control()).nth(MAX_CHARS).is_some() {
         clean.push('…');

@@ -24,6 +24,7 @@ use secrecy::SecretString;
 
 pub use discovery::{EndpointOverrides, Offers, Provider};
 pub use error::{Grant, OidcError};
+pub use idp_text::printable;
 pub use loopback::Loopback;
 pub use management::{ApiError, ManagementApi};
 
@@ -47,6 +48,10 @@ pub struct VerifiedIdToken {
     pub expires_at: i64,
     /// `iat`, refused when more than a small leeway in the future.
     pub issued_at: i64,
+    /// The `email` and (default-locale) `name` claims, when the IdP put them in the token:
+    /// said after a login, to name who logged in. The IdP's words, unfiltered.
+    pub email: Option<String>,
+    pub name: Option<String>,
 }
 
 /// Extra parameters for audience-bound requests (Auth0's `audience`, RFC 8707's `resource`).

@@ -59,7 +59,16 @@ pub struct BrokerIface {
     /// Unique names are never reused on a bus, so a sender's UID can be remembered: one
     /// GetConnectionCredentials per client connection, not per call.
     uids: Mutex<HashMap<String, u32>>,
+    /// Per pending login, the bus connections (of our UID, checked) that started or awaited
+    /// it: the only ones told who logged in (`LoggedInAs`), since a broadcast would tell
+    /// every client of a bus that lets other users in.
+    login_callers: Mutex<HashMap<String, Vec<String>>>,
 }
+
+/// Logins whose callers are remembered at once, and callers per login; past these, the
+/// oldest knowledge is dropped (those callers still have `AwaitLoginResult`).
+const MAX_LOGINS_REMEMBERED: usize = 256;
+const MAX_CALLERS_PER_LOGIN: usize = 16;
 
 fn account(name: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
@@ -67,7 +76,30 @@ fn account(name: &str) -> Option<String> {
 
 impl BrokerIface {
     pub fn new(broker: Arc<Broker>) -> Self {
-        BrokerIface { broker, me: unsafe { libc::getuid() }, bus: OnceCell::new(), uids: Mutex::new(HashMap::new()) }
+        BrokerIface {
+            broker,
+            me: unsafe { libc::getuid() },
+            bus: OnceCell::new(),
+            uids: Mutex::new(HashMap::new()),
+            login_callers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remember the (checked) sender as one to tell who the login `login_id` logged in.
+    fn remember_login_caller(&self, login_id: &str, header: &Header<'_>) {
+        let Some(sender) = header.sender() else { return };
+        let mut callers = self.login_callers.lock().unwrap_or_else(|e| e.into_inner());
+        if callers.len() >= MAX_LOGINS_REMEMBERED && !callers.contains_key(login_id) {
+            callers.clear();
+        }
+        let names = callers.entry(login_id.to_owned()).or_default();
+        if !names.iter().any(|n| n == sender.as_str()) && names.len() < MAX_CALLERS_PER_LOGIN {
+            names.push(sender.to_string());
+        }
+    }
+
+    fn take_login_callers(&self, login_id: &str) -> Vec<String> {
+        self.login_callers.lock().unwrap_or_else(|e| e.into_inner()).remove(login_id).unwrap_or_default()
     }
 
     async fn check_caller(&self, header: &Header<'_>, conn: &Connection) -> Reply<()> {
@@ -240,6 +272,7 @@ impl BrokerIface {
             }
         };
         let challenge = self.broker.login(Login { account: self::account(account), flow }).await?;
+        self.remember_login_caller(&challenge.login_id, &header);
         let Ok(Json::Object(fields)) = serde_json::to_value(&challenge) else {
             return Err(DbusError::Internal("encoding the challenge".into()));
         };
@@ -264,7 +297,39 @@ impl BrokerIface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
         self.check_caller(&header, conn).await?;
+        self.remember_login_caller(login_id, &header);
         Ok(self.broker.await_login(login_id).await?.account)
+    }
+
+    /// Wait until the login `login_id` is approved; the socket's `AwaitLogin` result as a
+    /// dictionary: `account`, `status`, and `subject`, `email`, `name` where known.
+    #[zbus(out_args("result"))]
+    async fn await_login_result(
+        &self,
+        login_id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<HashMap<String, OwnedValue>, DbusError> {
+        self.check_caller(&header, conn).await?;
+        self.remember_login_caller(login_id, &header);
+        let done = self.broker.await_login(login_id).await?;
+        let fields = [
+            ("account", Some(done.account)),
+            ("status", Some(done.status)),
+            ("subject", done.subject),
+            ("email", done.email),
+            ("name", done.name),
+        ];
+        let mut dict = HashMap::new();
+        for (k, v) in fields {
+            if let Some(v) = v {
+                dict.insert(
+                    k.to_owned(),
+                    OwnedValue::try_from(Value::from(v)).map_err(|e| DbusError::Internal(e.to_string()))?,
+                );
+            }
+        }
+        Ok(dict)
     }
 
     /// End the pending login `login_id` (its `AwaitLogin` fails); whether it was pending.
@@ -320,6 +385,35 @@ impl BrokerIface {
 
     #[zbus(signal)]
     async fn login_finished(emitter: &SignalEmitter<'_>, account: &str, ok: bool, error: &str) -> zbus::Result<()>;
+
+    /// Who a login logged in ("" where unknown); unicast, to the login's own callers.
+    #[zbus(signal)]
+    async fn logged_in_as(
+        emitter: &SignalEmitter<'_>,
+        account: &str,
+        subject: &str,
+        email: &str,
+        name: &str,
+    ) -> zbus::Result<()>;
+}
+
+/// `LoggedInAs` to each of `callers` alone (a signal with a destination).
+async fn tell_who(conn: &Connection, callers: &[String], account: &str, who: &broker::Identity) {
+    let text = |t: &Option<String>| t.clone().unwrap_or_default();
+    let (subject, email, name) = (text(&who.subject), text(&who.email), text(&who.name));
+    for caller in callers {
+        let Ok(destination) = zbus::names::BusName::try_from(caller.as_str()) else { continue };
+        let sent = match SignalEmitter::new(conn, DBUS_PATH) {
+            Ok(emitter) => {
+                let emitter = emitter.set_destination(destination);
+                BrokerIface::logged_in_as(&emitter, account, &subject, &email, &name).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "could not tell a login's caller who logged in");
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -388,7 +482,11 @@ pub async fn start(broker: Arc<Broker>) -> Result<Connection, StartError> {
                 }
                 Event::LoggedOut { account } => BrokerIface::logged_out(emitter, account).await,
                 Event::LoginRequired { account } => BrokerIface::login_required(emitter, account).await,
-                Event::LoginFinished { account, error } => {
+                Event::LoginFinished { account, login_id, error, who } => {
+                    let callers = iface.get().await.take_login_callers(login_id);
+                    if let Some(who) = who {
+                        tell_who(emitter.connection(), &callers, account, who).await;
+                    }
                     BrokerIface::login_finished(emitter, account, error.is_none(), error.as_deref().unwrap_or("")).await
                 }
             };

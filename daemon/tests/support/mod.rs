@@ -315,6 +315,8 @@ pub struct IdpOptions {
     pub id_ttl: u64,
     /// The ID tokens' signature algorithm (the harness's `--id-token-alg`: RS256 or ES256).
     pub id_token_alg: &'static str,
+    /// ID tokens carry the email and profile claims, not only userinfo (`--id-token-claims`).
+    pub id_token_claims: bool,
 }
 
 impl Default for IdpOptions {
@@ -331,6 +333,7 @@ impl Default for IdpOptions {
             no_refresh_id_token: false,
             id_ttl: 3600,
             id_token_alg: "RS256",
+            id_token_claims: false,
         }
     }
 }
@@ -353,6 +356,7 @@ impl Idp {
                 .args(opts.no_refresh_id_token.then_some("--no-refresh-id-token"))
                 .args(["--id-ttl", &opts.id_ttl.to_string()])
                 .args(["--id-token-alg", opts.id_token_alg])
+                .args(opts.id_token_claims.then_some("--id-token-claims"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()

@@ -8,6 +8,8 @@ mod args;
 mod bus;
 #[path = "../brokerctl/challenge.rs"]
 mod challenge;
+#[path = "../brokerctl/handoff.rs"]
+mod handoff;
 #[path = "../brokerctl/human.rs"]
 mod human;
 #[path = "../brokerctl/interrupt.rs"]

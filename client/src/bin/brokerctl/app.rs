@@ -12,6 +12,7 @@ use tokenbroker::{Error, ErrorKind};
 
 use crate::args::{Cli, Command, FlowArg, MetadataCommand};
 use crate::challenge;
+use crate::handoff::Handoff;
 use crate::human;
 use crate::interrupt;
 use crate::transport::Transport;
@@ -176,6 +177,8 @@ fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser:
             }
         }
     });
+    // Serves the browser's one-time link until the login is over (dropped on return).
+    let mut handoff = None;
     if json {
         print_json(&challenge);
     } else {
@@ -194,7 +197,7 @@ fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser:
             }
         }
         if !no_browser && let Some(url) = url {
-            open_browser(url);
+            handoff = open_browser(url);
         }
         let expires = human::lasting(challenge.expires_in, human::now());
         eprintln!("Waiting for you to approve the login (the code expires {expires})…");
@@ -203,10 +206,11 @@ fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser:
         Err(_) if interrupt::interrupted() => return Err(Failure::Interrupted),
         other => other?,
     };
+    drop(handoff);
     if json {
         print_json(&done)
     } else {
-        println!("Logged in to {}.", done.account)
+        println!("{}", human::logged_in(&done))
     }
     // A login the store would not take is lost at the daemon's next restart: say so.
     let saved = client.status().map(|s| s.accounts.into_iter().find(|a| a.name == done.account));
@@ -293,17 +297,28 @@ fn doctor(json: bool) -> Result<(), Failure> {
     }
 }
 
-fn open_browser(url: &str) {
+/// Open the browser on a one-time link to `url` (see `handoff`: an opener's arguments are
+/// readable by every user); the link lives as long as the returned `Handoff`.
+fn open_browser(url: &str) -> Option<Handoff> {
     let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let handoff = match Handoff::start(url) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("(could not serve the browser a one-time link: {e}; open the address yourself)");
+            return None;
+        }
+    };
     let spawned = std::process::Command::new(opener)
-        .arg(url)
+        .arg(handoff.url())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
     if spawned.is_err() {
         eprintln!("(could not start {opener}; open the address yourself)");
+        return None;
     }
+    Some(handoff)
 }
 
 /// `KEY=VALUE...` (string values; `KEY=` deletes) or, with `--json`, one JSON object.

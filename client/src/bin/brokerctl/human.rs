@@ -1,6 +1,6 @@
 //! Text for people: times as "in 42 minutes", accounts as aligned lines.
 
-use tokenbroker::protocol::{AccountState, Profile, Status};
+use tokenbroker::protocol::{AccountState, LoginDone, Profile, Status};
 
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -61,6 +61,29 @@ pub fn status(s: &Status) -> String {
     out
 }
 
+/// "Logged in to work as Alice <alice@example.com> (sub alice)." The names are the IdP's
+/// words: the daemon has removed control characters already, and this does again.
+pub fn logged_in(done: &LoginDone) -> String {
+    let clean = |t: &Option<String>| t.as_deref().map(terminal_text).filter(|t| !t.is_empty());
+    let who = match (clean(&done.name), clean(&done.email)) {
+        (Some(n), Some(e)) => Some(format!("{n} <{e}>")),
+        (one, other) => one.or(other),
+    };
+    let account = terminal_text(&done.account);
+    match (who, clean(&done.subject)) {
+        (Some(who), Some(sub)) => format!("Logged in to {account} as {who} (sub {sub})."),
+        (Some(who), None) => format!("Logged in to {account} as {who}."),
+        (None, Some(sub)) => format!("Logged in to {account} as sub {sub}."),
+        (None, None) => format!("Logged in to {account}."),
+    }
+}
+
+/// Without control characters or bidirectional overrides, which a terminal would act on.
+fn terminal_text(text: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    text.chars().filter(|&c| !c.is_control() && !bidi(c)).collect()
+}
+
 pub fn profile(p: &Profile) -> String {
     let c = &p.claims;
     let text = |k: &str| c.get(k).and_then(|v| v.as_str());
@@ -84,7 +107,26 @@ pub fn profile(p: &Profile) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{lasting, relative};
+    use super::{lasting, logged_in, relative};
+    use tokenbroker::protocol::LoginDone;
+
+    #[test]
+    fn who_logged_in_is_said_without_terminal_controls() {
+        let done = |subject: Option<&str>, email: Option<&str>, name: Option<&str>| LoginDone {
+            account: "work".into(),
+            status: "logged_in".into(),
+            subject: subject.map(Into::into),
+            email: email.map(Into::into),
+            name: name.map(Into::into),
+        };
+        let all = done(Some("alice"), Some("alice@example.com"), Some("Alice"));
+        assert_eq!(logged_in(&all), "Logged in to work as Alice <alice@example.com> (sub alice).");
+        assert_eq!(logged_in(&done(Some("a"), Some("a@x"), None)), "Logged in to work as a@x (sub a).");
+        assert_eq!(logged_in(&done(Some("a"), None, None)), "Logged in to work as sub a.");
+        assert_eq!(logged_in(&done(None, None, None)), "Logged in to work.");
+        let hostile = done(Some("a\u{1b}]0;x\u{7}"), Some("\u{202e}moc.x@a"), Some("\r"));
+        assert_eq!(logged_in(&hostile), "Logged in to work as moc.x@a (sub a]0;x).");
+    }
 
     #[test]
     fn any_lifetime_reads_without_overflow() {

@@ -5,6 +5,7 @@
 mod app;
 mod args;
 mod challenge;
+mod handoff;
 mod human;
 mod interrupt;
 mod transport;
