@@ -221,6 +221,16 @@ mod tests {
         assert!(error.contains("<img src=x>[31mredline") && !error.chars().any(char::is_control), "{error}");
     }
 
+    /// Only this machine's own programs can reach it: Linux routes all of 127/8 to `lo`, so a
+    /// listener on every address would answer 127.0.0.2 too.
+    #[tokio::test]
+    async fn it_listens_on_127_0_0_1_only() {
+        let loopback = super::Loopback::bind().await.unwrap();
+        let port = loopback.port;
+        assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok());
+        assert!(tokio::net::TcpStream::connect(("127.0.0.2", port)).await.is_err(), "bound to more than 127.0.0.1");
+    }
+
     #[test]
     fn the_idps_words_stay_text_on_the_page() {
         let page = super::escape_html("<script>alert('x')</script> & \"more\"");
