@@ -3,5 +3,6 @@
 pub mod dbus;
 pub mod dispatch;
 mod lines;
+mod log_limit;
 pub mod socket;
 mod socket_dir;
