@@ -48,6 +48,9 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 /// Refusals are logged at most once a minute per kind (and per UID for other users).
 const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(60);
 
+/// Refusals in a row before the accept loop lets the other tasks run.
+const REFUSALS_BEFORE_YIELD: u32 = 64;
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Refused {
     OtherUser(u32),
@@ -73,6 +76,7 @@ pub async fn serve(
     let report = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(report);
     let mut report_armed = false;
+    let mut refused_in_a_row = 0u32;
     loop {
         let stream = tokio::select! {
             // Outside tokio's cooperative budget: otherwise, while thousands of connections
@@ -113,6 +117,7 @@ pub async fn serve(
                         connection(stream, broker, shutdown, idle_timeout).await;
                         drop(slot);
                     });
+                    refused_in_a_row = 0;
                     continue;
                 }
                 Err(_) => {
@@ -133,6 +138,14 @@ pub async fn serve(
         }
         if !report_armed {
             report_armed = arm(&refusals, report.as_mut());
+        }
+        // The accept loop runs outside the budget (above), so a flood of connections to refuse,
+        // which never leaves the backlog empty, would keep it from ever giving the thread back:
+        // every other connection, the D-Bus door and the timers would stall behind it.
+        refused_in_a_row += 1;
+        if refused_in_a_row == REFUSALS_BEFORE_YIELD {
+            refused_in_a_row = 0;
+            tokio::task::yield_now().await;
         }
     }
 }
