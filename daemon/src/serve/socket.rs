@@ -11,7 +11,6 @@ use tokenbroker::protocol::{ErrorData, INVALID_REQUEST, MAX_LINE, RpcError};
 use tokenbroker::request::{Decoded, NULL_ID, Refusal, decode_line};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,6 +19,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::dispatch::dispatch;
 use super::lines::{KEEP_AT_MOST, Line, SMALL, read_line, shrink_after_long_line};
 use super::log_limit::LogLimit;
+use super::slots::Slots;
 use crate::broker::{Broker, Error};
 
 pub struct Limits {
@@ -69,7 +69,7 @@ pub async fn serve(
 ) {
     // SAFETY: getuid has no preconditions and cannot fail.
     let me = unsafe { libc::getuid() };
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Slots::new(limits.max_connections);
     let mut refusals = LogLimit::new(REFUSAL_LOG_WINDOW);
     // Counts held back by the rate limit are logged when their window ends, so a burst that
     // stops is still reported. Armed only while there are counts to report.
@@ -108,8 +108,8 @@ pub async fn serve(
         // The peer first: another user's connection never takes a slot, so a loop of them
         // cannot crowd out the owner's clients.
         let refused = match stream.peer_cred() {
-            Ok(cred) if cred.uid() == me => match slots.clone().try_acquire_owned() {
-                Ok(slot) => {
+            Ok(cred) if cred.uid() == me => match slots.try_take() {
+                Some(slot) => {
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
                     let idle_timeout = limits.idle_timeout;
@@ -120,7 +120,7 @@ pub async fn serve(
                     refused_in_a_row = 0;
                     continue;
                 }
-                Err(_) => {
+                None => {
                     refuse(&stream, "too many connections to tokenbrokerd; try again shortly");
                     (Refused::Full, None)
                 }
