@@ -45,7 +45,7 @@ struct Args {
     /// Most client connections served at once; more are refused with an error.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
-    /// Seconds a client connection may stay silent before it is closed.
+    /// Seconds a client connection may stay silent, or leave an answer unread, before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     idle_timeout: u64,
 }

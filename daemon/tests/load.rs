@@ -1,6 +1,7 @@
 //! Floods: ten thousand clients at once, each asking ten times, all served the right token,
 //! every one of them served while the others are, and the daemon's memory bounded; silent
-//! connections closed after the idle timeout while busy ones stay.
+//! connections closed after the idle timeout while busy ones stay; a long line leaves no big
+//! buffer behind.
 
 mod support;
 
@@ -174,4 +175,65 @@ async fn silent_connections_are_closed_after_the_idle_timeout_and_busy_ones_stay
     let closed = tokio::time::timeout(Duration::from_secs(2), silent.read_line(&mut line)).await;
     assert!(matches!(closed, Ok(Ok(0))), "the silent connection is still open: {closed:?} {line:?}");
     let _ = silent.get_mut().write_all(status).await;
+}
+
+/// Each of a few hundred connections sends one line just under the 64 KiB cap, gets its answer
+/// and stays open: what a connection keeps afterwards is what a small request leaves, not the
+/// long line's buffer (before, each kept 64 KiB for its whole life). Lines go one connection
+/// at a time, so the daemon's heap can reuse one long buffer for the next: the test measures
+/// what is kept, not a burst. When they have all gone the daemon is back near its size before
+/// them: their memory was freed, and handed back to the OS (glibc keeps freed pages otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_line_leaves_no_big_buffer_behind_and_a_crowd_leaves_nothing() {
+    const CONNS: usize = 600;
+    raise_fd_limit(CONNS as u64 + 1_000);
+    let mut daemon = Daemon::prepare(
+        "store = \"memory\"\n[accounts.work]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"tokenbroker-test\"\n",
+    );
+    daemon.log_level = "info".into();
+    daemon.spawn_without_bus();
+    let pid = daemon.proc.as_ref().unwrap().pid();
+    let status = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\"}\n";
+    let mut long = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\"".to_vec();
+    long.resize(60 * 1024, b' ');
+    long.extend(b"}\n");
+    let mut line = String::new();
+    let mut ask = async |conn: &mut BufReader<UnixStream>, request: &[u8]| {
+        conn.get_mut().write_all(request).await.unwrap();
+        line.clear();
+        conn.read_line(&mut line).await.unwrap();
+        assert!(line.contains("\"result\""), "{line}");
+    };
+
+    let before = rss_kib(pid);
+    let mut conns = Vec::with_capacity(CONNS);
+    for _ in 0..CONNS {
+        let mut conn = BufReader::new(connect(&daemon.socket()).await);
+        ask(&mut conn, status).await;
+        conns.push(conn);
+    }
+    let idle = rss_kib(pid);
+    for conn in &mut conns {
+        ask(conn, &long).await;
+    }
+    let after_long = rss_kib(pid);
+    drop(conns);
+
+    let back = before + 1536;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut closed = rss_kib(pid);
+    while closed > back && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        closed = rss_kib(pid);
+    }
+    eprintln!(
+        "RSS {before} KiB; {CONNS} connections: {idle} KiB ({} B each); after a 60 KiB line each: {after_long} KiB \
+         ({} B more each); closed: {closed} KiB",
+        (idle.saturating_sub(before)) * 1024 / CONNS as u64,
+        (after_long.saturating_sub(idle)) * 1024 / CONNS as u64,
+    );
+    // 64 KiB kept per connection would be 37.5 MiB here.
+    let kept = after_long.saturating_sub(idle);
+    assert!(kept < 4 * 1024, "{kept} KiB more after one long line on each of {CONNS} connections");
+    assert!(closed <= back, "{closed} KiB once all {CONNS} closed, {before} KiB before them");
 }

@@ -1,11 +1,15 @@
-//! The socket door: bad input gets errors and harms nobody, other users are refused, and
-//! SIGTERM stops the daemon cleanly.
+//! The socket door: bad input gets errors and harms nobody, other users are refused (without
+//! taking a slot or flooding the log), clients that never read are let go, and SIGTERM stops
+//! the daemon cleanly.
 
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::*;
@@ -145,9 +149,188 @@ async fn connections_beyond_the_cap_are_refused_with_an_error_and_others_go_on()
     third.read_line(&mut answer).unwrap();
     let r: Value = serde_json::from_str(&answer).unwrap();
     assert!(r["error"]["message"].as_str().unwrap().contains("too many connections"), "{r}");
+    // Each is refused, but the log says so once a minute, with a count.
+    for _ in 0..20 {
+        let mut more = BufReader::new(UnixStream::connect(daemon.socket()).unwrap());
+        more.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        answer.clear();
+        more.read_line(&mut answer).unwrap();
+        assert!(answer.contains("too many connections"), "{answer}");
+    }
+    let warnings = daemon.log().lines().filter(|l| l.contains("connection refused: too many connections")).count();
+    assert_eq!(warnings, 1, "{warnings} warnings for 21 refusals");
     assert!(first.status().await.is_ok(), "the admitted connections are unaffected");
     // A slot frees when a client leaves.
     drop(second);
     let ok = eventually(Duration::from_secs(5), || async { daemon.client().await.status().await.is_ok() }).await;
     assert!(ok, "a new client is served once a slot is free");
+}
+
+const STATUS: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\"}\n";
+/// An account whose IdP is never asked: these tests need only the socket.
+const NO_IDP: &str =
+    "store = \"memory\"\n[accounts.work]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"tokenbroker-test\"\n";
+
+fn daemon_without_bus(args: &[&str]) -> Daemon {
+    let mut daemon = Daemon::prepare(NO_IDP);
+    daemon.args = args.iter().map(|a| a.to_string()).collect();
+    daemon.spawn_without_bus();
+    daemon
+}
+
+/// A connection the daemon admitted (a slot may still be held a moment by a client that is
+/// closing, as the readiness probe's).
+fn admitted(socket: &Path) -> UnixStream {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut conn = BufReader::new(UnixStream::connect(socket).unwrap());
+        conn.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        if roundtrip(&mut conn, STATUS).get("result").is_some() {
+            return conn.into_inner();
+        }
+        assert!(Instant::now() < deadline, "never admitted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A client that sends requests as fast as it can and never reads an answer. Returns once the
+/// socket's buffers are full both ways, so the daemon's write to it cannot finish; the
+/// connection stays open (a thread keeps writing into it until the daemon lets go).
+fn stuck_reader(socket: &Path) -> UnixStream {
+    let conn = admitted(socket);
+    let writer = conn.try_clone().unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    std::thread::spawn({
+        let sent = sent.clone();
+        move || {
+            while (&writer).write_all(STATUS).is_ok() {
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = 0;
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = sent.load(Ordering::Relaxed);
+        if now > 0 && now == seen {
+            return conn;
+        }
+        seen = now;
+        assert!(Instant::now() < deadline, "the daemon kept reading: {now} requests sent");
+    }
+}
+
+#[test]
+fn sigterm_is_prompt_while_a_client_never_reads_its_answers() {
+    let mut daemon = daemon_without_bus(&[]);
+    let _stuck = stuck_reader(&daemon.socket());
+    let proc = daemon.proc.as_mut().unwrap();
+    let begun = Instant::now();
+    proc.signal(libc::SIGTERM);
+    // Before the fix the stop waited out its whole 20 s drain for the blocked write.
+    let status = proc.wait_exit(Duration::from_secs(10)).expect("tokenbrokerd did not stop within 10 s");
+    assert_eq!(status.code(), Some(0));
+    eprintln!("stopped in {:?}", begun.elapsed());
+    assert!(daemon.log().contains("stopped"));
+    assert!(!daemon.log().contains("did not finish"), "{}", daemon.log());
+}
+
+#[test]
+fn a_client_that_never_reads_is_closed_after_the_idle_timeout_and_frees_its_slot() {
+    let daemon = daemon_without_bus(&["--max-connections", "1", "--idle-timeout", "1"]);
+    let _stuck = stuck_reader(&daemon.socket());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokenbroker::blocking::Client::connect_to(daemon.socket()).and_then(|c| c.status()).is_err() {
+        assert!(Instant::now() < deadline, "the stuck client still holds the only slot");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Not a test of its own: the body of the process that
+/// `another_users_connection_loops_take_no_slot_stall_nothing_and_log_a_count` runs as another user.
+/// Connects and hangs up as fast as it can for 4 s, and prints how many times.
+#[test]
+fn connect_loop_helper() {
+    let Some(socket) = std::env::var_os("TB_CONNECT_LOOP_SOCKET") else { return };
+    let begun = Instant::now();
+    let mut connected = 0;
+    while begun.elapsed() < Duration::from_secs(4) {
+        if UnixStream::connect(&socket).is_ok() {
+            connected += 1;
+        }
+    }
+    // libtest prints its own words around this.
+    println!("connected {connected}");
+}
+
+#[test]
+fn another_users_connection_loops_take_no_slot_stall_nothing_and_log_a_count() {
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("not root: cannot run a client as another user; skipped");
+        return;
+    }
+    let mut daemon = daemon_without_bus(&["--max-connections", "3"]);
+    use std::os::unix::fs::PermissionsExt;
+    let sock = daemon.socket();
+    for dir in sock.ancestors().skip(1).take_while(|d| d.starts_with(daemon.dir.path())) {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // More loops than the daemon refuses alone: its backlog never empties while they run.
+    let loopers: Vec<_> = (0..3)
+        .map(|_| {
+            std::os::unix::process::CommandExt::uid(
+                &mut std::process::Command::new(std::env::current_exe().unwrap()),
+                other_user(),
+            )
+            .args(["--exact", "connect_loop_helper", "--nocapture", "--test-threads=1"])
+            .env("TB_CONNECT_LOOP_SOCKET", &sock)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+
+    // Meanwhile the owner's clients are all served, promptly: none is told there are too many,
+    // and none waits for the loops to end (4 s) as when the daemon stalled on refusals.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut failed = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..40 {
+        let begun = Instant::now();
+        if let Err(e) = tokenbroker::blocking::Client::connect_to(&sock).and_then(|c| c.status()) {
+            failed.push(e.to_string());
+        }
+        slowest = slowest.max(begun.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut connected = 0;
+    for looper in loopers {
+        let out = looper.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        connected += stdout
+            .lines()
+            .find_map(|l| l.split("connected ").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("the loop said: {stdout}"));
+    }
+    assert!(failed.is_empty(), "{} of 40 status calls failed: {:?}", failed.len(), failed.first());
+    assert!(slowest < Duration::from_secs(2), "a status call took {slowest:?}");
+
+    // Served after every one of the loop's connections (the backlog is first come, first
+    // served), then stopped: the counts not yet logged are logged at the stop.
+    assert!(tokenbroker::blocking::Client::connect_to(&sock).and_then(|c| c.status()).is_ok());
+    let proc = daemon.proc.as_mut().unwrap();
+    proc.signal(libc::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(10)).is_some(), "tokenbrokerd did not stop");
+    let log = daemon.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("refused a connection from another user")).collect();
+    assert!((1..=3).contains(&lines.len()), "{} refusal lines for {connected} connections", lines.len());
+    let counted: u64 = lines
+        .iter()
+        .map(|l| l.split("count=").nth(1).and_then(|c| c.split_whitespace().next()?.parse::<u64>().ok()).unwrap())
+        .sum();
+    assert_eq!(counted, connected, "{lines:?}");
+    assert!(!log.contains("too many connections"), "the owner was never refused: {log}");
+    eprintln!("{connected} connections from another user, logged as: {lines:#?}");
 }

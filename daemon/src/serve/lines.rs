@@ -12,6 +12,21 @@ pub enum Line {
     Eof,
 }
 
+/// A buffer that grew past this for one long line is let go after that line: otherwise every
+/// connection that ever sent a long line keeps a 64 KiB buffer for its whole life.
+pub const KEEP_AT_MOST: usize = 4096;
+
+/// What a shrunk buffer starts with again: most requests are a hundred bytes.
+pub const SMALL: usize = 256;
+
+/// After a line is answered: a buffer grown for a long line goes back to the small size.
+/// One comparison on the request path; an allocation only after a long line.
+pub fn shrink_after_long_line(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_AT_MOST {
+        *buf = Vec::with_capacity(SMALL);
+    }
+}
+
 pub async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     buf: &mut Vec<u8>,
@@ -71,5 +86,23 @@ mod tests {
         assert_eq!(got, vec![Ok("ab".into()), Err("too long"), Ok("cd".into()), Ok("last".into())]);
         assert_eq!(all(b"12345\n123456\n", 5).await, vec![Ok("12345".into()), Err("too long")]);
         assert_eq!(all(b"", 5).await, vec![]);
+    }
+
+    #[tokio::test]
+    async fn a_buffer_grown_by_a_long_line_is_shrunk_and_a_small_one_kept() {
+        let mut long = vec![b'a'; 60 * 1024];
+        long.push(b'\n');
+        let mut reader = tokio::io::BufReader::with_capacity(1024, &long[..]);
+        let mut buf = Vec::with_capacity(SMALL);
+        assert!(matches!(read_line(&mut reader, &mut buf, 64 * 1024).await.unwrap(), Line::Read));
+        assert!(buf.capacity() >= 60 * 1024);
+        shrink_after_long_line(&mut buf);
+        assert_eq!(buf.capacity(), SMALL);
+
+        let mut reader = tokio::io::BufReader::with_capacity(1024, &b"{\"id\":1}\n"[..]);
+        read_line(&mut reader, &mut buf, 64 * 1024).await.unwrap();
+        let before = buf.as_ptr();
+        shrink_after_long_line(&mut buf);
+        assert_eq!(buf.as_ptr(), before, "a small buffer is kept: no allocation per request");
     }
 }

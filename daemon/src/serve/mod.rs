@@ -3,5 +3,7 @@
 pub mod dbus;
 pub mod dispatch;
 mod lines;
+mod log_limit;
+mod slots;
 pub mod socket;
 mod socket_dir;

@@ -11,14 +11,15 @@ use tokenbroker::protocol::{ErrorData, INVALID_REQUEST, MAX_LINE, RpcError};
 use tokenbroker::request::{Decoded, NULL_ID, Refusal, decode_line};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::dispatch::dispatch;
-use super::lines::{Line, read_line};
+use super::lines::{KEEP_AT_MOST, Line, SMALL, read_line, shrink_after_long_line};
+use super::log_limit::LogLimit;
+use super::slots::Slots;
 use crate::broker::{Broker, Error};
 
 pub struct Limits {
@@ -44,6 +45,19 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// Refusals are logged at most once a minute per kind (and per UID for other users).
+const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(60);
+
+/// Refusals in a row before the accept loop lets the other tasks run.
+const REFUSALS_BEFORE_YIELD: u32 = 64;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Refused {
+    OtherUser(u32),
+    Unidentified,
+    Full,
+}
+
 /// Accept until `shutdown`; connections are tracked so the caller can wait for in-flight
 /// requests to finish.
 pub async fn serve(
@@ -53,7 +67,16 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let me = unsafe { libc::getuid() };
+    let slots = Slots::new(limits.max_connections);
+    let mut refusals = LogLimit::new(REFUSAL_LOG_WINDOW);
+    // Counts held back by the rate limit are logged when their window ends, so a burst that
+    // stops is still reported. Armed only while there are counts to report.
+    let report = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(report);
+    let mut report_armed = false;
+    let mut refused_in_a_row = 0u32;
     loop {
         let stream = tokio::select! {
             // Outside tokio's cooperative budget: otherwise, while thousands of connections
@@ -68,54 +91,108 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.cancelled() => return,
+            _ = &mut report, if report_armed => {
+                for (what, n) in refusals.due(Instant::now()) {
+                    log_refused(&what, n, None, limits.max_connections);
+                }
+                report_armed = arm(&refusals, report.as_mut());
+                continue;
+            }
+            _ = shutdown.cancelled() => {
+                for (what, n) in refusals.drain() {
+                    log_refused(&what, n, None, limits.max_connections);
+                }
+                return;
+            }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(max = limits.max_connections, "connection refused: too many connections");
-            tracker.spawn(refuse(stream, "too many connections to tokenbrokerd; try again shortly"));
-            continue;
+        // The peer first: another user's connection never takes a slot, so a loop of them
+        // cannot crowd out the owner's clients.
+        let refused = match stream.peer_cred() {
+            Ok(cred) if cred.uid() == me => match slots.try_take() {
+                Some(slot) => {
+                    let broker = broker.clone();
+                    let shutdown = shutdown.clone();
+                    let idle_timeout = limits.idle_timeout;
+                    tracker.spawn(async move {
+                        connection(stream, broker, shutdown, idle_timeout).await;
+                        drop(slot);
+                    });
+                    refused_in_a_row = 0;
+                    continue;
+                }
+                None => {
+                    refuse(&stream, "too many connections to tokenbrokerd; try again shortly");
+                    (Refused::Full, None)
+                }
+            },
+            Ok(cred) => {
+                refuse(&stream, "tokenbrokerd serves only its own user");
+                (Refused::OtherUser(cred.uid()), cred.pid())
+            }
+            Err(_) => (Refused::Unidentified, None),
         };
-        let broker = broker.clone();
-        let shutdown = shutdown.clone();
-        let idle_timeout = limits.idle_timeout;
-        tracker.spawn(async move {
-            connection(stream, broker, shutdown, idle_timeout).await;
-            drop(slot);
-        });
+        drop(stream);
+        let (what, pid) = refused;
+        if let Some(n) = refusals.hit(what.clone(), Instant::now()) {
+            log_refused(&what, n, pid, limits.max_connections);
+        }
+        if !report_armed {
+            report_armed = arm(&refusals, report.as_mut());
+        }
+        // The accept loop runs outside the budget (above), so a flood of connections to refuse,
+        // which never leaves the backlog empty, would keep it from ever giving the thread back:
+        // every other connection, the D-Bus door and the timers would stall behind it.
+        refused_in_a_row += 1;
+        if refused_in_a_row == REFUSALS_BEFORE_YIELD {
+            refused_in_a_row = 0;
+            tokio::task::yield_now().await;
+        }
     }
 }
 
-async fn refuse(mut stream: UnixStream, why: &str) {
+fn arm(refusals: &LogLimit<Refused>, report: std::pin::Pin<&mut tokio::time::Sleep>) -> bool {
+    match refusals.next_due() {
+        Some(at) => {
+            report.reset(at);
+            true
+        }
+        None => false,
+    }
+}
+
+/// `count`: refusals of this kind since its last line (one line a minute at most).
+fn log_refused(what: &Refused, count: u64, pid: Option<i32>, max: usize) {
+    match what {
+        Refused::OtherUser(uid) => {
+            tracing::warn!(peer_uid = uid, peer_pid = ?pid, count, "refused a connection from another user")
+        }
+        Refused::Unidentified => tracing::warn!(count, "refused a connection whose peer cannot be identified"),
+        Refused::Full => tracing::warn!(max, count, "connection refused: too many connections"),
+    }
+}
+
+/// One error line, if the socket takes it at once (a fresh socket's buffer always does), then
+/// the caller closes: a refused peer gets no task and nothing to wait on.
+fn refuse(stream: &UnixStream, why: &str) {
     let mut out = Vec::new();
     protocol_error(&mut out, NULL_ID, -32000, why);
-    let _ = stream.write_all(&out).await;
+    let _ = stream.try_write(&out);
 }
 
 async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: CancellationToken, idle_timeout: Duration) {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let me = unsafe { libc::getuid() };
-    match stream.peer_cred() {
-        Ok(cred) if cred.uid() == me => {}
-        Ok(cred) => {
-            tracing::warn!(peer_uid = cred.uid(), peer_pid = ?cred.pid(), "refused a connection from another user");
-            return refuse(stream, "tokenbrokerd serves only its own user").await;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "refused a connection whose peer cannot be identified");
-            return;
-        }
-    }
     let (read, mut write) = stream.into_split();
     // Small: most requests are a hundred bytes, and a thousand idle clients should not cost
     // megabytes. Longer lines still arrive whole, over several reads.
     let mut read = BufReader::with_capacity(1024, read);
-    let mut line = Vec::with_capacity(256);
+    let mut line = Vec::with_capacity(SMALL);
     // Answers carry tokens: one buffer per connection, wiped after every answer. It grows on
     // the first answer, so idle connections cost nothing for it.
     let mut answer = Zeroizing::new(Vec::new());
     // One timer and one cancellation waiter per connection, not one per request. The timer
     // is not moved on each request (that costs a trip through the timer wheel): requests
     // only note the time, and when the timer fires it is moved on if there was activity.
+    // Writes wait under the same two: a client that sends and never reads would otherwise
+    // hold its connection, and a stop, forever.
     let mut last_active = Instant::now();
     let idle = tokio::time::sleep_until(last_active + idle_timeout);
     let cancelled = shutdown.cancelled();
@@ -146,14 +223,39 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
             }
             Ok(Line::Eof) | Err(_) => return,
         };
-        let written = !answered || write.write_all(&answer).await.is_ok();
+        shrink_after_long_line(&mut line);
+        // The answer has the whole idle timeout to be taken, counted from now (a request may
+        // have waited long, as AwaitLogin does).
+        last_active = Instant::now();
+        let written = !answered || {
+            let write_all = write.write_all(&answer);
+            tokio::pin!(write_all);
+            loop {
+                tokio::select! {
+                    // The write first: an answer ready when a stop comes is still sent if the
+                    // client takes it, and on the request path this is the only poll.
+                    biased;
+                    done = &mut write_all => break done.is_ok(),
+                    _ = &mut cancelled => break false,
+                    _ = &mut idle => {
+                        if last_active.elapsed() >= idle_timeout {
+                            break false;
+                        }
+                        idle.as_mut().reset(last_active + idle_timeout);
+                    }
+                }
+            }
+        };
         // Only the bytes written: the rest of the buffer was wiped after earlier answers.
         answer.as_mut_slice().zeroize();
         answer.clear();
+        if answer.capacity() > KEEP_AT_MOST {
+            // Dropping a Zeroizing<Vec> wipes its whole capacity.
+            answer = Zeroizing::new(Vec::new());
+        }
         if !written {
             return;
         }
-        last_active = Instant::now();
     }
 }
 
