@@ -13,7 +13,7 @@ use zbus::zvariant::{OwnedValue, Value};
 
 use crate::error::{Error, Result};
 use crate::protocol::*;
-use crate::secret::Secret;
+use crate::Secret;
 use crate::server_uid;
 
 #[zbus::proxy(

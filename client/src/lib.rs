@@ -18,13 +18,10 @@ pub mod dbus;
 mod error;
 mod methods;
 pub mod paths;
-pub mod protocol;
-pub mod request;
-mod secret;
 mod server_uid;
-pub mod ttl;
 
 pub use client::Client;
 pub use error::{Error, Result};
-pub use protocol::ErrorKind;
-pub use secret::Secret;
+/// The wire types, shared with the daemon (the `tokenbroker-protocol` crate).
+pub use tokenbroker_protocol as protocol;
+pub use tokenbroker_protocol::{ErrorKind, Secret, request, ttl};

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tokenbroker::request::{Decoded, Refusal, decode_line};
+use tokenbroker_protocol::request::{Decoded, Refusal, decode_line};
 
 fn check_id(id: &str) {
     let value: Value = serde_json::from_str(id).expect("the id is one JSON value");

@@ -1,7 +1,15 @@
-//! The wire protocol: newline-delimited JSON-RPC 2.0 over a Unix socket.
+//! The wire protocol of tokenbroker: newline-delimited JSON-RPC 2.0 over a Unix socket.
 //!
 //! These types are shared by the daemon (which decodes requests and encodes results) and the
-//! clients (which do the opposite), so the two can never disagree about a field name.
+//! clients (which do the opposite), so the two can never disagree about a field name. Only
+//! types, the token type [`Secret`] and the request decoder live here: no runtime, no HTTP, no
+//! D-Bus, so that every side can depend on it and the decoder can be fuzzed alone.
+
+pub mod request;
+mod secret;
+pub mod ttl;
+
+pub use secret::Secret;
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -9,7 +17,6 @@ use std::borrow::Cow;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::secret::Secret;
 
 /// The longest line either side accepts, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;

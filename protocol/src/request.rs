@@ -2,7 +2,7 @@
 //! decides what a line asks for, or why it is refused before anything runs. Fuzzed
 //! (`fuzz/`) and property-tested (`daemon/tests/input.rs`).
 
-use crate::protocol::{Call, ErrorKind, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RawRequest};
+use crate::{Call, ErrorKind, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RawRequest};
 
 /// What a line asks for.
 #[derive(Debug)]

@@ -24,7 +24,7 @@ pub(crate) fn min_ttl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u
 
 #[cfg(test)]
 mod tests {
-    use crate::protocol::Call;
+    use crate::Call;
 
     #[test]
     fn a_min_ttl_beyond_a_year_is_refused_when_decoded() {
