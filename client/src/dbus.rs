@@ -11,9 +11,9 @@ use zbus::fdo;
 use zbus::names::{BusName, OwnedUniqueName, UniqueName, WellKnownName};
 use zbus::zvariant::{OwnedValue, Value};
 
+use crate::Secret;
 use crate::error::{Error, Result};
 use crate::protocol::*;
-use crate::Secret;
 use crate::server_uid;
 
 #[zbus::proxy(

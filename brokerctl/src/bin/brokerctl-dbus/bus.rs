@@ -3,7 +3,7 @@
 use tokenbroker::Result;
 use tokenbroker::protocol::*;
 
-use crate::transport::Bus;
+use brokerctl::transport::Bus;
 
 struct Dbus {
     rt: tokio::runtime::Runtime,
@@ -25,7 +25,7 @@ macro_rules! block_on {
 }
 
 impl Bus for Dbus {
-    crate::transport::with_calls!(block_on);
+    brokerctl::with_calls!(block_on);
 
     fn logout(&self, p: AccountOnly) -> Result<()> {
         self.rt.block_on(self.client.logout(p))

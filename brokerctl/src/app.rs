@@ -17,7 +17,9 @@ use crate::human;
 use crate::interrupt;
 use crate::transport::Transport;
 
-pub fn main() -> ExitCode {
+/// The whole command line; `open_bus` is how this binary reaches the session bus.
+pub fn main(open_bus: crate::transport::OpenBus) -> ExitCode {
+    crate::transport::set_bus(open_bus);
     let result = match plain_token_request() {
         Some(p) => Transport::connect(false).map_err(Failure::from).and_then(|client| token(&client, p, false)),
         None => run(Cli::parse()),

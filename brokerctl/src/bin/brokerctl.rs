@@ -2,24 +2,18 @@
 //! no TLS: it only ever talks to the local daemon over its socket). `--dbus` is served by
 //! brokerctl-dbus, installed beside it.
 
-mod app;
-mod args;
-mod challenge;
-mod handoff;
-mod human;
-mod interrupt;
-mod transport;
-
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
+use brokerctl::transport::Bus;
+
 fn main() -> ExitCode {
-    app::main()
+    brokerctl::main(open_bus)
 }
 
 /// The session bus: hand the whole command over to brokerctl-dbus (beside this binary, else
 /// on PATH), which links the D-Bus stack this one leaves out. Returns only if that fails.
-pub fn open_bus() -> tokenbroker::Result<Box<dyn transport::Bus>> {
+fn open_bus() -> tokenbroker::Result<Box<dyn Bus>> {
     let beside = std::env::current_exe().ok().map(|p| p.with_file_name("brokerctl-dbus")).filter(|p| p.exists());
     let helper = beside.unwrap_or_else(|| "brokerctl-dbus".into());
     let error = std::process::Command::new(&helper).args(std::env::args_os().skip(1)).exec();

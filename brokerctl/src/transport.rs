@@ -1,13 +1,16 @@
 //! The socket (default) or the session bus, behind one set of calls. The socket path needs no
-//! async runtime; the bus is reached through `crate::open_bus`, which only brokerctl-dbus
-//! implements for real (brokerctl hands `--dbus` over to it), so brokerctl links no D-Bus
-//! stack and starts like the small program it is.
+//! async runtime; the bus is reached through the opener the binary passes to [`crate::main`],
+//! which only brokerctl-dbus implements for real (brokerctl hands `--dbus` over to it), so
+//! brokerctl links no D-Bus stack and starts like the small program it is.
+
+use std::sync::OnceLock;
 
 use tokenbroker::protocol::*;
 use tokenbroker::{Result, blocking};
 
 /// Feeds the list of calls both transports answer alike to `$then`, so the list is written
 /// once (the bus trait, its implementation in brokerctl-dbus, the delegation below).
+#[macro_export]
 macro_rules! with_calls {
     ($then:ident) => {
         $then! {
@@ -23,8 +26,6 @@ macro_rules! with_calls {
         }
     };
 }
-#[allow(unused_imports)]
-pub(crate) use with_calls;
 
 macro_rules! declare {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
@@ -36,6 +37,15 @@ macro_rules! declare {
     };
 }
 with_calls!(declare);
+
+/// How this binary reaches the session bus.
+pub type OpenBus = fn() -> Result<Box<dyn Bus>>;
+
+static BUS: OnceLock<OpenBus> = OnceLock::new();
+
+pub(crate) fn set_bus(open: OpenBus) {
+    let _ = BUS.set(open);
+}
 
 pub enum Transport {
     Socket(blocking::Client),
@@ -58,7 +68,8 @@ impl Transport {
         if !dbus {
             return Ok(Transport::Socket(blocking::Client::connect()?));
         }
-        crate::open_bus().map(Transport::Bus)
+        let open = BUS.get().expect("the binary sets how to open the bus before anything runs");
+        open().map(Transport::Bus)
     }
 
     with_calls!(delegate);

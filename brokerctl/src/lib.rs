@@ -1,0 +1,13 @@
+//! brokerctl, the command line for tokenbrokerd, as a library: the `brokerctl` and
+//! `brokerctl-dbus` binaries are thin wrappers that differ only in how they reach the session
+//! bus (brokerctl hands `--dbus` over to brokerctl-dbus, so that it links no D-Bus stack).
+
+mod app;
+mod args;
+mod challenge;
+mod handoff;
+mod human;
+mod interrupt;
+pub mod transport;
+
+pub use app::main;
