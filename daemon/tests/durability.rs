@@ -154,3 +154,27 @@ async fn sigterm_with_only_waiting_tasks_exits_at_once() {
     assert_eq!(status.code(), Some(0));
     assert!(stopping.elapsed() < Duration::from_secs(5), "the stop took {:?}:\n{}", stopping.elapsed(), daemon.log());
 }
+
+/// A stop during a D-Bus `Logout` lets it finish: the session was already dropped from memory,
+/// so a logout cut off before its keyring delete would come back at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_dbus_logout_lets_it_delete_the_stored_session() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    assert!(bus.keyring_entry("work").is_some());
+    let dbus = bus.dbus_client().await;
+    // The revocation request (before the keyring delete) waits at the IdP.
+    idp.proxy.set_delay(Duration::from_secs(2));
+    let logout = dbus.logout(Default::default());
+    tokio::select! {
+        r = logout => panic!("the logout did not wait for the IdP: {r:?}"),
+        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+    }
+
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.proc.as_mut().unwrap().wait_exit(Duration::from_secs(30)).expect("tokenbrokerd did not stop");
+    assert_eq!(status.code(), Some(0));
+    assert!(bus.keyring_entry("work").is_none(), "the stop undid the logout:\n{}", daemon.log());
+}
