@@ -21,13 +21,13 @@ use futures_util::StreamExt;
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::config::{Config, StoreKind};
 use crate::store::SessionStore;
 
-/// How long a stop waits for in-flight requests before it gives up on them.
+/// How long a stop waits for in-flight requests and the core's tasks (a refresh on its way to
+/// the store) before it gives up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Parser)]
@@ -113,14 +113,14 @@ async fn run(
         oidc::http::Http::new(Duration::from_secs(config.idp_timeout.max(1))).context("building the HTTP client")?;
     let broker = Broker::start(config_path.clone(), &config, store, http).await;
 
-    let _bus = if args.no_dbus {
+    let bus = if args.no_dbus {
         tracing::info!("D-Bus is off (--no-dbus); serving the socket only");
         None
     } else {
         match serve::dbus::start(broker.clone()).await {
-            Ok(conn) => {
+            Ok(door) => {
                 tracing::info!(name = tokenbroker::protocol::DBUS_NAME, "serving on the D-Bus session bus");
-                Some(conn)
+                Some(door)
             }
             Err(serve::dbus::StartError::NoBus(e)) => {
                 tracing::info!(reason = %e, "D-Bus is off: no session bus; serving the socket only");
@@ -139,10 +139,11 @@ async fn run(
             Err(e) => return Err(e.into()),
         }
     };
-    tokio::spawn(sleep::watch(broker.clone()));
 
     let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
+    // One tracker for everything that runs: the core's tasks and the socket's connections.
+    let tracker = broker.tasks().clone();
+    tracker.spawn(sleep::watch(broker.clone(), shutdown.clone()));
     let limits = serve::socket::Limits {
         max_connections: args.max_connections,
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
@@ -163,12 +164,19 @@ async fn run(
 
     tracing::info!("stopping: no new connections, finishing requests in flight");
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
     shutdown.cancel();
     broker.shutdown();
     let _ = server.await;
     tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
-        tracing::warn!("some requests did not finish within {DRAIN_TIMEOUT:?}");
+    if tokio::time::timeout_at(deadline, tracker.wait()).await.is_err() {
+        tracing::warn!("some requests or refreshes did not finish within {DRAIN_TIMEOUT:?}");
+    }
+    // After the drain, so what it finished (a refresh) is still announced.
+    if let Some(door) = bus
+        && tokio::time::timeout_at(deadline, door.stop()).await.is_err()
+    {
+        tracing::warn!("D-Bus signals were still being sent after {DRAIN_TIMEOUT:?}");
     }
     tracing::info!("stopped");
     Ok(())

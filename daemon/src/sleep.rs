@@ -8,6 +8,7 @@ pub mod clock;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 
@@ -22,7 +23,15 @@ trait Login1 {
     fn prepare_for_sleep(&self, start: bool) -> zbus::Result<()>;
 }
 
-pub async fn watch(broker: Arc<Broker>) {
+/// Watch until `stop`: it only waits, so a stop need not wait for it.
+pub async fn watch(broker: Arc<Broker>, stop: CancellationToken) {
+    tokio::select! {
+        _ = watch_until_the_bus_goes(broker) => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
+async fn watch_until_the_bus_goes(broker: Arc<Broker>) {
     let stream = async {
         let conn = zbus::Connection::system().await?;
         let proxy = Login1Proxy::new(&conn).await?;

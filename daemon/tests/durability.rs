@@ -95,3 +95,86 @@ async fn a_keyring_that_goes_away_or_locks_is_retried_and_the_rotated_token_is_k
     assert_ne!(after.access_token, fresh.access_token);
     assert_eq!(refused_refreshes(&idp).await, 0);
 }
+
+fn stored_refresh_token(bus: &Bus) -> String {
+    bus.keyring_entry("work").unwrap()["refresh_token"].as_str().unwrap().to_owned()
+}
+
+/// A stop during a scheduled refresh waits for it: the IdP has rotated the refresh token (and,
+/// with reuse detection, spending the old one again would end the grant), so the daemon stores
+/// the new one before it exits, and after a restart it refreshes without a new login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_scheduled_refresh_stores_the_rotated_token_first() {
+    let bus = Bus::start();
+    // No rotation grace: the IdP's strict reuse detection.
+    let idp = Idp::start(IdpOptions { access_ttl: 4, ..Default::default() }).await;
+    let mut daemon = Daemon::start_with_log(&bus, &idp.account_config("work"), "info");
+    daemon.login(&idp, None, "alice").await;
+    let spent = stored_refresh_token(&bus);
+    idp.proxy.hold_refresh_answers(Duration::from_secs(2));
+
+    // The scheduler refreshes at about 3/4 of the 4 s life; once the IdP has answered (and
+    // rotated), its answer is held on the way back for 2 s, and the daemon is told to stop.
+    let answered = eventually(Duration::from_secs(10), || async { idp.refreshes().await >= 1 }).await;
+    assert!(answered, "no scheduled refresh:\n{}", daemon.log());
+    let stopping = std::time::Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.proc.as_mut().unwrap().wait_exit(Duration::from_secs(30)).expect("tokenbrokerd did not stop");
+    assert_eq!(status.code(), Some(0), "{}", daemon.log());
+    let stored = stored_refresh_token(&bus);
+    assert_ne!(stored, spent, "the rotated refresh token was not stored before the exit:\n{}", daemon.log());
+    assert!(stopping.elapsed() < Duration::from_secs(15), "the stop took {:?}", stopping.elapsed());
+
+    idp.proxy.hold_refresh_answers(Duration::ZERO);
+    daemon.spawn(&bus);
+    let client = daemon.client().await;
+    next_second().await;
+    let fresh =
+        client.get_access_token(tokenbroker::protocol::GetAccessToken { min_ttl: Some(4), ..Default::default() }).await;
+    assert!(fresh.is_ok(), "a refresh after the restart needed a login: {fresh:?}\n{}", daemon.log());
+    assert!(idp.refreshes().await >= 2);
+    assert_eq!(refused_refreshes(&idp).await, 0, "a spent refresh token was used");
+}
+
+/// With nothing in flight the stop is quick: waiting loops (the refresh scheduler, a pending
+/// login, a finished login kept for late `AwaitLogin` callers, the suspend watcher, the D-Bus
+/// signals) are cancelled, not waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_only_waiting_tasks_exits_at_once() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions { access_ttl: 3600, ..Default::default() }).await;
+    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let client = daemon.client().await;
+    client.login(Default::default()).await.unwrap();
+
+    let stopping = std::time::Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.proc.as_mut().unwrap().wait_exit(Duration::from_secs(30)).expect("tokenbrokerd did not stop");
+    assert_eq!(status.code(), Some(0));
+    assert!(stopping.elapsed() < Duration::from_secs(5), "the stop took {:?}:\n{}", stopping.elapsed(), daemon.log());
+}
+
+/// A stop during a D-Bus `Logout` lets it finish: the session was already dropped from memory,
+/// so a logout cut off before its keyring delete would come back at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_dbus_logout_lets_it_delete_the_stored_session() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    assert!(bus.keyring_entry("work").is_some());
+    let dbus = bus.dbus_client().await;
+    // The revocation request (before the keyring delete) waits at the IdP.
+    idp.proxy.set_delay(Duration::from_secs(2));
+    let logout = dbus.logout(Default::default());
+    tokio::select! {
+        r = logout => panic!("the logout did not wait for the IdP: {r:?}"),
+        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+    }
+
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.proc.as_mut().unwrap().wait_exit(Duration::from_secs(30)).expect("tokenbrokerd did not stop");
+    assert_eq!(status.code(), Some(0));
+    assert!(bus.keyring_entry("work").is_none(), "the stop undid the logout:\n{}", daemon.log());
+}

@@ -125,7 +125,7 @@ impl Broker {
         }
         self.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
         tracing::info!(account = %account.name, flow = %challenge.flow, "login started");
-        tokio::spawn(self.clone().finish_login(account.clone(), login_id, pending, approval));
+        self.tasks.spawn(self.clone().finish_login(account.clone(), login_id, pending, approval));
         Ok(challenge)
     }
 
@@ -196,7 +196,11 @@ impl Broker {
             };
             self.end_login(&pending, result, false);
         }
-        tokio::time::sleep(LINGER).await;
+        // Only waiting: a stop must not wait for it.
+        tokio::select! {
+            _ = tokio::time::sleep(LINGER) => {}
+            _ = self.shutdown.cancelled() => return,
+        }
         self.logins.lock().unwrap_or_else(|e| e.into_inner()).remove(&login_id);
     }
 

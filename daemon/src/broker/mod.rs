@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use account::Account;
 pub use error::{Error, Result};
@@ -65,6 +66,10 @@ pub struct Broker {
     logins: Mutex<HashMap<String, Arc<PendingLogin>>>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
+    /// Every task the core starts (refreshes, schedulers, logins, save retries), so a stop can
+    /// wait for them: a refresh cut off between the IdP's answer and the store write would
+    /// lose a rotated refresh token, and with it the session.
+    tasks: TaskTracker,
 }
 
 /// The configured accounts, replaced whole when the config is reloaded.
@@ -103,6 +108,7 @@ impl Broker {
             logins: Mutex::new(HashMap::new()),
             events: broadcast::channel(64).0,
             shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         });
         broker.reload(config).await;
         broker
@@ -127,7 +133,7 @@ impl Broker {
                         Arc::new(Account::new(name.clone(), c.clone(), config.proactive_refresh, &self.shutdown));
                     self.load(&account).await;
                     if account.proactive {
-                        tokio::spawn(self.clone().schedule(account.clone()));
+                        self.tasks.spawn(self.clone().schedule(account.clone()));
                     }
                     account
                 }
@@ -198,9 +204,16 @@ impl Broker {
         }
     }
 
-    /// Stop background work (schedulers, pending logins).
+    /// Stop background work that only waits (schedulers, pending logins, save retries); work
+    /// under way (a refresh, a login's install) runs on, for `tasks` to drain.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+
+    /// The tracker of every task the core starts; the daemon's doors spawn theirs here too,
+    /// so one `close` and `wait` at stop drains them all.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
     }
 
     /// The core's events, for doors that announce them (D-Bus signals).
@@ -244,7 +257,7 @@ impl Broker {
             Err(e) => {
                 tracing::error!(account = %account.name, error = %e, "could not store the session; keeping it in memory and retrying");
                 if !account.write(|s| std::mem::replace(&mut s.unsaved, true)) {
-                    tokio::spawn(self.clone().retry_save(account.clone()));
+                    self.tasks.spawn(self.clone().retry_save(account.clone()));
                 }
             }
         }

@@ -81,9 +81,10 @@ impl Broker {
         // In a task of its own: once the IdP has rotated the refresh token, no caller going
         // away may cancel the write of the new one. The task holds the turn: were it the
         // caller's, a caller going away would let the next one spend the same refresh token.
+        // Tracked, so a stop waits for the write too.
         let work = renew(self.clone(), account.clone(), session);
         let account = account.clone();
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             let _flight = flight;
             account.write(|s| s.refreshing = true);
             let result = work.await;
@@ -252,5 +253,29 @@ mod tests {
 
         broker.single_flight(&account, check, renew(renewals.clone())).await.unwrap();
         assert_eq!(renewals.load(Ordering::SeqCst), 1, "the second caller waited for the first refresh");
+    }
+
+    /// A stop drains a refresh whose caller has gone: the store write after the IdP's answer
+    /// is not cut off, and the daemon's wait for its tasks covers it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_waits_for_a_refresh_its_caller_left() {
+        let (broker, account) = broker_with_a_session().await;
+        let written = Arc::new(AtomicUsize::new(0));
+        let check = |_: &State, _: i64| None::<Arc<Session>>;
+        let w = written.clone();
+        let renew = move |_: Arc<Broker>, _: Arc<Account>, session: Arc<Session>| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            w.fetch_add(1, Ordering::SeqCst);
+            Ok(session)
+        };
+        let (b, a) = (broker.clone(), account.clone());
+        let caller = tokio::spawn(async move { b.single_flight(&a, check, renew).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        caller.abort();
+
+        broker.shutdown();
+        broker.tasks().close();
+        tokio::time::timeout(Duration::from_secs(10), broker.tasks().wait()).await.expect("drained");
+        assert_eq!(written.load(Ordering::SeqCst), 1, "the stop did not wait for the refresh");
     }
 }

@@ -50,9 +50,11 @@ impl Broker {
                 }
             };
             tokio::select! {
+                // First: a stop must not start a refresh that was due at the same moment.
+                biased;
+                _ = account.stop.cancelled() => return,
                 _ = sleep => {}
                 _ = account.wake.notified() => continue,
-                _ = account.stop.cancelled() => return,
             }
             match self.refresh_due(&account).await {
                 Ok(()) => backoff = BACKOFF_MIN,

@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedValue, Value};
@@ -96,6 +97,12 @@ impl BrokerIface {
         if !names.iter().any(|n| n == sender.as_str()) && names.len() < MAX_CALLERS_PER_LOGIN {
             names.push(sender.to_string());
         }
+    }
+
+    /// A call into the core, tracked like the socket's requests: a stop waits for it (a
+    /// logout's keyring delete, a refresh's answer) instead of cutting it off.
+    fn tracked<F: std::future::Future>(&self, call: F) -> tokio_util::task::task_tracker::TrackedFuture<F> {
+        self.broker.tasks().track_future(call)
     }
 
     fn take_login_callers(&self, login_id: &str) -> Vec<String> {
@@ -190,7 +197,7 @@ impl BrokerIface {
         self.check_caller(&header, conn).await?;
         let (min_ttl, scope, audience) = self::options(&options, &["min_ttl", "scope", "audience"])?;
         let p = GetAccessToken { account: self::account(account), min_ttl, scope, audience };
-        let t = self.broker.access_token(p).await?;
+        let t = self.tracked(self.broker.access_token(p)).await?;
         Ok((t.access_token.expose().to_owned(), t.expires_at))
     }
 
@@ -205,7 +212,7 @@ impl BrokerIface {
     ) -> Result<(String, i64), DbusError> {
         self.check_caller(&header, conn).await?;
         let (min_ttl, _, _) = self::options(&options, &["min_ttl"])?;
-        let t = self.broker.id_token(GetIdToken { account: self::account(account), min_ttl }).await?;
+        let t = self.tracked(self.broker.id_token(GetIdToken { account: self::account(account), min_ttl })).await?;
         Ok((t.id_token.expose().to_owned(), t.expires_at))
     }
 
@@ -218,7 +225,8 @@ impl BrokerIface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
         self.check_caller(&header, conn).await?;
-        let p = self.broker.profile(GetProfile { account: self::account(account), refresh: false }).await?;
+        let p =
+            self.tracked(self.broker.profile(GetProfile { account: self::account(account), refresh: false })).await?;
         to_json(&p.claims)
     }
 
@@ -231,7 +239,7 @@ impl BrokerIface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
         self.check_caller(&header, conn).await?;
-        let m = self.broker.metadata(AccountOnly { account: self::account(account) }).await?;
+        let m = self.tracked(self.broker.metadata(AccountOnly { account: self::account(account) })).await?;
         to_json(&m.user_metadata)
     }
 
@@ -248,7 +256,8 @@ impl BrokerIface {
         let Ok(Json::Object(user_metadata)) = serde_json::from_str(user_metadata_json) else {
             return Err(DbusError::InvalidParams("user_metadata_json must be a JSON object".into()));
         };
-        let m = self.broker.update_metadata(UpdateMetadata { account: self::account(account), user_metadata }).await?;
+        let update = UpdateMetadata { account: self::account(account), user_metadata };
+        let m = self.tracked(self.broker.update_metadata(update)).await?;
         to_json(&m.user_metadata)
     }
 
@@ -271,7 +280,7 @@ impl BrokerIface {
                 return Err(DbusError::InvalidParams(format!("flow {other:?} is neither \"device\" nor \"code\"")));
             }
         };
-        let challenge = self.broker.login(Login { account: self::account(account), flow }).await?;
+        let challenge = self.tracked(self.broker.login(Login { account: self::account(account), flow })).await?;
         self.remember_login_caller(&challenge.login_id, &header);
         let Ok(Json::Object(fields)) = serde_json::to_value(&challenge) else {
             return Err(DbusError::Internal("encoding the challenge".into()));
@@ -298,7 +307,7 @@ impl BrokerIface {
     ) -> Result<String, DbusError> {
         self.check_caller(&header, conn).await?;
         self.remember_login_caller(login_id, &header);
-        Ok(self.broker.await_login(login_id).await?.account)
+        Ok(self.tracked(self.broker.await_login(login_id)).await?.account)
     }
 
     /// Wait until the login `login_id` is approved; the socket's `AwaitLogin` result as a
@@ -312,7 +321,7 @@ impl BrokerIface {
     ) -> Result<HashMap<String, OwnedValue>, DbusError> {
         self.check_caller(&header, conn).await?;
         self.remember_login_caller(login_id, &header);
-        let done = self.broker.await_login(login_id).await?;
+        let done = self.tracked(self.broker.await_login(login_id)).await?;
         let fields = [
             ("account", Some(done.account)),
             ("status", Some(done.status)),
@@ -352,7 +361,7 @@ impl BrokerIface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), DbusError> {
         self.check_caller(&header, conn).await?;
-        self.broker.logout(AccountOnly { account: self::account(account) }).await?;
+        self.tracked(self.broker.logout(AccountOnly { account: self::account(account) })).await?;
         Ok(())
     }
 
@@ -443,9 +452,25 @@ async fn holder(conn: &Connection) -> Option<u32> {
     bus.get_connection_unix_user(name).await.ok()
 }
 
+/// The door while it serves: the bus connection and the task that turns events into signals.
+pub struct Door {
+    _conn: Connection,
+    stop: CancellationToken,
+    forwarder: tokio::task::JoinHandle<()>,
+}
+
+impl Door {
+    /// Send the signals of everything that happened so far (call it after the core's tasks
+    /// have drained, so a refresh finished during the stop is announced), then stop.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.forwarder.await;
+    }
+}
+
 /// Serve the interface on the session bus, take the well-known name, and forward the core's
-/// events as signals until the connection is dropped.
-pub async fn start(broker: Arc<Broker>) -> Result<Connection, StartError> {
+/// events as signals until the door is stopped.
+pub async fn start(broker: Arc<Broker>) -> Result<Door, StartError> {
     let conn = zbus::connection::Builder::session()
         .map_err(StartError::NoBus)?
         .serve_at(DBUS_PATH, BrokerIface::new(broker.clone()))?
@@ -468,12 +493,19 @@ pub async fn start(broker: Arc<Broker>) -> Result<Connection, StartError> {
     }
     let iface = conn.object_server().interface::<_, BrokerIface>(DBUS_PATH).await?;
     let mut events = broker.subscribe();
-    tokio::spawn(async move {
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let forwarder = tokio::spawn(async move {
         loop {
-            let event = match events.recv().await {
-                Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            let event = tokio::select! {
+                // Events first: those already sent before the stop still go out.
+                biased;
+                event = events.recv() => match event {
+                    Ok(e) => e,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = stopped.cancelled() => return,
             };
             let emitter = iface.signal_emitter();
             let sent = match &event {
@@ -496,5 +528,5 @@ pub async fn start(broker: Arc<Broker>) -> Result<Connection, StartError> {
             }
         }
     });
-    Ok(conn)
+    Ok(Door { _conn: conn, stop, forwarder })
 }

@@ -52,6 +52,7 @@ struct Shared {
     target: AtomicU16,
     down: AtomicBool,
     delay_ms: AtomicU64,
+    hold_refresh_ms: AtomicU64,
     fault: Mutex<Option<Fault>>,
     token_requests: Mutex<Vec<Instant>>,
     /// Where the discovery document sends token requests instead, when the TLS door is open.
@@ -74,6 +75,7 @@ impl Proxy {
             target: AtomicU16::new(0),
             down: AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
+            hold_refresh_ms: AtomicU64::new(0),
             fault: Mutex::new(None),
             token_requests: Mutex::new(Vec::new()),
             tls_port: AtomicU16::new(0),
@@ -122,6 +124,12 @@ impl Proxy {
     pub fn set_delay(&self, delay: Duration) {
         self.shared.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
         self.cut_all();
+    }
+
+    /// Hold the IdP's answers to refresh-token grants this long before passing them on: the
+    /// IdP has rotated the refresh token by then, and the daemon does not know the new one yet.
+    pub fn hold_refresh_answers(&self, hold: Duration) {
+        self.shared.hold_refresh_ms.store(hold.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Arm a token-endpoint fault (or clear it with `None`), from the next request on.
@@ -254,10 +262,12 @@ async fn handle(
     let is_token = req.method() == hyper::Method::POST && req.uri().path().ends_with("/token");
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
+    let mut hold = Duration::ZERO;
     if is_token {
         let needle = b"grant_type=refresh_token";
         if body.windows(needle.len()).any(|w| w == needle) {
             shared.token_requests.lock().unwrap().push(Instant::now());
+            hold = Duration::from_millis(shared.hold_refresh_ms.load(Ordering::SeqCst));
         }
         if let Some(fault) = shared.fault() {
             if fault == Fault::Reset {
@@ -266,7 +276,9 @@ async fn handle(
             return inject(fault).await;
         }
     }
-    forward(&shared, &upstream, parts, body).await
+    let answer = forward(&shared, &upstream, parts, body).await;
+    tokio::time::sleep(hold).await;
+    answer
 }
 
 async fn inject(fault: Fault) -> Result<Response<Body>, BoxError> {
