@@ -17,9 +17,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use futures_util::StreamExt;
 use sd_notify::NotifyState;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -90,8 +89,9 @@ async fn run(
     inherited: Option<std::os::unix::net::UnixListener>,
 ) -> anyhow::Result<()> {
     // Signals first: a SIGTERM during start-up must not kill us half-way.
-    let mut signals =
-        signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
+    let installing = |kind: SignalKind| signal(kind).context("installing signal handlers");
+    let (mut term, mut int, mut hup) =
+        (installing(SignalKind::terminate())?, installing(SignalKind::interrupt())?, installing(SignalKind::hangup())?);
 
     // The socket next: if another daemon already serves it, say so before touching anything.
     let socket_path = args.socket.clone().unwrap_or_else(serve::socket::default_path);
@@ -154,11 +154,12 @@ async fn run(
     tracing::info!(socket = %where_, accounts = config.accounts.len(), "tokenbrokerd ready");
     notify(&[NotifyState::Ready, NotifyState::Status(&status_line(&broker))]);
 
-    while let Some(signal) = signals.next().await {
-        if signal != SIGHUP {
-            break;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&broker, &config_path).await,
         }
-        reload(&broker, &config_path).await;
     }
 
     tracing::info!("stopping: no new connections, finishing requests in flight");
