@@ -62,12 +62,15 @@ fn main() -> std::process::ExitCode {
 }
 
 fn start() -> anyhow::Result<()> {
-    harden::apply();
+    let not_hardened = harden::apply();
     harden::single_allocator_arena();
     // Taken before any thread starts: it edits the environment.
     let inherited = activation::inherited_listener().context("taking the socket from the service manager")?;
     let args = Args::parse();
     logging::init();
+    for what in not_hardened {
+        tracing::warn!("hardening did not take effect: {what}");
+    }
     let config_path = args.config.clone().unwrap_or_else(Config::default_path);
     let config = Config::load(&config_path)?;
     // One thread serves every door: requests are microseconds of work, the IdP and the keyring
