@@ -225,15 +225,17 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Backend>> 
             let path = config.store_file.clone().unwrap_or_else(default_store_file);
             let credential = config.store_key_credential.clone();
             let command = config.store_passphrase_command.clone();
-            let shown = path.display().to_string();
+            let name = store::StoreName::File(path.clone());
             let opened = tokio::task::spawn_blocking(move || {
                 let passphrase = store::passphrase(credential.as_deref(), command.as_deref())?;
                 store::FileStore::open(path, &passphrase)
             })
             .await
             .context("opening the sessions file")?;
-            let file = opened.map_err(|e| anyhow::anyhow!("store = \"file\" ({shown}): {e}"))?;
-            tracing::info!(path = %shown, "sessions are kept in an encrypted file");
+            let file = opened.map_err(|problem| {
+                anyhow::anyhow!("store = \"file\": {}", store::StoreError { store: name, problem })
+            })?;
+            tracing::info!(path = %file.path().display(), "sessions are kept in an encrypted file");
             Ok(Arc::new(file))
         }
         StoreKind::Keyring => {
@@ -241,9 +243,11 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Backend>> 
                 tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(store::Keyring::open)).await;
             match opened {
                 Ok(Ok(Ok(keyring))) => Ok(Arc::new(keyring)),
-                Ok(Ok(Err(e))) => Err(no_keyring(e)),
-                Ok(Err(e)) => bail!("opening the keyring: {e}"),
-                Err(_) => bail!("the keyring did not answer within 10 s (is it locked?)"),
+                Ok(Ok(Err(problem))) => {
+                    Err(no_keyring(store::StoreError { store: store::StoreName::Keyring, problem }))
+                }
+                Ok(Err(e)) => bail!("opening the OS keyring: {e}"),
+                Err(_) => bail!("the OS keyring did not answer within 10 s (is it locked?)"),
             }
         }
     }
