@@ -382,12 +382,7 @@ fn the_daemon_cannot_be_dumped_or_traced_by_its_own_user() {
     // can neither ptrace it nor read its memory).
     let user = other_user();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        "store = \"memory\"\n[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n",
-    )
-    .unwrap();
+    let config = memory_config(dir.path());
     let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
     assert_eq!(unsafe { libc::chown(path.as_ptr(), user, user) }, 0);
     // The daemon serves only in a directory closed to others.
@@ -431,12 +426,7 @@ fn the_daemon_cannot_be_dumped_or_traced_by_its_own_user() {
 fn hardening_that_does_not_take_effect_is_logged_by_name() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        "store = \"memory\"\n[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n",
-    )
-    .unwrap();
+    let config = memory_config(dir.path());
     let log = dir.path().join("log");
     let filter = refusing_hardening();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
@@ -479,6 +469,17 @@ fn hardening_that_does_not_take_effect_is_logged_by_name() {
         let named = text.lines().any(|l| l.contains("hardening did not take effect") && l.contains(refused));
         assert!(named, "{refused} is not named:\n{text}");
     }
+}
+
+/// A config in `dir` with one account and `store = "memory"`: the daemon starts on it anywhere.
+fn memory_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        "store = \"memory\"\n[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n",
+    )
+    .unwrap();
+    config
 }
 
 /// A seccomp filter that makes prctl(PR_SET_DUMPABLE) and every setrlimit (prlimit64 with a
