@@ -471,6 +471,37 @@ fn hardening_that_does_not_take_effect_is_logged_by_name() {
     }
 }
 
+/// SIGINT (Ctrl-C in a terminal) stops the daemon as SIGTERM does: an orderly stop, exit 0.
+#[test]
+fn sigint_stops_the_daemon_as_sigterm_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/broker.sock");
+    let log = dir.path().join("log");
+    let mut daemon = Proc(
+        Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"))
+            .arg("--config")
+            .arg(memory_config(dir.path()))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--no-dbus")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).unwrap().contains("tokenbrokerd ready") {
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon.signal(libc::SIGINT);
+    let status = daemon.wait_exit(Duration::from_secs(20)).expect("SIGINT did not stop the daemon");
+    assert_eq!(status.code(), Some(0), "{}", std::fs::read_to_string(&log).unwrap());
+    assert!(std::fs::read_to_string(&log).unwrap().contains("stopped"));
+    assert!(!socket.exists(), "socket removed");
+}
+
 /// A config in `dir` with one account and `store = "memory"`: the daemon starts on it anywhere.
 fn memory_config(dir: &std::path::Path) -> std::path::PathBuf {
     let config = dir.join("config.toml");
