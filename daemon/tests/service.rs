@@ -421,50 +421,29 @@ fn the_daemon_cannot_be_dumped_or_traced_by_its_own_user() {
 
 /// A sandbox may refuse the hardening calls (here a seccomp filter refuses PR_SET_DUMPABLE and
 /// every setrlimit): the daemon still starts, and its log names each one that did not take effect.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 #[test]
 fn hardening_that_does_not_take_effect_is_logged_by_name() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
-    let config = memory_config(dir.path());
-    let log = dir.path().join("log");
     let filter = refusing_hardening();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
-    // SAFETY: between fork and exec only system calls, on memory allocated before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            // A soft open-file limit below the hard one, so that the daemon tries to lift it.
-            let mut files = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut files);
-            files.rlim_cur = files.rlim_max.min(256).saturating_sub(1);
-            let program = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
-            let installed = libc::setrlimit(libc::RLIMIT_NOFILE, &files) == 0
-                && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
-                && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program) == 0;
-            if installed { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-        });
-    }
-    let _daemon = Proc(
-        cmd.arg("--config")
-            .arg(&config)
-            .arg("--socket")
-            .arg(dir.path().join("run/broker.sock"))
-            .arg("--no-dbus")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap();
-        if text.contains("tokenbrokerd ready") {
-            break text;
+    let (_daemon, log) = start_on_memory(dir.path(), |cmd| {
+        // SAFETY: between fork and exec only system calls, on memory allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                // A soft open-file limit below the hard one, so that the daemon tries to lift it.
+                let mut files = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut files);
+                files.rlim_cur = files.rlim_max.min(256).saturating_sub(1);
+                let program = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
+                let installed = libc::setrlimit(libc::RLIMIT_NOFILE, &files) == 0
+                    && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                    && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program) == 0;
+                if installed { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+            });
         }
-        assert!(Instant::now() < deadline, "the daemon did not start under the filter:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    });
+    let text = std::fs::read_to_string(log).unwrap();
     for refused in ["PR_SET_DUMPABLE", "RLIMIT_CORE", "RLIMIT_NOFILE"] {
         let named = text.lines().any(|l| l.contains("hardening did not take effect") && l.contains(refused));
         assert!(named, "{refused} is not named:\n{text}");
@@ -475,14 +454,26 @@ fn hardening_that_does_not_take_effect_is_logged_by_name() {
 #[test]
 fn sigint_stops_the_daemon_as_sigterm_does() {
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("run/broker.sock");
-    let log = dir.path().join("log");
-    let mut daemon = Proc(
-        Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"))
-            .arg("--config")
-            .arg(memory_config(dir.path()))
+    let (mut daemon, log) = start_on_memory(dir.path(), |_| {});
+    daemon.signal(libc::SIGINT);
+    let status = daemon.wait_exit(Duration::from_secs(20)).expect("SIGINT did not stop the daemon");
+    let text = std::fs::read_to_string(log).unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains("stopped"), "{text}");
+    assert!(!dir.path().join("run/broker.sock").exists(), "socket removed");
+}
+
+/// tokenbrokerd on a memory store in `dir`, without a bus, its socket in `dir/run`; `prepare`
+/// adjusts the command first. Returns once it is ready, with where its log is.
+fn start_on_memory(dir: &std::path::Path, prepare: impl FnOnce(&mut Command)) -> (Proc, std::path::PathBuf) {
+    let log = dir.join("log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
+    prepare(&mut cmd);
+    let daemon = Proc(
+        cmd.arg("--config")
+            .arg(memory_config(dir))
             .arg("--socket")
-            .arg(&socket)
+            .arg(dir.join("run/broker.sock"))
             .arg("--no-dbus")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -491,15 +482,14 @@ fn sigint_stops_the_daemon_as_sigterm_does() {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log).unwrap().contains("tokenbrokerd ready") {
-        assert!(Instant::now() < deadline, "the daemon did not start");
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("tokenbrokerd ready") {
+            return (daemon, log);
+        }
+        assert!(Instant::now() < deadline, "the daemon did not start:\n{text}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    daemon.signal(libc::SIGINT);
-    let status = daemon.wait_exit(Duration::from_secs(20)).expect("SIGINT did not stop the daemon");
-    assert_eq!(status.code(), Some(0), "{}", std::fs::read_to_string(&log).unwrap());
-    assert!(std::fs::read_to_string(&log).unwrap().contains("stopped"));
-    assert!(!socket.exists(), "socket removed");
 }
 
 /// A config in `dir` with one account and `store = "memory"`: the daemon starts on it anywhere.
@@ -515,7 +505,7 @@ fn memory_config(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// A seccomp filter that makes prctl(PR_SET_DUMPABLE) and every setrlimit (prlimit64 with a
 /// new limit) fail with EPERM, and lets everything else through.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn refusing_hardening() -> Vec<libc::sock_filter> {
     const LOAD: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
