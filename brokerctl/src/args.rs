@@ -56,7 +56,7 @@ pub enum Command {
     Logout,
     /// Show every account and its state.
     Status,
-    /// Check that the daemon runs, its config parses, the keyring answers and each identity
+    /// Check that the daemon runs, its config parses, the session store answers and each identity
     /// provider is reachable; say what to do about each failure.
     Doctor,
 }

@@ -270,20 +270,11 @@ fn check_url(account: &str, key: &str, url: &str) -> Result<(), String> {
     let url = Url::parse(url).map_err(|e| format!("[accounts.{account}] {key} = {url:?}: {e}"))?;
     match url.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback(&url) => Ok(()),
+        "http" if crate::oidc::is_loopback(&url) => Ok(()),
         "http" => Err(format!(
             "[accounts.{account}] {key} = \"{url}\": plain http is allowed only for loopback hosts; use https"
         )),
         other => Err(format!("[accounts.{account}] {key}: unsupported scheme {other:?}")),
-    }
-}
-
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
     }
 }
 

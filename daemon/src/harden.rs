@@ -1,26 +1,38 @@
 //! Process hardening, as an agent that holds credentials should have (compare rbw, ssh-agent).
 
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
 /// No core dumps, and no ptrace attach by other processes of the same user. Also lift the
 /// open-file limit to its hard maximum: every client connection is a descriptor.
-pub fn apply() {
+///
+/// Runs before logging is set up (nothing that could read a secret runs before it), so what
+/// did not take effect is returned, for the caller to log once it can. None of it stops the
+/// daemon: a sandbox that refuses these calls (a seccomp filter) usually has its own guards,
+/// and a daemon that does not start protects nothing.
+pub fn apply() -> Vec<String> {
+    let mut failed = Vec::new();
     #[cfg(target_os = "linux")]
-    // SAFETY: prctl(PR_SET_DUMPABLE, 0) only changes this process's dumpable flag.
-    unsafe {
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if let Err(e) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
+        failed.push(format!(
+            "prctl(PR_SET_DUMPABLE, 0) failed ({e}): other processes of this user may ptrace the daemon and read its memory"
+        ));
     }
-    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: setrlimit reads the struct we pass; failure only leaves core dumps possible.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+    if let Err(e) = setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) }) {
+        failed.push(format!("setrlimit(RLIMIT_CORE, 0) failed ({e}): a crash may leave a core dump holding tokens"));
     }
-    let mut files = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit read and write the struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut files) == 0 && files.rlim_cur < files.rlim_max {
-            files.rlim_cur = files.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &files);
-        }
+    let files = getrlimit(Resource::Nofile);
+    let below_hard = match (files.current, files.maximum) {
+        (Some(current), Some(maximum)) => current < maximum,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if below_hard && let Err(e) = setrlimit(Resource::Nofile, Rlimit { current: files.maximum, ..files }) {
+        failed.push(format!(
+            "setrlimit(RLIMIT_NOFILE) to the hard limit failed ({e}): the soft limit stays, and with it fewer \
+             client connections fit"
+        ));
     }
+    failed
 }
 
 /// One allocator arena for the whole process. glibc gives each thread that allocates an

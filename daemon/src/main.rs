@@ -17,9 +17,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use futures_util::StreamExt;
 use sd_notify::NotifyState;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
@@ -63,12 +62,15 @@ fn main() -> std::process::ExitCode {
 }
 
 fn start() -> anyhow::Result<()> {
-    harden::apply();
+    let not_hardened = harden::apply();
     harden::single_allocator_arena();
     // Taken before any thread starts: it edits the environment.
     let inherited = activation::inherited_listener().context("taking the socket from the service manager")?;
     let args = Args::parse();
     logging::init();
+    for what in not_hardened {
+        tracing::warn!("hardening did not take effect: {what}");
+    }
     let config_path = args.config.clone().unwrap_or_else(Config::default_path);
     let config = Config::load(&config_path)?;
     // One thread serves every door: requests are microseconds of work, the IdP and the keyring
@@ -90,8 +92,9 @@ async fn run(
     inherited: Option<std::os::unix::net::UnixListener>,
 ) -> anyhow::Result<()> {
     // Signals first: a SIGTERM during start-up must not kill us half-way.
-    let mut signals =
-        signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
+    let installing = |kind: SignalKind| signal(kind).context("installing signal handlers");
+    let (mut term, mut int, mut hup) =
+        (installing(SignalKind::terminate())?, installing(SignalKind::interrupt())?, installing(SignalKind::hangup())?);
 
     // The socket next: if another daemon already serves it, say so before touching anything.
     let socket_path = args.socket.clone().unwrap_or_else(serve::socket::default_path);
@@ -155,11 +158,12 @@ async fn run(
     tracing::info!(socket = %where_, accounts = config.accounts.len(), "tokenbrokerd ready");
     notify(&[NotifyState::Ready, NotifyState::Status(&status_line(&broker))]);
 
-    while let Some(signal) = signals.next().await {
-        if signal != SIGHUP {
-            break;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&broker, &config_path).await,
         }
-        reload(&broker, &config_path).await;
     }
 
     tracing::info!("stopping: no new connections, finishing requests in flight");
@@ -229,15 +233,17 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Backend>> 
             let path = config.store_file.clone().unwrap_or_else(default_store_file);
             let credential = config.store_key_credential.clone();
             let command = config.store_passphrase_command.clone();
-            let shown = path.display().to_string();
+            let name = store::StoreName::File(path.clone());
             let opened = tokio::task::spawn_blocking(move || {
                 let passphrase = store::passphrase(credential.as_deref(), command.as_deref())?;
                 store::FileStore::open(path, &passphrase)
             })
             .await
             .context("opening the sessions file")?;
-            let file = opened.map_err(|e| anyhow::anyhow!("store = \"file\" ({shown}): {e}"))?;
-            tracing::info!(path = %shown, "sessions are kept in an encrypted file");
+            let file = opened.map_err(|problem| {
+                anyhow::anyhow!("store = \"file\": {}", store::StoreError { store: name, problem })
+            })?;
+            tracing::info!(path = %file.path().display(), "sessions are kept in an encrypted file");
             Ok(Arc::new(file))
         }
         StoreKind::Keyring => {
@@ -245,9 +251,11 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Backend>> 
                 tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(store::Keyring::open)).await;
             match opened {
                 Ok(Ok(Ok(keyring))) => Ok(Arc::new(keyring)),
-                Ok(Ok(Err(e))) => Err(no_keyring(e)),
-                Ok(Err(e)) => bail!("opening the keyring: {e}"),
-                Err(_) => bail!("the keyring did not answer within 10 s (is it locked?)"),
+                Ok(Ok(Err(problem))) => {
+                    Err(no_keyring(store::StoreError { store: store::StoreName::Keyring, problem }))
+                }
+                Ok(Err(e)) => bail!("opening the OS keyring: {e}"),
+                Err(_) => bail!("the OS keyring did not answer within 10 s (is it locked?)"),
             }
         }
     }

@@ -147,6 +147,29 @@ async fn a_file_store_takes_its_key_from_a_systemd_credential() {
     assert_eq!(token(&daemon.client().await, None).await.unwrap().access_token, first.access_token);
 }
 
+/// With `store = "file"`, doctor's check is of the sealed file, by its path, and its advice
+/// is about that file: not "unlock your keyring".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_the_sealed_file_not_the_keyring() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let store_dir = tempfile::tempdir().unwrap();
+    let key = "store_passphrase_command = [\"printf\", \"pw\"]";
+    let mut daemon = file_daemon(&idp, store_dir.path(), key, Vec::new());
+    daemon.spawn_without_bus();
+    let sealed = store_dir.path().join("sessions.sealed");
+    let doctor = |daemon: &Daemon| String::from_utf8(daemon.brokerctl(&["doctor"]).stdout).unwrap();
+    let report = doctor(&daemon);
+    let ok = format!("ok   sealed file: the sealed file at {} takes a write", sealed.display());
+    assert!(report.contains(&ok), "{report}");
+
+    // A directory in the way of its temporary file: every write fails, even as root.
+    std::fs::create_dir_all(store_dir.path().join("sessions.tmp/in-the-way")).unwrap();
+    let report = doctor(&daemon);
+    let failed = format!("FAIL sealed file: the sealed file at {} is unavailable: cannot write", sealed.display());
+    assert!(report.contains(&failed), "{report}");
+    assert!(!report.contains("keyring"), "{report}");
+}
+
 /// A Secret Service that runs but refuses writes is no store: the daemon will not start on it,
 /// as without a keyring, unless the config chose another store on purpose.
 #[test]

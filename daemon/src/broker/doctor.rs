@@ -8,6 +8,7 @@ use tokenbroker::protocol::{Check, Diagnosis};
 use super::{Account, Broker, offers};
 use crate::config::Config;
 use crate::oidc::Provider;
+use crate::store::StoreName;
 
 fn check(name: &str, result: Result<String, (String, &str)>) -> Check {
     match result {
@@ -30,17 +31,21 @@ impl Broker {
                 )),
             },
         ));
+        let store = self.store.name();
+        let remedy = store.remedy();
+        let fix = match store {
+            StoreName::Keyring => format!("{remedy}, or choose store = \"memory\" in the config"),
+            _ => format!("{remedy}; until then sessions are kept in memory, and the daemon retries"),
+        };
         checks.push(check(
-            "keyring",
+            store.label(),
             match self.store.probe().await {
-                Ok(()) => Ok("the session store takes a write, a read and a delete".into()),
-                Err(e) => Err((
-                    e.to_string(),
-                    "start and unlock your keyring (GNOME Keyring, KWallet, the macOS Keychain), or choose store = \"memory\" in the config",
-                )),
+                Ok(()) => Ok(format!("{store} takes a write, a read and a delete")),
+                Err(e) => Err((e.to_string(), &fix)),
             },
         ));
-        checks.push(check("sessions", unsaved_sessions(&self.accounts())));
+        let fix = format!("{remedy}; the daemon retries the write until it lands, so keep it running until then");
+        checks.push(check("sessions", unsaved_sessions(&self.accounts(), &fix)));
         for account in self.accounts() {
             let started = Instant::now();
             let c = &account.config;
@@ -66,7 +71,7 @@ impl Broker {
 }
 
 /// Sessions the store refused to take: they live in memory only, until a retried write lands.
-fn unsaved_sessions(accounts: &[Arc<Account>]) -> Result<String, (String, &'static str)> {
+fn unsaved_sessions<'a>(accounts: &[Arc<Account>], fix: &'a str) -> Result<String, (String, &'a str)> {
     let unsaved: Vec<&str> = accounts.iter().filter(|a| a.unsaved()).map(|a| a.name.as_str()).collect();
     if unsaved.is_empty() {
         return Ok("every session is in the store".into());
@@ -76,6 +81,6 @@ fn unsaved_sessions(accounts: &[Arc<Account>]) -> Result<String, (String, &'stat
             "the session of {} is in memory only: the store refused to save it, and it is lost if the daemon stops",
             unsaved.join(", ")
         ),
-        "unlock your keyring (the daemon retries the write until it lands), and keep the daemon running until then",
+        fix,
     ))
 }

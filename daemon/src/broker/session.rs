@@ -2,6 +2,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use tokenbroker::Secret;
 use zeroize::Zeroizing;
 
 use super::ttl;
@@ -129,12 +130,12 @@ impl Session {
             version: 1,
             issuer: issuer.into(),
             client_id: client_id.into(),
-            refresh_token: self.refresh_token.as_ref().map(|s| s.expose_secret().into()),
-            access_token: self.access_token.expose_secret().into(),
+            refresh_token: self.refresh_token.as_ref().map(|s| Secret::new(s.expose_secret())),
+            access_token: Secret::new(self.access_token.expose_secret()),
             token_type: self.token_type.clone(),
             expires_at: self.expires_at,
             issued_at: self.issued_at,
-            id_token: self.id_token.as_ref().map(|s| s.expose_secret().into()),
+            id_token: self.id_token.as_ref().map(|s| Secret::new(s.expose_secret())),
             id_expires_at: self.id_expires_at,
             id_issued_at: self.id_issued_at,
             subject: self.subject.clone(),
@@ -152,13 +153,13 @@ impl Session {
             return Ok(None);
         }
         Ok(Some(Session {
-            refresh_token: r.refresh_token.map(Wiped::reveal),
-            access_token: r.access_token.reveal(),
+            refresh_token: r.refresh_token.as_ref().map(reveal),
+            access_token: reveal(&r.access_token),
             token_type: r.token_type,
             expires_at: r.expires_at,
             issued_at: r.issued_at,
             refresh_at: refresh_at(r.issued_at, r.expires_at - r.issued_at),
-            id_token: r.id_token.map(Wiped::reveal),
+            id_token: r.id_token.as_ref().map(reveal),
             id_expires_at: r.id_expires_at,
             id_issued_at: r.id_issued_at,
             id_current: true,
@@ -202,21 +203,10 @@ impl IdentityParts {
     }
 }
 
-/// A string wiped on drop, for the record's secrets while they pass through serde.
-#[derive(Serialize, Deserialize, Default)]
-#[serde(transparent)]
-struct Wiped(Zeroizing<String>);
-
-impl From<&str> for Wiped {
-    fn from(s: &str) -> Self {
-        Wiped(Zeroizing::new(s.to_owned()))
-    }
-}
-
-impl Wiped {
-    fn reveal(mut self) -> SecretString {
-        SecretString::from(std::mem::take(&mut *self.0))
-    }
+/// The record's secrets pass through serde as `Secret`s, wiped when the record is dropped; the
+/// session keeps its own copy.
+fn reveal(s: &Secret) -> SecretString {
+    SecretString::from(s.expose())
 }
 
 /// serde_json's messages can quote the input; say only what kind of problem it was.
@@ -225,12 +215,12 @@ struct Record {
     version: u32,
     issuer: String,
     client_id: String,
-    refresh_token: Option<Wiped>,
-    access_token: Wiped,
+    refresh_token: Option<Secret>,
+    access_token: Secret,
     token_type: String,
     expires_at: i64,
     issued_at: i64,
-    id_token: Option<Wiped>,
+    id_token: Option<Secret>,
     id_expires_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id_issued_at: Option<i64>,

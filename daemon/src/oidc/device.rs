@@ -93,7 +93,7 @@ fn browser_url(field: &str, text: &str) -> Result<String, OidcError> {
     let url = Url::parse(text).map_err(|_| refuse("that is not a URL".into()))?;
     match url.scheme() {
         "https" => Ok(url.into()),
-        "http" if crate::config::is_loopback(&url) => Ok(url.into()),
+        "http" if super::is_loopback(&url) => Ok(url.into()),
         "http" => Err(refuse("in plain http to another machine".into())),
         other => Err(refuse(format!("with the scheme {other:?} (only https is allowed)"))),
     }

@@ -216,8 +216,7 @@ pub(super) fn insecure<'a>(
 ) -> Option<(&'a str, &'a Url)> {
     endpoints.into_iter().find_map(|(name, url)| {
         let url = url?;
-        let secure = url.scheme() == "https" || url.scheme() == "http" && crate::config::is_loopback(url);
-        (!secure).then_some((name, url))
+        (!super::secure_url::is_secure(url)).then_some((name, url))
     })
 }
 

@@ -12,6 +12,7 @@ mod loopback;
 mod management;
 mod resend;
 mod revoke;
+mod secure_url;
 mod server_metadata;
 mod settings;
 mod token;
@@ -27,6 +28,7 @@ pub use error::{Grant, OidcError};
 pub use idp_text::printable;
 pub use loopback::Loopback;
 pub use management::{ApiError, ManagementApi};
+pub use secure_url::is_loopback;
 
 /// What a token endpoint handed us, checked.
 pub struct TokenSet {

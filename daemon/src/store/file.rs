@@ -20,7 +20,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{Backend, StoreError};
+use super::{Backend, Problem, StoreName};
 
 const FORMAT: &str = "tokenbroker-sealed-1";
 
@@ -47,34 +47,37 @@ pub struct FileStore {
     lock: Mutex<()>,
 }
 
-fn derive(passphrase: &[u8], salt: &[u8], (m, t, p): (u32, u32, u32)) -> Result<Zeroizing<[u8; 32]>, StoreError> {
-    let params = Params::new(m, t, p, Some(32)).map_err(|e| StoreError::Corrupt(format!("KDF parameters: {e}")))?;
+fn derive(passphrase: &[u8], salt: &[u8], (m, t, p): (u32, u32, u32)) -> Result<Zeroizing<[u8; 32]>, Problem> {
+    let params = Params::new(m, t, p, Some(32)).map_err(|e| Problem::Corrupt(format!("KDF parameters: {e}")))?;
     let mut key = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(passphrase, salt, &mut *key)
-        .map_err(|e| StoreError::Unavailable(format!("deriving the key: {e}")))?;
+        .map_err(|e| Problem::Unavailable(format!("deriving the key: {e}")))?;
     Ok(key)
 }
 
-fn unreadable(path: &Path, why: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("cannot read {}: {why}", path.display()))
+fn unreadable(path: &Path, why: impl std::fmt::Display) -> Problem {
+    Problem::Unavailable(format!("cannot read {}: {why}", path.display()))
 }
 
 impl FileStore {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Open the file, checking the passphrase against it, or create it empty. Blocking.
-    pub fn open(path: PathBuf, passphrase: &[u8]) -> Result<Self, StoreError> {
+    pub fn open(path: PathBuf, passphrase: &[u8]) -> Result<Self, Problem> {
         if passphrase.is_empty() {
-            return Err(StoreError::Unavailable("the store's passphrase is empty".into()));
+            return Err(Problem::Unavailable("the store's passphrase is empty".into()));
         }
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| {
-                    StoreError::Corrupt(format!("{} is not a sealed sessions file: {e}", path.display()))
-                })?;
+                let sealed: Sealed = serde_json::from_slice(&bytes)
+                    .map_err(|e| Problem::Corrupt(format!("{} is not a sealed sessions file: {e}", path.display())))?;
                 if sealed.format != FORMAT {
-                    return Err(StoreError::Corrupt(format!("{}: unknown format {:?}", path.display(), sealed.format)));
+                    return Err(Problem::Corrupt(format!("{}: unknown format {:?}", path.display(), sealed.format)));
                 }
-                let salt = B64.decode(&sealed.salt).map_err(|e| StoreError::Corrupt(format!("salt: {e}")))?;
+                let salt = B64.decode(&sealed.salt).map_err(|e| Problem::Corrupt(format!("salt: {e}")))?;
                 let params = (sealed.m, sealed.t, sealed.p);
                 let store =
                     FileStore { key: derive(passphrase, &salt, params)?, path, params, salt, lock: Mutex::new(()) };
@@ -96,38 +99,37 @@ impl FileStore {
         }
     }
 
-    fn read(&self) -> Result<Entries, StoreError> {
+    fn read(&self) -> Result<Entries, Problem> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entries::new()),
             Err(e) => return Err(unreadable(&self.path, e)),
         };
-        let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let nonce = B64.decode(&sealed.nonce).map_err(|e| StoreError::Corrupt(format!("nonce: {e}")))?;
-        let ciphertext = B64.decode(&sealed.ciphertext).map_err(|e| StoreError::Corrupt(format!("ciphertext: {e}")))?;
+        let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| Problem::Corrupt(e.to_string()))?;
+        let nonce = B64.decode(&sealed.nonce).map_err(|e| Problem::Corrupt(format!("nonce: {e}")))?;
+        let ciphertext = B64.decode(&sealed.ciphertext).map_err(|e| Problem::Corrupt(format!("ciphertext: {e}")))?;
         if nonce.len() != 24 {
-            return Err(StoreError::Corrupt("nonce of the wrong size".into()));
+            return Err(Problem::Corrupt("nonce of the wrong size".into()));
         }
         let cipher = XChaCha20Poly1305::new((&*self.key).into());
         let plain =
             Zeroizing::new(cipher.decrypt(XNonce::from_slice(&nonce), ciphertext.as_slice()).map_err(|_| {
-                StoreError::Unavailable(format!(
+                Problem::Unavailable(format!(
                     "cannot decrypt {}: wrong passphrase, or the file was changed",
                     self.path.display()
                 ))
             })?);
         serde_json::from_slice(&plain)
-            .map_err(|e| StoreError::Corrupt(format!("sealed content: {}", super::json_error_kind(&e))))
+            .map_err(|e| Problem::Corrupt(format!("sealed content: {}", super::json_error_kind(&e))))
     }
 
-    fn write(&self, entries: &Entries) -> Result<(), StoreError> {
-        let failed = |e: std::io::Error| StoreError::Unavailable(format!("cannot write {}: {e}", self.path.display()));
+    fn write(&self, entries: &Entries) -> Result<(), Problem> {
+        let failed = |e: std::io::Error| Problem::Unavailable(format!("cannot write {}: {e}", self.path.display()));
         let plain = Zeroizing::new(serde_json::to_vec(entries).expect("entries serialize"));
         let cipher = XChaCha20Poly1305::new((&*self.key).into());
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ciphertext = cipher
-            .encrypt(&nonce, plain.as_slice())
-            .map_err(|_| StoreError::Unavailable("encryption failed".into()))?;
+        let ciphertext =
+            cipher.encrypt(&nonce, plain.as_slice()).map_err(|_| Problem::Unavailable("encryption failed".into()))?;
         let sealed = Sealed {
             format: FORMAT.into(),
             m: self.params.0,
@@ -160,7 +162,7 @@ impl FileStore {
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(failed)
     }
 
-    fn modify(&self, change: impl FnOnce(&mut Entries)) -> Result<(), StoreError> {
+    fn modify(&self, change: impl FnOnce(&mut Entries)) -> Result<(), Problem> {
         let _turn = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut entries = self.read()?;
         change(&mut entries);
@@ -169,18 +171,22 @@ impl FileStore {
 }
 
 impl Backend for FileStore {
-    fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
+    fn name(&self) -> StoreName {
+        StoreName::File(self.path.clone())
+    }
+
+    fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, Problem> {
         let _turn = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         Ok(self.read()?.remove(account))
     }
 
-    fn set(&self, account: &str, value: &str) -> Result<(), StoreError> {
+    fn set(&self, account: &str, value: &str) -> Result<(), Problem> {
         self.modify(|entries| {
             entries.insert(account.to_owned(), Zeroizing::new(value.to_owned()));
         })
     }
 
-    fn delete(&self, account: &str) -> Result<(), StoreError> {
+    fn delete(&self, account: &str) -> Result<(), Problem> {
         self.modify(|entries| {
             entries.remove(account);
         })
@@ -190,11 +196,11 @@ impl Backend for FileStore {
 /// The passphrase from the configured source: a systemd credential (`LoadCredential=` or
 /// `LoadCredentialEncrypted=`, read from `$CREDENTIALS_DIRECTORY`) or a command's output.
 /// One trailing newline is dropped. Blocking.
-pub fn passphrase(credential: Option<&str>, command: Option<&[String]>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+pub fn passphrase(credential: Option<&str>, command: Option<&[String]>) -> Result<Zeroizing<Vec<u8>>, Problem> {
     let mut secret = match (credential, command) {
         (Some(name), _) => {
             let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
-                StoreError::Unavailable(format!(
+                Problem::Unavailable(format!(
                     "store_key_credential = {name:?} needs the daemon started by systemd with \
                      LoadCredential={name}:… (CREDENTIALS_DIRECTORY is not set)"
                 ))
@@ -208,17 +214,17 @@ pub fn passphrase(credential: Option<&str>, command: Option<&[String]>) -> Resul
                 .stdin(std::process::Stdio::null())
                 .stderr(std::process::Stdio::inherit())
                 .output()
-                .map_err(|e| StoreError::Unavailable(format!("store_passphrase_command {program:?}: {e}")))?;
+                .map_err(|e| Problem::Unavailable(format!("store_passphrase_command {program:?}: {e}")))?;
             let stdout = Zeroizing::new(out.stdout);
             if !out.status.success() {
-                return Err(StoreError::Unavailable(format!(
+                return Err(Problem::Unavailable(format!(
                     "store_passphrase_command {program:?} failed: {}",
                     out.status
                 )));
             }
             stdout
         }
-        _ => return Err(StoreError::Unavailable("no passphrase source for store = \"file\"".into())),
+        _ => return Err(Problem::Unavailable("no passphrase source for store = \"file\"".into())),
     };
     if secret.last() == Some(&b'\n') {
         secret.pop();

@@ -7,7 +7,7 @@ use keyring_core::Error as KeyringError;
 use keyring_core::api::CredentialStoreApi;
 use zeroize::Zeroizing;
 
-use super::{Backend, SERVICE, StoreError};
+use super::{Backend, Problem, SERVICE, StoreName};
 
 type Store = Arc<dyn CredentialStoreApi + Send + Sync>;
 
@@ -33,7 +33,7 @@ fn drop_off_runtime(store: Store) {
     let _ = std::thread::Builder::new().name("keyring-drop".into()).spawn(move || drop(store));
 }
 
-fn open_store() -> Result<Store, StoreError> {
+fn open_store() -> Result<Store, Problem> {
     #[cfg(target_os = "linux")]
     let store = zbus_secret_service_keyring_store::Store::new().map_err(describe)?;
     #[cfg(target_os = "macos")]
@@ -45,7 +45,7 @@ fn open_store() -> Result<Store, StoreError> {
 
 impl Keyring {
     /// Connect to the platform's store. Blocking: call it off the async threads.
-    pub fn open() -> Result<Self, StoreError> {
+    pub fn open() -> Result<Self, Problem> {
         Ok(Keyring { store: Mutex::new(Some(open_store()?)) })
     }
 
@@ -77,7 +77,11 @@ impl Keyring {
 }
 
 impl Backend for Keyring {
-    fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
+    fn name(&self) -> StoreName {
+        StoreName::Keyring
+    }
+
+    fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, Problem> {
         match self.with_entry(account, |e| e.get_password()) {
             Ok(value) => Ok(Some(Zeroizing::new(value))),
             Err(KeyringError::NoEntry) => Ok(None),
@@ -85,11 +89,11 @@ impl Backend for Keyring {
         }
     }
 
-    fn set(&self, account: &str, value: &str) -> Result<(), StoreError> {
+    fn set(&self, account: &str, value: &str) -> Result<(), Problem> {
         self.with_entry(account, |e| e.set_password(value)).map_err(describe)
     }
 
-    fn delete(&self, account: &str) -> Result<(), StoreError> {
+    fn delete(&self, account: &str) -> Result<(), Problem> {
         match self.with_entry(account, |e| e.delete_credential()) {
             Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
             Err(e) => Err(describe(e)),
@@ -98,11 +102,11 @@ impl Backend for Keyring {
 }
 
 /// keyring errors, minus the stored bytes some of them carry.
-fn describe(e: KeyringError) -> StoreError {
+fn describe(e: KeyringError) -> Problem {
     match e {
-        KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => StoreError::Corrupt("not valid UTF-8".into()),
-        KeyringError::NoStorageAccess(p) => StoreError::Unavailable(format!("access refused (is it locked?): {p}")),
-        KeyringError::PlatformFailure(p) => StoreError::Unavailable(p.to_string()),
-        other => StoreError::Unavailable(other.to_string()),
+        KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => Problem::Corrupt("not valid UTF-8".into()),
+        KeyringError::NoStorageAccess(p) => Problem::Unavailable(format!("access refused (is it locked?): {p}")),
+        KeyringError::PlatformFailure(p) => Problem::Unavailable(p.to_string()),
+        other => Problem::Unavailable(other.to_string()),
     }
 }

@@ -6,6 +6,7 @@ mod keyring;
 mod memory;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,14 +23,74 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// the probe never touches an account's session.
 const PROBE: &str = "tokenbroker/probe";
 
+/// Which store holds the sessions. Errors and `doctor` name it: "the keyring" is wrong advice
+/// to someone whose sessions are in a sealed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreName {
+    Keyring,
+    File(PathBuf),
+    Memory,
+}
+
+impl StoreName {
+    /// A short name: `doctor`'s check is called this.
+    pub fn label(&self) -> &'static str {
+        match self {
+            StoreName::Keyring => "keyring",
+            StoreName::File(_) => "sealed file",
+            StoreName::Memory => "memory",
+        }
+    }
+
+    /// What the user can do when the store refuses a write.
+    pub fn remedy(&self) -> String {
+        match self {
+            StoreName::Keyring => "start and unlock your keyring (GNOME Keyring, KWallet, the macOS Keychain)".into(),
+            StoreName::File(path) => {
+                format!("make {} writable by you, with room on its disk", path.parent().unwrap_or(path).display())
+            }
+            StoreName::Memory => "restart the daemon".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreName::Keyring => f.write_str("the OS keyring"),
+            StoreName::File(path) => write!(f, "the sealed file at {}", path.display()),
+            StoreName::Memory => f.write_str("the in-memory store"),
+        }
+    }
+}
+
+/// What went wrong, as a backend says it; `StoreError` adds which store it was.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("the session store is unavailable: {0}")]
+pub enum Problem {
+    #[error("is unavailable: {0}")]
     Unavailable(String),
-    #[error("the keyring did not answer within {0:?} (is it locked?)")]
+    #[error("did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("the stored entry for this account is damaged: {0}")]
+    #[error("holds a damaged entry for this account: {0}")]
     Corrupt(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreError {
+    pub store: StoreName,
+    pub problem: Problem,
+}
+
+impl std::error::Error for StoreError {}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.store, self.problem)?;
+        if self.store == StoreName::Keyring && matches!(self.problem, Problem::Timeout(_)) {
+            f.write_str(" (is it locked?)")?;
+        }
+        Ok(())
+    }
 }
 
 /// The kind of a JSON error, without its text (which could quote a stored secret).
@@ -44,20 +105,30 @@ pub fn json_error_kind(e: &serde_json::Error) -> &'static str {
 
 /// A blocking secret store; `SessionStore` runs it off the async threads.
 pub trait Backend: Send + Sync + 'static {
-    fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError>;
-    fn set(&self, account: &str, value: &str) -> Result<(), StoreError>;
-    fn delete(&self, account: &str) -> Result<(), StoreError>;
+    fn name(&self) -> StoreName;
+    fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, Problem>;
+    fn set(&self, account: &str, value: &str) -> Result<(), Problem>;
+    fn delete(&self, account: &str) -> Result<(), Problem>;
 }
 
 pub struct SessionStore {
     backend: Arc<dyn Backend>,
+    name: StoreName,
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     timeout: Duration,
 }
 
 impl SessionStore {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        SessionStore { backend, writers: Mutex::new(HashMap::new()), timeout: CALL_TIMEOUT }
+        SessionStore { name: backend.name(), backend, writers: Mutex::new(HashMap::new()), timeout: CALL_TIMEOUT }
+    }
+
+    pub fn name(&self) -> &StoreName {
+        &self.name
+    }
+
+    fn error(&self, problem: Problem) -> StoreError {
+        StoreError { store: self.name.clone(), problem }
     }
 
     pub async fn load(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
@@ -83,7 +154,7 @@ impl SessionStore {
         self.delete(PROBE).await?;
         match read.as_deref().map(String::as_str) {
             Some("probe") => Ok(()),
-            _ => Err(StoreError::Unavailable("what was written could not be read back".into())),
+            _ => Err(self.error(Problem::Unavailable("what was written could not be read back".into()))),
         }
     }
 
@@ -101,11 +172,11 @@ impl SessionStore {
     async fn write(
         &self,
         account: &str,
-        f: impl FnOnce(&dyn Backend) -> Result<(), StoreError> + Send + 'static,
+        f: impl FnOnce(&dyn Backend) -> Result<(), Problem> + Send + 'static,
     ) -> Result<(), StoreError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let Ok(turn) = tokio::time::timeout_at(deadline, self.writer(account).lock_owned()).await else {
-            return Err(StoreError::Timeout(self.timeout));
+            return Err(self.error(Problem::Timeout(self.timeout)));
         };
         self.blocking_until(deadline, move |b| {
             let _turn = turn;
@@ -116,7 +187,7 @@ impl SessionStore {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&dyn Backend) -> Result<T, Problem> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.blocking_until(tokio::time::Instant::now() + self.timeout, f).await
     }
@@ -124,14 +195,14 @@ impl SessionStore {
     async fn blocking_until<T: Send + 'static>(
         &self,
         deadline: tokio::time::Instant,
-        f: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&dyn Backend) -> Result<T, Problem> + Send + 'static,
     ) -> Result<T, StoreError> {
         let backend = self.backend.clone();
         let task = tokio::task::spawn_blocking(move || f(&*backend));
         match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(StoreError::Unavailable(format!("keyring call failed: {join}"))),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
+            Ok(Ok(result)) => result.map_err(|problem| self.error(problem)),
+            Ok(Err(join)) => Err(self.error(Problem::Unavailable(format!("the call failed: {join}")))),
+            Err(_) => Err(self.error(Problem::Timeout(self.timeout))),
         }
     }
 }
@@ -144,7 +215,7 @@ mod tests {
 
     use zeroize::Zeroizing;
 
-    use super::{Backend, SessionStore, StoreError};
+    use super::{Backend, Problem, SessionStore, StoreName};
 
     /// A store whose writes of `"stuck"` hang until the gate opens, as a keyring call can.
     #[derive(Default)]
@@ -152,13 +223,18 @@ mod tests {
         entries: Mutex<HashMap<String, String>>,
         gate: (Mutex<bool>, Condvar),
         landed: Mutex<Vec<String>>,
+        /// The keyring unless a test names another.
+        name: Option<StoreName>,
     }
 
     impl Backend for Gated {
-        fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
+        fn name(&self) -> StoreName {
+            self.name.clone().unwrap_or(StoreName::Keyring)
+        }
+        fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, Problem> {
             Ok(self.entries.lock().unwrap().get(account).map(|v| Zeroizing::new(v.clone())))
         }
-        fn set(&self, account: &str, value: &str) -> Result<(), StoreError> {
+        fn set(&self, account: &str, value: &str) -> Result<(), Problem> {
             if value == "stuck" {
                 let (open, opened) = &self.gate;
                 let _open = opened.wait_while(open.lock().unwrap(), |open| !*open).unwrap();
@@ -167,7 +243,7 @@ mod tests {
             self.landed.lock().unwrap().push(format!("set {value}"));
             Ok(())
         }
-        fn delete(&self, account: &str) -> Result<(), StoreError> {
+        fn delete(&self, account: &str) -> Result<(), Problem> {
             self.entries.lock().unwrap().remove(account);
             self.landed.lock().unwrap().push("delete".into());
             Ok(())
@@ -197,7 +273,7 @@ mod tests {
         let backend = Arc::new(Gated::default());
         let store = store(&backend);
         let stuck = store.save("work", Zeroizing::new("stuck".into())).await;
-        assert!(matches!(stuck, Err(StoreError::Timeout(_))), "{stuck:?}");
+        assert!(matches!(stuck.as_ref().map_err(|e| &e.problem), Err(Problem::Timeout(_))), "{stuck:?}");
         // The stuck write still holds the turn: the delete waits, and gives up, rather than
         // landing first and being undone when the stuck write lands.
         let delete = store.delete("work").await;
@@ -225,6 +301,24 @@ mod tests {
         newer.await.unwrap().unwrap();
         assert_eq!(*backend.landed.lock().unwrap(), ["set stuck", "set newer"]);
         assert_eq!(backend.entries.lock().unwrap().get("work").map(String::as_str), Some("newer"));
+    }
+
+    #[tokio::test]
+    async fn a_stuck_store_is_named_in_the_error() {
+        let path = std::path::PathBuf::from("/home/u/.local/share/tokenbroker/sessions.sealed");
+        let file = Arc::new(Gated { name: Some(StoreName::File(path)), ..Gated::default() });
+        let e = store(&file).save("work", Zeroizing::new("stuck".into())).await.unwrap_err().to_string();
+        file.open();
+        assert!(
+            e.starts_with("the sealed file at /home/u/.local/share/tokenbroker/sessions.sealed did not answer"),
+            "{e}"
+        );
+        assert!(!e.contains("keyring") && !e.contains("locked"), "{e}");
+
+        let keyring = Arc::new(Gated::default());
+        let e = store(&keyring).save("work", Zeroizing::new("stuck".into())).await.unwrap_err().to_string();
+        keyring.open();
+        assert!(e.starts_with("the OS keyring did not answer") && e.ends_with("(is it locked?)"), "{e}");
     }
 
     #[test]
