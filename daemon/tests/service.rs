@@ -121,7 +121,14 @@ async fn socket_activation_starts_the_daemon_on_the_first_connection() {
     }
     assert!(!d.log().contains("tokenbrokerd ready"), "not started before anyone asked");
 
-    let client = tokenbroker::Client::connect_to(&socket).await.unwrap();
+    // The file appears at bind(), a moment before the activator's listen(): until then a
+    // connection is refused.
+    let mut connected = tokenbroker::Client::connect_to(&socket).await;
+    while connected.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        connected = tokenbroker::Client::connect_to(&socket).await;
+    }
+    let client = connected.unwrap();
     let status = client.status().await.unwrap_or_else(|e| panic!("{e}: {}", d.log()));
     assert_eq!(status.accounts[0].name, "work");
     let log = d.log();
