@@ -1,0 +1,20 @@
+//! tokenbrokerd as a library: [`start`] is the whole daemon (`main.rs` only reports how it
+//! ended). The layers, each behind the one below it:
+//!
+//! - `serve`: the doors (Unix socket, D-Bus) — decode, dispatch to the core, encode;
+//! - `broker`: the core — accounts, sessions, refresh scheduling, logins;
+//! - `oidc`: talking to identity providers;
+//! - `store`: where sessions live between runs (keyring, sealed file, memory).
+
+mod activation;
+mod broker;
+mod config;
+mod harden;
+mod logging;
+mod oidc;
+mod run;
+mod serve;
+mod sleep;
+mod store;
+
+pub use run::{Args, run, start};
