@@ -119,22 +119,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if cli.json { print_json(&s) } else { print!("{}", human::status(&s)) }
         }
         Command::Logout => {
-            let name = account.clone().unwrap_or_else(|| "the default account".into());
-            match client.logout(AccountOnly { account })? {
-                Some(done) if cli.json => print_json(&done),
-                Some(done) => {
-                    let how = if done.revoked {
-                        "session revoked at the identity provider"
-                    } else {
-                        "forgotten here; the identity provider was not told"
-                    };
-                    println!("Logged out of {} ({how}).", done.account);
-                    if let Some(url) = &done.end_session_url {
-                        println!("To end the identity provider's browser session too, open:\n    {url}");
-                    }
+            let done = client.logout(AccountOnly { account })?;
+            if cli.json {
+                print_json(&done)
+            } else {
+                let how = if done.revoked {
+                    "session revoked at the identity provider"
+                } else {
+                    "forgotten here; the identity provider was not told"
+                };
+                println!("Logged out of {} ({how}).", done.account);
+                if let Some(url) = &done.end_session_url {
+                    println!("To end the identity provider's browser session too, open:\n    {url}");
                 }
-                None if cli.json => print_json(&serde_json::json!({ "account": name })),
-                None => println!("Logged out of {name}."),
             }
         }
         Command::Metadata { command: MetadataCommand::Get } => {

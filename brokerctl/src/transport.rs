@@ -5,38 +5,14 @@
 
 use std::sync::OnceLock;
 
-use tokenbroker::protocol::*;
-use tokenbroker::{Result, blocking};
+use tokenbroker::protocol::Method;
+use tokenbroker::{Error, Result, blocking};
 
-/// Feeds the list of calls both transports answer alike to `$then`, so the list is written
-/// once (the bus trait, its implementation in brokerctl-dbus, the delegation below).
-#[macro_export]
-macro_rules! with_calls {
-    ($then:ident) => {
-        $then! {
-            get_access_token(p: GetAccessToken) -> AccessToken;
-            get_id_token(p: GetIdToken) -> IdToken;
-            get_profile(p: GetProfile) -> Profile;
-            get_metadata(p: AccountOnly) -> Metadata;
-            update_metadata(p: UpdateMetadata) -> Metadata;
-            login(p: Login) -> LoginChallenge;
-            await_login(login_id: &str) -> LoginDone;
-            cancel_login(login_id: &str) -> LoginCancelled;
-            status() -> Status;
-        }
-    };
+/// The contract's calls over the session bus: one method, the socket's params and result as
+/// JSON, so that this side needs no D-Bus types.
+pub trait Bus {
+    fn call(&self, method: &'static str, params_json: String) -> Result<String>;
 }
-
-macro_rules! declare {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-        /// The contract's calls over the session bus.
-        pub trait Bus {
-            $(fn $name(&self, $($arg: $ty),*) -> Result<$out>;)*
-            fn logout(&self, p: AccountOnly) -> Result<()>;
-        }
-    };
-}
-with_calls!(declare);
 
 /// How this binary reaches the session bus.
 pub type OpenBus = fn() -> Result<Box<dyn Bus>>;
@@ -52,17 +28,6 @@ pub enum Transport {
     Bus(Box<dyn Bus>),
 }
 
-macro_rules! delegate {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-        $(pub fn $name(&self, $($arg: $ty),*) -> Result<$out> {
-            match self {
-                Transport::Socket(c) => c.$name($($arg),*),
-                Transport::Bus(b) => b.$name($($arg),*),
-            }
-        })*
-    };
-}
-
 impl Transport {
     pub fn connect(dbus: bool) -> Result<Transport> {
         if !dbus {
@@ -72,13 +37,17 @@ impl Transport {
         open().map(Transport::Bus)
     }
 
-    with_calls!(delegate);
-
-    /// `Some(revoked)` over the socket; D-Bus's `Logout` does not say.
-    pub fn logout(&self, p: AccountOnly) -> Result<Option<LogoutDone>> {
+    pub fn request<M: Method>(&self, params: M::Params) -> Result<M::Result> {
         match self {
-            Transport::Socket(c) => c.logout(p).map(Some),
-            Transport::Bus(b) => b.logout(p).map(|()| None),
+            Transport::Socket(c) => c.request::<M>(params),
+            Transport::Bus(b) => {
+                let params = serde_json::to_string(&params).map_err(std::io::Error::other)?;
+                let answer = b.call(M::NAME, params)?;
+                serde_json::from_str(&answer)
+                    .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+            }
         }
     }
+
+    tokenbroker::protocol::typed_methods!();
 }

@@ -14,8 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::client::MAX_RESPONSE;
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::methods::methods;
-use crate::protocol::*;
+use crate::protocol::Method;
 use crate::server_uid;
 
 /// One connection to `tokenbrokerd`, with the same methods as the async [`crate::Client`].
@@ -55,5 +54,10 @@ impl Client {
         codec::decode(id, &answer)
     }
 
-    methods!();
+    /// One method of the contract, typed by its marker (`protocol::method::Status`, …).
+    pub fn request<M: Method>(&self, params: M::Params) -> Result<M::Result> {
+        self.call(M::NAME, &params)
+    }
+
+    tokenbroker_protocol::typed_methods!();
 }

@@ -11,8 +11,7 @@ use tokio::sync::Mutex;
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::methods::methods;
-use crate::protocol::*;
+use crate::protocol::Method;
 use crate::server_uid;
 
 /// The longest answer a client reads; profiles and metadata can be larger than requests.
@@ -59,5 +58,10 @@ impl Client {
         codec::decode(id, &answer)
     }
 
-    methods!(async.await);
+    /// One method of the contract, typed by its marker (`protocol::method::Status`, …).
+    pub async fn request<M: Method>(&self, params: M::Params) -> Result<M::Result> {
+        self.call(M::NAME, &params).await
+    }
+
+    tokenbroker_protocol::typed_methods!(async.await);
 }

@@ -1,6 +1,6 @@
-//! The D-Bus transport (feature `dbus`): the broker on the session bus, with the typed API of
-//! [`crate::Client`] where the D-Bus signatures carry the same data, and a stream of the
-//! broker's signals.
+//! The D-Bus transport (feature `dbus`): the broker on the session bus, with the same typed API
+//! and the same results as [`crate::Client`] (every method goes through the interface's `Call`,
+//! which takes and gives the socket's JSON), and a stream of the broker's signals.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,8 @@ use zbus::fdo;
 use zbus::names::{BusName, OwnedUniqueName, UniqueName, WellKnownName};
 use zbus::zvariant::{OwnedValue, Value};
 
-use crate::Secret;
+use crate::protocol::Method;
+
 use crate::error::{Error, Result};
 use crate::protocol::*;
 use crate::server_uid;
@@ -34,6 +35,9 @@ pub trait Broker1 {
     fn cancel_login(&self, login_id: &str) -> zbus::Result<bool>;
     fn logout(&self, account: &str) -> zbus::Result<()>;
     fn status(&self) -> zbus::Result<String>;
+    fn diagnose(&self) -> zbus::Result<String>;
+    /// Any method of the contract, with the socket's params and result as JSON (an extension).
+    fn call(&self, method: &str, params_json: &str) -> zbus::Result<String>;
 
     #[zbus(signal)]
     fn token_refreshed(&self, account: String, expires_at: i64) -> zbus::Result<()>;
@@ -186,132 +190,29 @@ impl Client {
         }
     }
 
-    pub async fn get_access_token(&self, p: GetAccessToken) -> Result<AccessToken> {
-        let options = || {
-            let mut options = HashMap::new();
-            if let Some(t) = p.min_ttl {
-                options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
-            }
-            if let Some(s) = &p.scope {
-                options.insert("scope", Value::from(s.as_str()));
-            }
-            if let Some(a) = &p.audience {
-                options.insert("audience", Value::from(a.as_str()));
-            }
-            options
-        };
-        let account = p.account.clone().unwrap_or_default();
-        let (token, expires_at) = self.call(async |b| b.get_access_token(&account, options()).await).await?;
-        // The D-Bus signature carries the token and its expiry only.
-        Ok(AccessToken {
-            account,
-            access_token: Secret::new(token),
-            token_type: "Bearer".into(),
-            expires_at,
-            scope: None,
-        })
+    /// One method of the contract through the interface's `Call`, with the socket's params and
+    /// result: the typed D-Bus methods carry less (no `token_type`, no logout result).
+    pub async fn request<M: Method>(&self, params: M::Params) -> Result<M::Result> {
+        let params = serde_json::to_string(&params).map_err(std::io::Error::other)?;
+        json(&self.call_json(M::NAME, &params).await?)
     }
 
-    pub async fn get_id_token(&self, p: GetIdToken) -> Result<IdToken> {
-        let options = || {
-            let mut options = HashMap::new();
-            if let Some(t) = p.min_ttl {
-                options.insert("min_ttl", Value::U32(t.min(u32::MAX as u64) as u32));
+    /// `Call` with params and result as JSON text, for callers that hold no typed params.
+    pub async fn call_json(&self, method: &str, params_json: &str) -> Result<String> {
+        match self.call(async |b| b.call(method, params_json).await).await {
+            Err(Error::Rpc { message, .. }) if message.starts_with("org.freedesktop.DBus.Error.UnknownMethod") => {
+                Err(Error::Broker {
+                    kind: ErrorKind::NotSupported,
+                    message: "the tokenbrokerd on the session bus predates this client (it has no Call method); \
+                              restart it: systemctl --user restart tokenbrokerd"
+                        .into(),
+                })
             }
-            options
-        };
-        let account = p.account.unwrap_or_default();
-        let (token, expires_at) = self.call(async |b| b.get_id_token(&account, options()).await).await?;
-        Ok(IdToken { account, id_token: Secret::new(token), expires_at })
-    }
-
-    /// The userinfo claims; over D-Bus always the daemon's cached copy (`refresh` is refused).
-    pub async fn get_profile(&self, p: GetProfile) -> Result<Profile> {
-        if p.refresh {
-            return Err(Error::Broker {
-                kind: ErrorKind::NotSupported,
-                message: "GetProfile over D-Bus has no refresh option; use the socket".into(),
-            });
+            other => other,
         }
-        let account = p.account.unwrap_or_default();
-        let claims = self.call(async |b| b.get_profile(&account).await).await?;
-        Ok(Profile { account, claims: json(&claims)? })
     }
 
-    pub async fn get_metadata(&self, p: AccountOnly) -> Result<Metadata> {
-        let account = p.account.unwrap_or_default();
-        let text = self.call(async |b| b.get_metadata(&account).await).await?;
-        Ok(Metadata { account, user_metadata: json(&text)? })
-    }
-
-    pub async fn update_metadata(&self, p: UpdateMetadata) -> Result<Metadata> {
-        let account = p.account.unwrap_or_default();
-        let patch = serde_json::to_string(&p.user_metadata).map_err(std::io::Error::other)?;
-        let text = self.call(async |b| b.update_metadata(&account, &patch).await).await?;
-        Ok(Metadata { account, user_metadata: json(&text)? })
-    }
-
-    pub async fn login(&self, p: Login) -> Result<LoginChallenge> {
-        let flow = p.flow.map(|f| f.to_string()).unwrap_or_default();
-        let account = p.account.unwrap_or_default();
-        let dict = self.call(async |b| b.login(&account, &flow).await).await?;
-        let map: serde_json::Map<String, serde_json::Value> = dict
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let v = match &*v {
-                    Value::Str(s) => serde_json::Value::from(s.as_str()),
-                    Value::U64(n) => serde_json::Value::from(*n),
-                    Value::U32(n) => serde_json::Value::from(*n),
-                    _ => return None,
-                };
-                Some((k, v))
-            })
-            .collect();
-        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| Error::Io(std::io::Error::other(e)))
-    }
-
-    /// With who logged in, from `AwaitLoginResult`; from a daemon too old to have that, the
-    /// account alone (`AwaitLogin`).
-    pub async fn await_login(&self, login_id: &str) -> Result<LoginDone> {
-        let unknown = |name: &zbus::names::ErrorName| name.as_str() == "org.freedesktop.DBus.Error.UnknownMethod";
-        let result = self
-            .call(async |b| match b.await_login_result(login_id).await {
-                Ok(dict) => Ok(Some(dict)),
-                Err(zbus::Error::MethodError(name, _, _)) if unknown(&name) => Ok(None),
-                Err(e) => Err(e),
-            })
-            .await?;
-        let Some(dict) = result else {
-            let account = self.call(async |b| b.await_login(login_id).await).await?;
-            return Ok(LoginDone { account, status: "logged_in".into(), subject: None, email: None, name: None });
-        };
-        let text = |k: &str| match dict.get(k).map(|v| &**v) {
-            Some(Value::Str(s)) if !s.is_empty() => Some(s.to_string()),
-            _ => None,
-        };
-        Ok(LoginDone {
-            account: text("account").unwrap_or_default(),
-            status: text("status").unwrap_or_else(|| "logged_in".into()),
-            subject: text("subject"),
-            email: text("email"),
-            name: text("name"),
-        })
-    }
-
-    pub async fn cancel_login(&self, login_id: &str) -> Result<LoginCancelled> {
-        let cancelled = self.call(async |b| b.cancel_login(login_id).await).await?;
-        Ok(LoginCancelled { cancelled })
-    }
-
-    /// Log out; D-Bus's `Logout` does not report whether the IdP revoked the session.
-    pub async fn logout(&self, p: AccountOnly) -> Result<()> {
-        let account = p.account.unwrap_or_default();
-        self.call(async |b| b.logout(&account).await).await
-    }
-
-    pub async fn status(&self) -> Result<Status> {
-        json(&self.call(async |b| b.status().await).await?)
-    }
+    tokenbroker_protocol::typed_methods!(async.await);
 
     /// Every signal the broker emits from now on, in order per signal kind.
     pub async fn signals(&self) -> Result<impl Stream<Item = Signal> + Unpin + use<>> {

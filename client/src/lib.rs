@@ -16,7 +16,6 @@ mod codec;
 #[cfg(feature = "dbus")]
 pub mod dbus;
 mod error;
-mod methods;
 pub mod paths;
 mod server_uid;
 

@@ -297,9 +297,49 @@ async fn calls_from_another_user_are_refused() {
             "{method}: {err}"
         );
     }
-    assert!(daemon.log().contains("refused a D-Bus call from another user"));
+    assert!(daemon.log().contains("refused a call from another user"));
     assert!(daemon.client().await.get_access_token(Default::default()).await.is_ok(), "the Logout was refused");
     // The owner still is served.
     let (ok, out, _) = gdbus(&bus, "Status", &[]);
     assert!(ok && out.contains("work"), "{out}");
+}
+
+fn json(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap()
+}
+
+/// Both doors are one pipeline: every method over D-Bus answers with the socket's result, field
+/// for field (the token's type and scope, the logout's revocation, the health checks), and a
+/// foreign program reaches all of them through `Call`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_doors_give_every_method_the_same_result() {
+    let bus = Bus::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    daemon.login(&idp, None, "alice").await;
+    let (dbus, socket) = (bus.dbus_client().await, daemon.client().await);
+
+    let (a, b) = (
+        dbus.get_access_token(GetAccessToken::default()).await,
+        socket.get_access_token(GetAccessToken::default()).await,
+    );
+    assert_eq!(json(&a.unwrap()), json(&b.unwrap()), "GetAccessToken");
+    let p = || GetIdToken::default();
+    assert_eq!(json(&dbus.get_id_token(p()).await.unwrap()), json(&socket.get_id_token(p()).await.unwrap()));
+    let p = || GetProfile { refresh: true, ..Default::default() };
+    assert_eq!(json(&dbus.get_profile(p()).await.unwrap()), json(&socket.get_profile(p()).await.unwrap()));
+    assert_eq!(json(&dbus.status().await.unwrap()), json(&socket.status().await.unwrap()));
+    let names = |d: Diagnosis| d.checks.into_iter().map(|c| (c.name, c.ok)).collect::<Vec<_>>();
+    assert_eq!(names(dbus.diagnose().await.unwrap()), names(socket.diagnose().await.unwrap()));
+    let err = dbus.get_metadata(AccountOnly::default()).await.unwrap_err();
+    assert_eq!(err.kind(), socket.get_metadata(AccountOnly::default()).await.unwrap_err().kind());
+
+    let done = dbus.logout(AccountOnly::default()).await.unwrap();
+    assert!(done.revoked && done.account == "work", "{done:?}");
+
+    // A foreign program: the same JSON through Call; a method the contract lacks is refused.
+    let (ok, out, err) = gdbus(&bus, "Call", &["Status", "{}"]);
+    assert!(ok && out.contains(r#""state":"logged_out""#), "{out}{err}");
+    let (ok, _, err) = gdbus(&bus, "Call", &["Nope", "{}"]);
+    assert!(!ok && err.contains("io.github.tokenbroker.Error.InvalidParams") && err.contains("no method"), "{err}");
 }

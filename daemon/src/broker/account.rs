@@ -7,9 +7,10 @@ use tokenbroker::protocol::AccountState;
 use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
-use super::audience::{AudienceKey, AudienceToken};
+use super::audience::AudienceKey;
 use super::error::{Error, Result};
 use super::session::{Session, now};
+use super::token::Token;
 use crate::config::AccountConfig;
 use crate::oidc::http::Http;
 use crate::oidc::{Audiences, EndpointOverrides, Provider};
@@ -56,7 +57,7 @@ pub(super) struct State {
     /// Userinfo claims and the access token's issue time they were fetched with.
     pub profile: Option<(i64, Arc<serde_json::Map<String, serde_json::Value>>)>,
     /// Tokens for the account's other APIs.
-    pub audience_tokens: HashMap<AudienceKey, Arc<AudienceToken>>,
+    pub audience_tokens: HashMap<AudienceKey, Arc<Token>>,
 }
 
 impl State {
@@ -137,7 +138,7 @@ impl Account {
             _ if s.login_required => AccountState::LoginRequired,
             None => AccountState::LoggedOut,
             Some(_) if s.refreshing => AccountState::Refreshing,
-            Some(session) if session.expires_at > now() => AccountState::Valid,
+            Some(session) if session.access.life.expires_at > now() => AccountState::Valid,
             Some(_) => AccountState::Expired,
         })
     }

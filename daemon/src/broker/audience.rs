@@ -1,12 +1,6 @@
 //! Access tokens for the account's other APIs (Auth0 audiences, RFC 8707 resources), got
 //! with the refresh token and cached per (audience, scope).
 
-use secrecy::SecretString;
-
-use crate::oidc::TokenSet;
-
-use super::session::{now, refresh_at};
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AudienceKey {
     pub audience: String,
@@ -23,41 +17,6 @@ impl AudienceKey {
             parts.join(" ")
         });
         AudienceKey { audience: audience.to_owned(), scope: scope.filter(|s| !s.is_empty()) }
-    }
-}
-
-#[derive(Debug)]
-pub struct AudienceToken {
-    pub access_token: SecretString,
-    pub token_type: String,
-    pub expires_at: i64,
-    pub issued_at: i64,
-    pub refresh_at: i64,
-    pub scopes: Vec<String>,
-}
-
-impl AudienceToken {
-    /// The access-token half of a refresh response; the caller keeps the refresh token.
-    pub fn from_response(t: &TokenSet, key: &AudienceKey) -> AudienceToken {
-        let issued_at = now();
-        let lifetime = super::ttl::lifetime(t.expires_in);
-        let requested = || key.scope.iter().flat_map(|s| s.split(' ')).map(str::to_owned).collect();
-        AudienceToken {
-            access_token: t.access_token.clone(),
-            token_type: t.token_type.clone(),
-            expires_at: issued_at + lifetime,
-            issued_at,
-            refresh_at: refresh_at(issued_at, lifetime),
-            scopes: t.scopes.clone().unwrap_or_else(requested),
-        }
-    }
-
-    pub fn lifetime(&self) -> i64 {
-        self.expires_at - self.issued_at
-    }
-
-    pub fn remaining(&self, now: i64) -> i64 {
-        self.expires_at - now
     }
 }
 

@@ -122,6 +122,14 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The JSON-RPC form (the socket, and D-Bus `Call`'s error names come from the same kind).
+impl From<Error> for tokenbroker::protocol::RpcError {
+    fn from(e: Error) -> Self {
+        let data = Some(tokenbroker::protocol::ErrorData { kind: e.kind });
+        tokenbroker::protocol::RpcError { code: e.kind.code(), message: e.message, data }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -280,7 +280,7 @@ impl Broker {
             let unsaved = s.unsaved;
             s.clear();
             s.unsaved = unsaved;
-            s.profile = profile.map(|claims| (session.issued_at, Arc::new(claims)));
+            s.profile = profile.map(|claims| (session.access.life.issued_at, Arc::new(claims)));
             s.session = Some(Arc::new(session));
         });
         account.wake.notify_one();

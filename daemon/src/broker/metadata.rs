@@ -9,18 +9,19 @@ use tokenbroker::protocol::{AccountOnly, Metadata, UpdateMetadata};
 
 use super::account::MANAGEMENT_SCOPES;
 use super::audience::AudienceKey;
+use super::ttl::MinTtl;
 use super::{Account, Broker, Error, Result};
 use crate::oidc::{ApiError, ManagementApi};
 
 /// Seconds a management token must still live when used.
-const MIN_TTL: i64 = 10;
+const MIN_TTL: MinTtl = MinTtl::secs(10);
 
 impl Broker {
     pub async fn metadata(self: &Arc<Self>, p: AccountOnly) -> Result<Metadata> {
         let account = &self.account(p.account.as_deref())?;
         let (api, token, user) = self.management(account).await?;
         let user_metadata =
-            api.user_metadata(&user, &token.access_token).await.map_err(|e| api_error(&account.name, &api, e))?;
+            api.user_metadata(&user, &token.secret).await.map_err(|e| api_error(&account.name, &api, e))?;
         Ok(Metadata { account: account.name.clone(), user_metadata })
     }
 
@@ -28,7 +29,7 @@ impl Broker {
         let account = &self.account(p.account.as_deref())?;
         let (api, token, user) = self.management(account).await?;
         let user_metadata = api
-            .update_user_metadata(&user, &token.access_token, &p.user_metadata)
+            .update_user_metadata(&user, &token.secret, &p.user_metadata)
             .await
             .map_err(|e| api_error(&account.name, &api, e))?;
         Ok(Metadata { account: account.name.clone(), user_metadata })
@@ -37,7 +38,7 @@ impl Broker {
     async fn management(
         self: &Arc<Self>,
         account: &Arc<Account>,
-    ) -> Result<(ManagementApi, Arc<super::audience::AudienceToken>, String)> {
+    ) -> Result<(ManagementApi, Arc<super::token::Token>, String)> {
         let Some(base) = &account.config.management_api else {
             return Err(Error::new(
                 ErrorKind::NotSupported,
@@ -47,7 +48,7 @@ impl Broker {
         let api = ManagementApi::new(self.http.clone(), base).map_err(|e| Error::from_oidc(&account.name, e))?;
         let key = AudienceKey::new(base, Some(MANAGEMENT_SCOPES));
         let token = self
-            .fresh_audience(account, &key, |t, now| t.remaining(now) >= MIN_TTL)
+            .fresh_audience(account, &key, |t, now| MIN_TTL.met_by(t.life, now))
             .await
             .map_err(|e| login_again(&account.name, e))?;
         let user = account

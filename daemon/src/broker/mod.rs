@@ -11,9 +11,11 @@ mod metadata;
 mod offers;
 mod profile;
 mod refresh;
+pub mod request;
 mod scheduler;
 mod session;
 mod status;
+mod token;
 mod tokens;
 mod ttl;
 
@@ -30,7 +32,8 @@ pub use error::{Error, Result};
 pub use login::Identity;
 use login::PendingLogin;
 pub use session::Session;
-pub use tokens::Encoded;
+pub use token::Token;
+pub use tokens::Grant;
 
 use crate::config::Config;
 use crate::oidc::http::Http;
@@ -192,7 +195,7 @@ impl Broker {
         };
         match Session::from_record(&record, &c.issuer, &c.client_id) {
             Ok(Some(session)) => {
-                tracing::info!(account = %account.name, expires_at = session.expires_at, "loaded stored session");
+                tracing::info!(account = %account.name, expires_at = session.access.life.expires_at, "loaded stored session");
                 account.write(|s| s.session = Some(Arc::new(session)));
             }
             Ok(None) => {

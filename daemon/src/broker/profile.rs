@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use tokenbroker::protocol::{GetProfile, Profile};
 
+use super::ttl::MinTtl;
 use super::{Broker, Error, Result, Session};
 use crate::oidc::OidcError;
 
@@ -9,16 +10,16 @@ impl Broker {
     /// The userinfo claims, cached until the access token changes or `refresh` is asked.
     pub async fn profile(self: &Arc<Self>, p: GetProfile) -> Result<Profile> {
         let account = &self.account(p.account.as_deref())?;
-        let session = self.fresh(account, |s, now| s.remaining(now) >= 1).await?;
+        let session = self.fresh(account, |s, now| MinTtl::NONE.met_by(s.access.life, now)).await?;
         let cached = account.read(|s| s.profile.clone());
         if !p.refresh
             && let Some((issued_at, claims)) = cached
-            && issued_at == session.issued_at
+            && issued_at == session.access.life.issued_at
         {
             return Ok(Profile { account: account.name.clone(), claims: (*claims).clone() });
         }
         let provider = account.provider(&self.http).await?;
-        let userinfo = |s: Arc<Session>| async move { provider.userinfo(&s.access_token, s.subject.as_deref()).await };
+        let userinfo = |s: Arc<Session>| async move { provider.userinfo(&s.access.secret, s.subject.as_deref()).await };
         let (session, claims) = match userinfo(session.clone()).await {
             // A refused access token (revoked, or bound to an API by the IdP) is not a dead
             // session: get a new one once and ask again. Only the token endpoint's
@@ -36,7 +37,7 @@ impl Broker {
             other => (session, other),
         };
         let claims = Arc::new(claims.map_err(|e| Error::from_oidc(&account.name, e))?);
-        account.write(|s| s.profile = Some((session.issued_at, claims.clone())));
+        account.write(|s| s.profile = Some((session.access.life.issued_at, claims.clone())));
         Ok(Profile { account: account.name.clone(), claims: (*claims).clone() })
     }
 }

@@ -6,9 +6,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::account::State;
-use super::audience::{AudienceKey, AudienceToken};
+use super::audience::AudienceKey;
 use super::scheduler::RETRY_AFTER_MAX;
 use super::session::{now, now_ms};
+use super::token::Token;
 use super::{Account, Broker, Error, Event, Result, Session};
 use crate::oidc::{Audiences, OidcError, TokenSet};
 
@@ -36,8 +37,8 @@ impl Broker {
         self: &Arc<Self>,
         account: &Arc<Account>,
         key: &AudienceKey,
-        good: impl Fn(&AudienceToken, i64) -> bool,
-    ) -> Result<Arc<AudienceToken>> {
+        good: impl Fn(&Token, i64) -> bool,
+    ) -> Result<Arc<Token>> {
         let check = |s: &State, now: i64| s.audience_tokens.get(key).filter(|t| good(t, now)).cloned();
         let key = key.clone();
         self.single_flight(account, check, |broker, account, session| async move {
@@ -114,8 +115,8 @@ impl Broker {
         let new = Arc::new(session.renewed(tokens));
         self.persist(account, &new).await;
         account.write(|s| s.session = Some(new.clone()));
-        tracing::info!(account = %account.name, expires_at = new.expires_at, "refreshed");
-        self.emit(Event::TokenRefreshed { account: account.name.clone(), expires_at: new.expires_at });
+        tracing::info!(account = %account.name, expires_at = new.access.life.expires_at, "refreshed");
+        self.emit(Event::TokenRefreshed { account: account.name.clone(), expires_at: new.access.life.expires_at });
         Ok(new)
     }
 
@@ -124,17 +125,18 @@ impl Broker {
         account: &Arc<Account>,
         session: &Session,
         key: AudienceKey,
-    ) -> Result<Arc<AudienceToken>> {
+    ) -> Result<Arc<Token>> {
         let audiences = Audiences { param: account.config.audience_param.name(), values: vec![key.audience.clone()] };
         let tokens = self.exchange(account, session, &audiences, key.scope.as_deref()).await?;
-        let token = Arc::new(AudienceToken::from_response(&tokens, &key));
+        let requested = || key.scope.iter().flat_map(|s| s.split(' ')).map(str::to_owned).collect();
+        let token = Arc::new(Token::received(&tokens, now(), requested));
         let new = Arc::new(session.rotated(tokens.refresh_token, tokens.id_token));
         self.persist(account, &new).await;
         account.write(|s| {
             s.session = Some(new);
             s.audience_tokens.insert(key.clone(), token.clone());
         });
-        tracing::info!(account = %account.name, audience = %key.audience, expires_at = token.expires_at, "got a token for another audience");
+        tracing::info!(account = %account.name, audience = %key.audience, expires_at = token.life.expires_at, "got a token for another audience");
         Ok(token)
     }
 
@@ -149,7 +151,7 @@ impl Broker {
         let Some(refresh_token) = &session.refresh_token else {
             // Nothing is lost while the token is still good: it serves until it expires (the
             // scheduler or a caller's min_ttl may ask earlier); only then is a login needed.
-            if session.remaining(now()) > 0 {
+            if session.access.life.remaining(now()) > 0 {
                 return Err(Error::invalid_params(format!(
                     "account {:?} has no refresh token (is offline_access among the scopes?), so its token cannot be renewed before it expires; log in again for a new one",
                     account.name

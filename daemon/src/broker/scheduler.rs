@@ -19,7 +19,7 @@ pub(super) const RETRY_AFTER_MAX: Duration = BACKOFF_MAX;
 /// When the account next needs the scheduler (Unix milliseconds), if ever.
 fn next_due(s: &State) -> Option<i64> {
     let session = s.session.as_ref().filter(|_| !s.login_required)?;
-    let earliest = s.audience_tokens.values().map(|t| t.refresh_at).chain([session.refresh_at]).min();
+    let earliest = s.audience_tokens.values().map(|t| t.refresh_at).chain([session.access.refresh_at]).min();
     s.retry_at.or(earliest.map(|at| at * 1000))
 }
 
@@ -77,7 +77,7 @@ impl Broker {
     /// Refresh the session and every audience token whose time has come.
     async fn refresh_due(self: &Arc<Self>, account: &Arc<Account>) -> Result<()> {
         account.write(|s| s.retry_at = None);
-        self.fresh(account, |s, now| s.refresh_at > now).await?;
+        self.fresh(account, |s, now| s.access.refresh_at > now).await?;
         let due: Vec<_> = account.read(|s| {
             s.audience_tokens.iter().filter(|(_, t)| t.refresh_at <= now()).map(|(k, _)| k.clone()).collect()
         });

@@ -14,10 +14,10 @@ impl Broker {
                     name: a.name.clone(),
                     issuer: a.config.issuer.clone(),
                     state: a.state(),
-                    expires_at: session.as_ref().map(|s| s.expires_at),
+                    expires_at: session.as_ref().map(|s| s.access.life.expires_at),
                     subject: session.as_ref().and_then(|s| s.subject.clone()),
                     persisted: session.as_ref().map(|_| !a.unsaved()),
-                    scopes: session.map(|s| s.scopes.clone()).unwrap_or_else(|| a.login_scopes()),
+                    scopes: session.map(|s| s.access.scopes.clone()).unwrap_or_else(|| a.login_scopes()),
                     default: default.as_deref() == Some(a.name.as_str()),
                 }
             })

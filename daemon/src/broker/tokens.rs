@@ -1,4 +1,4 @@
-//! GetAccessToken and GetIdToken.
+//! GetAccessToken and GetIdToken: the one rule for every kind of token is `MinTtl`'s.
 
 use std::sync::Arc;
 
@@ -6,93 +6,62 @@ use secrecy::ExposeSecret;
 use tokenbroker::Secret;
 use tokenbroker::protocol::{AccessToken, GetAccessToken, GetIdToken, IdToken};
 
-use zeroize::Zeroizing;
-
 use super::audience::AudienceKey;
 use super::session::now;
+use super::token::Token;
 use super::ttl::MinTtl;
 use super::{Account, Broker, Error, Result, Session};
 
-/// What `GetAccessToken` grants: the session's own token, or a token for another audience.
-enum Granted {
-    Session(Arc<Account>, Arc<Session>),
-    Audience(AccessToken),
+/// What `GetAccessToken` grants: the session's own token or another audience's, shared with
+/// the session or cache it came from, never copied.
+pub struct Grant {
+    pub account: Arc<Account>,
+    pub token: Arc<Token>,
 }
 
-/// An answer already encoded as JSON. A session's `GetAccessToken` answer is encoded once and
-/// shared by every request it serves; everything is wiped from memory when dropped.
-pub enum Encoded {
-    Session(Arc<Session>),
-    Owned(Zeroizing<Vec<u8>>),
-}
-
-impl Encoded {
-    /// Any answer, encoded from its type directly (no JSON tree in between).
-    pub fn json(answer: &impl serde::Serialize) -> Result<Self> {
-        serde_json::to_vec(answer)
-            .map(|bytes| Encoded::Owned(Zeroizing::new(bytes)))
-            .map_err(|e| Error::internal(format!("encoding the answer: {e}")))
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Encoded::Session(s) => s.encoded.get().expect("encoded before it is handed out"),
-            Encoded::Owned(bytes) => bytes,
+impl Grant {
+    /// The contract's answer (a copy of the token, wiped when dropped).
+    pub fn answer(&self) -> AccessToken {
+        let t = &self.token;
+        AccessToken {
+            account: self.account.name.clone(),
+            access_token: Secret::new(t.secret.expose_secret()),
+            token_type: t.token_type.clone(),
+            expires_at: t.life.expires_at,
+            scope: Some(t.scopes.join(" ")),
         }
     }
 }
 
-fn session_answer(account: &Account, session: &Session) -> AccessToken {
-    AccessToken {
-        account: account.name.clone(),
-        access_token: Secret::new(session.access_token.expose_secret()),
-        token_type: session.token_type.clone(),
-        expires_at: session.expires_at,
-        scope: Some(session.scopes.join(" ")),
+/// As the contract's `GetAccessToken` result.
+impl serde::Serialize for Grant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.answer().serialize(s)
     }
 }
 
 impl Broker {
-    pub async fn access_token(self: &Arc<Self>, p: GetAccessToken) -> Result<AccessToken> {
-        Ok(match self.grant_access(p).await? {
-            Granted::Session(account, session) => session_answer(&account, &session),
-            Granted::Audience(token) => token,
-        })
-    }
-
-    /// The same answer, as JSON.
-    pub async fn access_token_json(self: &Arc<Self>, p: GetAccessToken) -> Result<Encoded> {
-        match self.grant_access(p).await? {
-            Granted::Session(account, session) => {
-                session.encoded.get_or_init(|| {
-                    let answer = session_answer(&account, &session);
-                    Zeroizing::new(serde_json::to_vec(&answer).expect("an access token answer always serializes"))
-                });
-                Ok(Encoded::Session(session))
-            }
-            Granted::Audience(token) => Encoded::json(&token),
-        }
-    }
-
-    async fn grant_access(self: &Arc<Self>, p: GetAccessToken) -> Result<Granted> {
+    pub async fn access_token(self: &Arc<Self>, p: GetAccessToken) -> Result<Grant> {
         let account = self.account(p.account.as_deref())?;
         let min_ttl = MinTtl::new(p.min_ttl);
-        if let Some(audience) = &p.audience {
-            let token = self.audience_access_token(&account, audience, p.scope.as_deref(), min_ttl).await?;
-            return Ok(Granted::Audience(token));
-        }
-        // Judged on the session at hand before any refresh: a refresh would not change the
-        // lifetime the IdP grants or the scopes of the login.
-        if (min_ttl.asked() || p.scope.is_some())
-            && let Some(current) = account.session()
-        {
-            min_ttl.fits(current.lifetime())?;
-            check_granted(p.scope.as_deref(), &current.scopes)?;
-        }
-        let session = self.fresh(&account, |s, now| min_ttl.met_by(s.remaining(now))).await?;
-        min_ttl.fits(session.lifetime())?;
-        check_granted(p.scope.as_deref(), &session.scopes)?;
-        Ok(Granted::Session(account, session))
+        let token = match &p.audience {
+            Some(audience) => self.audience_access_token(&account, audience, p.scope.as_deref(), min_ttl).await?,
+            None => {
+                // Judged on the session at hand before any refresh: a refresh would not change
+                // the lifetime the IdP grants or the scopes of the login.
+                if (min_ttl.asked() || p.scope.is_some())
+                    && let Some(current) = account.session()
+                {
+                    min_ttl.fits(current.access.life)?;
+                    check_granted(p.scope.as_deref(), &current.access.scopes)?;
+                }
+                let session = self.fresh(&account, |s, now| min_ttl.met_by(s.access.life, now)).await?;
+                min_ttl.fits(session.access.life)?;
+                check_granted(p.scope.as_deref(), &session.access.scopes)?;
+                session.access.clone()
+            }
+        };
+        Ok(Grant { account, token })
     }
 
     /// A token for one of the account's APIs, got with the refresh token and cached per
@@ -104,7 +73,7 @@ impl Broker {
         audience: &str,
         scope: Option<&str>,
         min_ttl: MinTtl,
-    ) -> Result<AccessToken> {
+    ) -> Result<Arc<Token>> {
         let allowed = account.login_audiences().values;
         if !allowed.iter().any(|a| a == audience) {
             return Err(Error::invalid_params(format!(
@@ -125,32 +94,24 @@ impl Broker {
         }
         let key = AudienceKey::new(audience, scope);
         if let Some(current) = account.read(|s| s.audience_tokens.get(&key).cloned()) {
-            min_ttl.fits(current.lifetime())?;
+            min_ttl.fits(current.life)?;
         }
-        let token = self.fresh_audience(account, &key, |t, now| min_ttl.met_by(t.remaining(now))).await?;
-        min_ttl.fits(token.lifetime())?;
-        Ok(AccessToken {
-            account: account.name.clone(),
-            access_token: Secret::new(token.access_token.expose_secret()),
-            token_type: token.token_type.clone(),
-            expires_at: token.expires_at,
-            scope: Some(token.scopes.join(" ")),
-        })
+        let token = self.fresh_audience(account, &key, |t, now| min_ttl.met_by(t.life, now)).await?;
+        min_ttl.fits(token.life)?;
+        Ok(token)
     }
 
     pub async fn id_token(self: &Arc<Self>, p: GetIdToken) -> Result<IdToken> {
         let account = &self.account(p.account.as_deref())?;
         let min_ttl = MinTtl::new(p.min_ttl);
-        if let Some(lifetime) = account.session().and_then(|s| s.id_lifetime()) {
-            min_ttl.fits(lifetime)?;
+        if let Some(id) = account.session().and_then(|s| s.id.clone()) {
+            min_ttl.fits(id.life)?;
         }
         // A session whose last refresh brought no good ID token is not refreshed again for one:
         // IdPs that renew ID tokens only at login (Google) would be asked on every call.
-        let good = |s: &Session, now| !s.id_current || s.id_expires_at.is_none_or(|e| min_ttl.met_by(e - now));
+        let good = |s: &Session, now| !s.id_current || s.id.as_ref().is_none_or(|id| min_ttl.met_by(id.life, now));
         let session = self.fresh(account, good).await?;
-        let (Some(token), Some(expires_at), Some(lifetime)) =
-            (&session.id_token, session.id_expires_at, session.id_lifetime())
-        else {
+        let Some(id) = &session.id else {
             return Err(Error::new(
                 tokenbroker::ErrorKind::NotSupported,
                 "the identity provider issued no ID token for this login (some issue none in the device flow; \
@@ -159,7 +120,7 @@ impl Broker {
         };
         // The refresh keeps the last verified ID token when its own was refused or missing:
         // that one may not last as long as asked.
-        if !min_ttl.served_by(lifetime, expires_at - now(), session.id_current)? {
+        if !min_ttl.served_by(id.life, now(), session.id_current)? {
             return Err(Error::new(
                 tokenbroker::ErrorKind::NotSupported,
                 format!(
@@ -167,11 +128,12 @@ impl Broker {
                      renew ID tokens only at login; a refused one is in the daemon's log), and the one kept lasts \
                      {left}s more; log in again for a new one: `brokerctl login --account {name}`",
                     name = account.name,
-                    left = (expires_at - now()).max(0),
+                    left = id.life.remaining(now()).max(0),
                 ),
             ));
         }
-        Ok(IdToken { account: account.name.clone(), id_token: Secret::new(token.expose_secret()), expires_at })
+        let (id_token, expires_at) = (Secret::new(id.token.expose_secret()), id.life.expires_at);
+        Ok(IdToken { account: account.name.clone(), id_token, expires_at })
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokenbroker::ttl::MAX_TTL_SECS;
 
+use super::token::Life;
 use super::{Error, Result};
 
 /// Assumed when a token response has no `expires_in` (RFC 6749 leaves it optional).
@@ -37,20 +38,29 @@ impl MinTtl {
         MinTtl(secs.unwrap_or(0).min(MAX_TTL_SECS) as i64)
     }
 
+    /// Any token that has not expired.
+    pub const NONE: MinTtl = MinTtl(0);
+
+    /// The core's own need, for the calls it makes with a token.
+    pub const fn secs(secs: i64) -> MinTtl {
+        MinTtl(secs)
+    }
+
     pub fn asked(self) -> bool {
         self.0 > 0
     }
 
-    /// A token with `remaining` seconds left serves the caller as it is (it must at least
-    /// not have expired).
-    pub fn met_by(self, remaining: i64) -> bool {
-        remaining >= self.0.max(1)
+    /// A token of this life serves the caller as it is at `now` (it must at least not have
+    /// expired).
+    pub fn met_by(self, life: Life, now: i64) -> bool {
+        life.remaining(now) >= self.0.max(1)
     }
 
-    /// Whether any token the IdP grants, `lifetime` seconds long, can serve the caller: one
+    /// Whether any token the IdP grants, as long-lived as this one, can serve the caller: one
     /// just refreshed is as fresh as any can be, though a second may have ticked since.
     /// Auth0's `largeMinTTL` otherwise.
-    pub fn fits(self, lifetime: i64) -> Result<()> {
+    pub fn fits(self, life: Life) -> Result<()> {
+        let lifetime = life.lifetime();
         if self.0 <= lifetime {
             return Ok(());
         }
@@ -60,13 +70,13 @@ impl MinTtl {
         )))
     }
 
-    /// After any refresh, whether a token `lifetime` seconds long with `remaining` left serves
-    /// the caller. One `renewed` by that refresh does if any could (the clock may have ticked
-    /// since); one carried over, because the refresh brought no good successor, only while
-    /// enough of it is left: `Ok(false)` otherwise.
-    pub fn served_by(self, lifetime: i64, remaining: i64, renewed: bool) -> Result<bool> {
-        self.fits(lifetime)?;
-        Ok(renewed || self.met_by(remaining))
+    /// After any refresh, whether a token of this life serves the caller. One `renewed` by
+    /// that refresh does if any could (the clock may have ticked since); one carried over,
+    /// because the refresh brought no good successor, only while enough of it is left:
+    /// `Ok(false)` otherwise.
+    pub fn served_by(self, life: Life, now: i64, renewed: bool) -> Result<bool> {
+        self.fits(life)?;
+        Ok(renewed || self.met_by(life, now))
     }
 }
 
@@ -86,18 +96,26 @@ mod tests {
 
     #[test]
     fn min_ttl_is_one_rule() {
+        // Lives `lifetime` seconds, `left` of them still to go.
+        let at = |lifetime: i64, left: i64| (Life::starting(1000, lifetime), 1000 + lifetime - left);
         let huge = MinTtl::new(Some(1 << 63));
-        assert!(huge.asked() && huge.fits(MAX_LIFETIME - 1).is_err(), "no wrap to a negative number");
+        assert!(huge.asked() && huge.fits(at(MAX_LIFETIME - 1, 0).0).is_err(), "no wrap to a negative number");
         assert_eq!(MinTtl::new(Some(u64::MAX)), MinTtl::new(Some(MAX_TTL_SECS)));
         let none = MinTtl::new(None);
-        assert!(!none.asked() && none.met_by(1) && !none.met_by(0), "an expired token never serves");
+        let (life, now) = at(60, 1);
+        assert!(
+            !none.asked() && none.met_by(life, now) && !none.met_by(life, now + 1),
+            "an expired token never serves"
+        );
         let m = MinTtl::new(Some(60));
-        assert!(m.met_by(60) && !m.met_by(59));
-        assert!(m.fits(60).is_ok());
-        assert!(m.fits(59).unwrap_err().message.contains("lifetime of 59s"));
-        assert!(m.served_by(60, 59, true).unwrap(), "just renewed: a second into its life is fine");
-        assert!(!m.served_by(60, 59, false).unwrap(), "carried over: judged by what is left");
-        assert!(m.served_by(60, 60, false).unwrap());
-        assert!(m.served_by(59, 59, true).is_err());
+        let (fresh, now) = at(60, 60);
+        assert!(m.met_by(fresh, now) && !m.met_by(fresh, now + 1));
+        assert!(m.fits(fresh).is_ok());
+        assert!(m.fits(at(59, 59).0).unwrap_err().message.contains("lifetime of 59s"));
+        let (life, now) = at(60, 59);
+        assert!(m.served_by(life, now, true).unwrap(), "just renewed: a second into its life is fine");
+        assert!(!m.served_by(life, now, false).unwrap(), "carried over: judged by what is left");
+        assert!(m.served_by(fresh, 1000, false).unwrap());
+        assert!(m.served_by(at(59, 59).0, 1000, true).is_err());
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use secrecy::ExposeSecret;
 use serde_json::Value as Json;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
@@ -15,39 +16,63 @@ use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedValue, Value};
 use zbus::{Connection, fdo};
 
+use super::dispatch::dispatch;
+use crate::broker::request::{self, Caller, Handler, handle};
 use crate::broker::{self, Broker, Event};
 
-/// The contract's error names, `io.github.tokenbroker.Error.<Kind>`.
-#[derive(Debug, zbus::DBusError)]
-#[zbus(prefix = "io.github.tokenbroker.Error")]
+/// A failed call: the core's error under the contract's name for its kind
+/// (`io.github.tokenbroker.Error.NotLoggedIn`, …), or the bus's own.
+#[derive(Debug)]
 pub enum DbusError {
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    UnknownAccount(String),
-    NotLoggedIn(String),
-    LoginRequired(String),
-    IdpUnavailable(String),
-    InvalidParams(String),
-    AccessDenied(String),
-    LoginExpired(String),
-    NotSupported(String),
-    Internal(String),
+    Broker(broker::Error),
+    Bus(zbus::Error),
 }
 
 impl From<broker::Error> for DbusError {
     fn from(e: broker::Error) -> Self {
-        let m = e.message;
-        match e.kind {
-            ErrorKind::UnknownAccount => DbusError::UnknownAccount(m),
-            ErrorKind::NotLoggedIn => DbusError::NotLoggedIn(m),
-            ErrorKind::LoginRequired => DbusError::LoginRequired(m),
-            ErrorKind::IdpUnavailable => DbusError::IdpUnavailable(m),
-            ErrorKind::InvalidParams => DbusError::InvalidParams(m),
-            ErrorKind::AccessDenied => DbusError::AccessDenied(m),
-            ErrorKind::LoginExpired => DbusError::LoginExpired(m),
-            ErrorKind::NotSupported => DbusError::NotSupported(m),
-            ErrorKind::Internal => DbusError::Internal(m),
+        DbusError::Broker(e)
+    }
+}
+
+impl From<zbus::Error> for DbusError {
+    fn from(e: zbus::Error) -> Self {
+        DbusError::Bus(e)
+    }
+}
+
+impl From<fdo::Error> for DbusError {
+    fn from(e: fdo::Error) -> Self {
+        DbusError::Bus(e.into())
+    }
+}
+
+impl zbus::DBusError for DbusError {
+    fn create_reply(&self, call: &Header<'_>) -> zbus::Result<zbus::message::Message> {
+        zbus::message::Message::error(call, self.name())?.build(&(self.description().unwrap_or_default(),))
+    }
+
+    fn name(&self) -> zbus::names::ErrorName<'_> {
+        match self {
+            DbusError::Broker(e) => zbus::names::ErrorName::try_from(e.kind.dbus_name())
+                .expect("the contract's error names are valid D-Bus names"),
+            DbusError::Bus(zbus::Error::MethodError(name, _, _)) => name.inner().clone(),
+            DbusError::Bus(_) => zbus::names::ErrorName::from_static_str_unchecked("org.freedesktop.zbus.Error"),
         }
+    }
+
+    fn description(&self) -> Option<&str> {
+        match self {
+            DbusError::Broker(e) => Some(&e.message),
+            DbusError::Bus(zbus::Error::MethodError(_, message, _)) => message.as_deref(),
+            DbusError::Bus(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DbusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use zbus::DBusError as _;
+        write!(f, "{}: {}", self.name(), self.description().unwrap_or_default())
     }
 }
 
@@ -55,11 +80,10 @@ type Reply<T> = Result<T, DbusError>;
 
 pub struct BrokerIface {
     broker: Arc<Broker>,
-    me: u32,
     bus: OnceCell<fdo::DBusProxy<'static>>,
-    /// Unique names are never reused on a bus, so a sender's UID can be remembered: one
-    /// GetConnectionCredentials per client connection, not per call.
-    uids: Mutex<HashMap<String, u32>>,
+    /// Unique names are never reused on a bus, so a sender's credentials can be remembered:
+    /// one GetConnectionCredentials per client connection, not per call.
+    callers: Mutex<HashMap<String, Caller>>,
     /// Per pending login, the bus connections (of our UID, checked) that started or awaited
     /// it: the only ones told who logged in (`LoggedInAs`), since a broadcast would tell
     /// every client of a bus that lets other users in.
@@ -79,9 +103,8 @@ impl BrokerIface {
     pub fn new(broker: Arc<Broker>) -> Self {
         BrokerIface {
             broker,
-            me: unsafe { libc::getuid() },
             bus: OnceCell::new(),
-            uids: Mutex::new(HashMap::new()),
+            callers: Mutex::new(HashMap::new()),
             login_callers: Mutex::new(HashMap::new()),
         }
     }
@@ -99,46 +122,44 @@ impl BrokerIface {
         }
     }
 
-    /// A call into the core, tracked like the socket's requests: a stop waits for it (a
-    /// logout's keyring delete, a refresh's answer) instead of cutting it off.
-    fn tracked<F: std::future::Future>(&self, call: F) -> tokio_util::task::task_tracker::TrackedFuture<F> {
-        self.broker.tasks().track_future(call)
-    }
-
     fn take_login_callers(&self, login_id: &str) -> Vec<String> {
         self.login_callers.lock().unwrap_or_else(|e| e.into_inner()).remove(login_id).unwrap_or_default()
     }
 
-    async fn check_caller(&self, header: &Header<'_>, conn: &Connection) -> Reply<()> {
+    /// Who sent the call, as the bus says (a peer-to-peer connection has no bus and no
+    /// sender: its socket is the boundary, and the peer is taken to be us).
+    async fn caller(&self, header: &Header<'_>, conn: &Connection) -> Reply<Caller> {
         let Some(sender) = header.sender() else {
-            // A peer-to-peer connection has no bus and no sender; its socket is the boundary.
-            return if conn.unique_name().is_none() { Ok(()) } else { Err(refused()) };
+            return if conn.unique_name().is_none() {
+                Ok(Caller { uid: rustix::process::getuid().as_raw(), pid: None, door: request::Door::Dbus })
+            } else {
+                Err(broker::Error::new(ErrorKind::AccessDenied, "a D-Bus call without a sender").into())
+            };
         };
-        let cached = self.uids.lock().unwrap_or_else(|e| e.into_inner()).get(sender.as_str()).copied();
-        let uid = match cached {
-            Some(uid) => uid,
-            None => {
-                let bus = self.bus.get_or_try_init(|| fdo::DBusProxy::new(conn)).await?;
-                let creds = bus.get_connection_credentials(sender.clone().into()).await.map_err(zbus::Error::from)?;
-                let uid = creds.unix_user_id().ok_or_else(refused)?;
-                let mut uids = self.uids.lock().unwrap_or_else(|e| e.into_inner());
-                if uids.len() > 4096 {
-                    uids.clear();
-                }
-                uids.insert(sender.to_string(), uid);
-                uid
-            }
-        };
-        if uid != self.me {
-            tracing::warn!(peer_uid = uid, sender = %sender, "refused a D-Bus call from another user");
-            return Err(refused());
+        if let Some(caller) = self.callers.lock().unwrap_or_else(|e| e.into_inner()).get(sender.as_str()) {
+            return Ok(caller.clone());
         }
-        Ok(())
+        let bus = self.bus.get_or_try_init(|| fdo::DBusProxy::new(conn)).await?;
+        let creds = bus.get_connection_credentials(sender.clone().into()).await?;
+        let Some(uid) = creds.unix_user_id() else {
+            return Err(broker::Error::new(ErrorKind::AccessDenied, "the bus does not say who sent this call").into());
+        };
+        let pid = creds.process_id().and_then(|p| i32::try_from(p).ok());
+        let caller = Caller { uid, pid, door: request::Door::Dbus };
+        let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        if callers.len() > 4096 {
+            callers.clear();
+        }
+        callers.insert(sender.to_string(), caller.clone());
+        Ok(caller)
     }
-}
 
-fn refused() -> DbusError {
-    DbusError::AccessDenied("tokenbrokerd serves only its own user".into())
+    /// One request down the pipeline, tracked like the socket's requests: a stop waits for it
+    /// (a logout's keyring delete, a refresh's answer) instead of cutting it off.
+    async fn run<M: Handler>(&self, header: &Header<'_>, conn: &Connection, params: M::Params) -> Reply<M::Output> {
+        let caller = self.caller(header, conn).await?;
+        Ok(self.broker.tasks().track_future(handle::<M>(&self.broker, &caller, params)).await?)
+    }
 }
 
 /// `min_ttl` as any integer type, `scope` and `audience` as strings; anything else is refused.
@@ -149,9 +170,9 @@ fn options(
     let (mut min_ttl, mut scope, mut audience) = (None, None, None);
     for (key, value) in options {
         if !allowed.contains(&key.as_str()) {
-            return Err(DbusError::InvalidParams(format!("unknown option {key:?}; known: {}", allowed.join(", "))));
+            return Err(invalid(format!("unknown option {key:?}; known: {}", allowed.join(", "))));
         }
-        let bad = || DbusError::InvalidParams(format!("option {key:?} has the wrong type"));
+        let bad = || invalid(format!("option {key:?} has the wrong type"));
         match key.as_str() {
             "min_ttl" => {
                 let n: i128 = match &**value {
@@ -165,7 +186,7 @@ fn options(
                     _ => return Err(bad()),
                 };
                 let n = u64::try_from(n).map_err(|_| bad())?;
-                min_ttl = Some(tokenbroker::ttl::check_min_ttl(n).map_err(DbusError::InvalidParams)?);
+                min_ttl = Some(tokenbroker::ttl::check_min_ttl(n).map_err(invalid)?);
             }
             "scope" | "audience" => {
                 let Value::Str(s) = &**value else { return Err(bad()) };
@@ -178,8 +199,16 @@ fn options(
     Ok((min_ttl, scope, audience))
 }
 
+fn invalid(message: impl Into<String>) -> DbusError {
+    broker::Error::invalid_params(message).into()
+}
+
+fn internal(e: impl std::fmt::Display) -> DbusError {
+    broker::Error::internal(e.to_string()).into()
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Reply<String> {
-    serde_json::to_string(v).map_err(|e| DbusError::Internal(e.to_string()))
+    serde_json::to_string(v).map_err(internal)
 }
 
 #[zbus::interface(name = "io.github.tokenbroker.Broker1")]
@@ -194,11 +223,10 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(String, i64), DbusError> {
-        self.check_caller(&header, conn).await?;
         let (min_ttl, scope, audience) = self::options(&options, &["min_ttl", "scope", "audience"])?;
         let p = GetAccessToken { account: self::account(account), min_ttl, scope, audience };
-        let t = self.tracked(self.broker.access_token(p)).await?;
-        Ok((t.access_token.expose().to_owned(), t.expires_at))
+        let grant = self.run::<method::GetAccessToken>(&header, conn, p).await?;
+        Ok((grant.token.secret.expose_secret().to_owned(), grant.token.life.expires_at))
     }
 
     /// The ID token; option `min_ttl`.
@@ -210,9 +238,9 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(String, i64), DbusError> {
-        self.check_caller(&header, conn).await?;
         let (min_ttl, _, _) = self::options(&options, &["min_ttl"])?;
-        let t = self.tracked(self.broker.id_token(GetIdToken { account: self::account(account), min_ttl })).await?;
+        let p = GetIdToken { account: self::account(account), min_ttl };
+        let t = self.run::<method::GetIdToken>(&header, conn, p).await?;
         Ok((t.id_token.expose().to_owned(), t.expires_at))
     }
 
@@ -224,9 +252,8 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
-        self.check_caller(&header, conn).await?;
-        let p =
-            self.tracked(self.broker.profile(GetProfile { account: self::account(account), refresh: false })).await?;
+        let p = GetProfile { account: self::account(account), refresh: false };
+        let p = self.run::<method::GetProfile>(&header, conn, p).await?;
         to_json(&p.claims)
     }
 
@@ -238,8 +265,8 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
-        self.check_caller(&header, conn).await?;
-        let m = self.tracked(self.broker.metadata(AccountOnly { account: self::account(account) })).await?;
+        let p = AccountOnly { account: self::account(account) };
+        let m = self.run::<method::GetMetadata>(&header, conn, p).await?;
         to_json(&m.user_metadata)
     }
 
@@ -252,12 +279,11 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
-        self.check_caller(&header, conn).await?;
         let Ok(Json::Object(user_metadata)) = serde_json::from_str(user_metadata_json) else {
-            return Err(DbusError::InvalidParams("user_metadata_json must be a JSON object".into()));
+            return Err(invalid("user_metadata_json must be a JSON object"));
         };
         let update = UpdateMetadata { account: self::account(account), user_metadata };
-        let m = self.tracked(self.broker.update_metadata(update)).await?;
+        let m = self.run::<method::UpdateMetadata>(&header, conn, update).await?;
         to_json(&m.user_metadata)
     }
 
@@ -271,19 +297,19 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<HashMap<String, OwnedValue>, DbusError> {
-        self.check_caller(&header, conn).await?;
         let flow = match flow {
             "" => None,
             "device" => Some(Flow::Device),
             "code" => Some(Flow::Code),
             other => {
-                return Err(DbusError::InvalidParams(format!("flow {other:?} is neither \"device\" nor \"code\"")));
+                return Err(invalid(format!("flow {other:?} is neither \"device\" nor \"code\"")));
             }
         };
-        let challenge = self.tracked(self.broker.login(Login { account: self::account(account), flow })).await?;
+        let p = Login { account: self::account(account), flow };
+        let challenge = self.run::<method::Login>(&header, conn, p).await?;
         self.remember_login_caller(&challenge.login_id, &header);
         let Ok(Json::Object(fields)) = serde_json::to_value(&challenge) else {
-            return Err(DbusError::Internal("encoding the challenge".into()));
+            return Err(broker::Error::internal("encoding the challenge").into());
         };
         let mut dict = HashMap::new();
         for (k, v) in fields {
@@ -292,7 +318,7 @@ impl BrokerIface {
                 Json::Number(n) => OwnedValue::try_from(Value::U64(n.as_u64().unwrap_or(0))),
                 _ => continue,
             };
-            dict.insert(k, v.map_err(|e| DbusError::Internal(e.to_string()))?);
+            dict.insert(k, v.map_err(internal)?);
         }
         Ok(dict)
     }
@@ -305,9 +331,8 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
-        self.check_caller(&header, conn).await?;
         self.remember_login_caller(login_id, &header);
-        Ok(self.tracked(self.broker.await_login(login_id)).await?.account)
+        Ok(self.run::<method::AwaitLogin>(&header, conn, login_id.into()).await?.account)
     }
 
     /// Wait until the login `login_id` is approved; the socket's `AwaitLogin` result as a
@@ -319,9 +344,8 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<HashMap<String, OwnedValue>, DbusError> {
-        self.check_caller(&header, conn).await?;
         self.remember_login_caller(login_id, &header);
-        let done = self.tracked(self.broker.await_login(login_id)).await?;
+        let done = self.run::<method::AwaitLogin>(&header, conn, login_id.into()).await?;
         let fields = [
             ("account", Some(done.account)),
             ("status", Some(done.status)),
@@ -332,10 +356,7 @@ impl BrokerIface {
         let mut dict = HashMap::new();
         for (k, v) in fields {
             if let Some(v) = v {
-                dict.insert(
-                    k.to_owned(),
-                    OwnedValue::try_from(Value::from(v)).map_err(|e| DbusError::Internal(e.to_string()))?,
-                );
+                dict.insert(k.to_owned(), OwnedValue::try_from(Value::from(v)).map_err(internal)?);
             }
         }
         Ok(dict)
@@ -349,19 +370,19 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<bool, DbusError> {
-        self.check_caller(&header, conn).await?;
-        Ok(self.broker.cancel_login(login_id).cancelled)
+        Ok(self.run::<method::CancelLogin>(&header, conn, login_id.into()).await?.cancelled)
     }
 
-    /// Revoke the session at the IdP and forget it.
+    /// Revoke the session at the IdP and forget it (`Call("Logout", …)` says whether the IdP
+    /// revoked it).
     async fn logout(
         &self,
         account: &str,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), DbusError> {
-        self.check_caller(&header, conn).await?;
-        self.tracked(self.broker.logout(AccountOnly { account: self::account(account) })).await?;
+        let p = AccountOnly { account: self::account(account) };
+        self.run::<method::Logout>(&header, conn, p).await?;
         Ok(())
     }
 
@@ -372,8 +393,43 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
-        self.check_caller(&header, conn).await?;
-        to_json(&self.broker.status())
+        to_json(&self.run::<method::Status>(&header, conn, Empty {}).await?)
+    }
+
+    /// The daemon's health checks as JSON (the socket's `Diagnose` result).
+    #[zbus(out_args("diagnosis_json"))]
+    async fn diagnose(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, DbusError> {
+        to_json(&self.run::<method::Diagnose>(&header, conn, Empty {}).await?)
+    }
+
+    /// Any method of the contract by name, with the socket's params and result as JSON: every
+    /// method, with every field of its result, through the same pipeline as the socket.
+    #[zbus(out_args("result_json"))]
+    async fn call(
+        &self,
+        method: &str,
+        params_json: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, DbusError> {
+        let params: &serde_json::value::RawValue =
+            serde_json::from_str(params_json).map_err(|_| invalid("params_json must be a JSON object"))?;
+        let call = match Call::decode(method, Some(params)) {
+            Ok(call) => call,
+            Err(None) => return Err(invalid(format!("no method {method:?}; methods: {}", Call::METHODS.join(", ")))),
+            Err(Some(why)) => return Err(invalid(format!("invalid params for {method}: {why}"))),
+        };
+        if let Call::AwaitLogin(p) = &call {
+            self.remember_login_caller(&p.login_id, &header);
+        }
+        let caller = self.caller(&header, conn).await?;
+        let tracked = self.broker.tasks().track_future(dispatch(&self.broker, &caller, call, None));
+        let json = tracked.await?;
+        String::from_utf8(json.as_bytes().to_vec()).map_err(internal)
     }
 
     /// Every account and its state (`logged_out`, `valid`, `expired`, `refreshing`,

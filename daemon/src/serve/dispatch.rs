@@ -1,25 +1,43 @@
-//! One contract call against the core, answered as the JSON of its result: shared by every
-//! door that speaks the contract's JSON shapes.
+//! A decoded call through the one request pipeline, its result encoded as the contract's JSON:
+//! the socket's answers and D-Bus `Call`'s. The match over methods is stamped from the
+//! protocol's table, so a method added there is served here or the build fails.
 
 use std::sync::Arc;
 
-use tokenbroker::protocol::Call;
+use serde::Serialize;
+use tokenbroker::protocol::{Call, method};
+use zeroize::Zeroizing;
 
-use crate::broker::{Broker, Encoded, Result};
+use super::answers::{Answers, Json};
+use crate::broker::request::{Caller, handle};
+use crate::broker::{Broker, Error, Result};
 
-/// The result's JSON, encoded from its type directly (no JSON tree in between).
-pub async fn dispatch(broker: &Arc<Broker>, call: Call) -> Result<Encoded> {
-    match call {
-        Call::GetAccessToken(p) => broker.access_token_json(p).await,
-        Call::GetIdToken(p) => Encoded::json(&broker.id_token(p).await?),
-        Call::GetProfile(p) => Encoded::json(&broker.profile(p).await?),
-        Call::GetMetadata(p) => Encoded::json(&broker.metadata(p).await?),
-        Call::UpdateMetadata(p) => Encoded::json(&broker.update_metadata(p).await?),
-        Call::Login(p) => Encoded::json(&broker.login(p).await?),
-        Call::AwaitLogin(p) => Encoded::json(&broker.await_login(&p.login_id).await?),
-        Call::CancelLogin(p) => Encoded::json(&broker.cancel_login(&p.login_id)),
-        Call::Logout(p) => Encoded::json(&broker.logout(p).await?),
-        Call::Status(_) => Encoded::json(&broker.status()),
-        Call::Diagnose(_) => Encoded::json(&broker.diagnose().await),
+/// Run `call` for `caller`; its result's JSON. `answers` caches token answers (the socket's).
+pub async fn dispatch(broker: &Arc<Broker>, caller: &Caller, call: Call, answers: Option<&Answers>) -> Result<Json> {
+    // The hot path inline; the rest boxed, so that a connection's task, which holds this
+    // future while it waits, stays the size of a token request (thousands may be open).
+    match (call, answers) {
+        (Call::GetAccessToken(p), Some(answers)) => {
+            Ok(answers.get(&handle::<method::GetAccessToken>(broker, caller, p).await?))
+        }
+        (call, _) => Box::pin(dispatch_any(broker, caller, call)).await,
     }
+}
+
+async fn dispatch_any(broker: &Arc<Broker>, caller: &Caller, call: Call) -> Result<Json> {
+    macro_rules! arms {
+        ($( $(#[$doc:meta])* $name:ident $fn_name:ident [$params:ty] $args:tt -> $result:ty; )*) => {
+            match call {
+                $( Call::$name(p) => encode(&handle::<method::$name>(broker, caller, p).await?), )*
+            }
+        };
+    }
+    tokenbroker::protocol::for_each_method!((arms))
+}
+
+/// Any result, encoded from its type directly (no JSON tree in between), wiped when dropped.
+pub fn encode(result: &impl Serialize) -> Result<Json> {
+    serde_json::to_vec(result)
+        .map(|bytes| Json::Owned(Zeroizing::new(bytes)))
+        .map_err(|e| Error::internal(format!("encoding the answer: {e}")))
 }

@@ -1,5 +1,6 @@
 //! The doors: thin adapters that decode a request, call the broker core, encode the answer.
 
+mod answers;
 pub mod dbus;
 pub mod dispatch;
 mod lines;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokenbroker::protocol::{ErrorData, INVALID_REQUEST, MAX_LINE, RpcError};
+use tokenbroker::protocol::{INVALID_REQUEST, MAX_LINE, RpcError};
 use tokenbroker::request::{Decoded, NULL_ID, Refusal, decode_line};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -16,10 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::answers::Answers;
 use super::dispatch::dispatch;
 use super::lines::{KEEP_AT_MOST, Line, SMALL, read_line, shrink_after_long_line};
 use super::log_limit::LogLimit;
 use super::slots::Slots;
+use crate::broker::request::{Caller, Door, admit};
 use crate::broker::{Broker, Error};
 
 pub struct Limits {
@@ -67,8 +69,8 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let me = unsafe { libc::getuid() };
+    let answers = Arc::new(Answers::default());
+    tracker.spawn(forget_dropped_answers(broker.clone(), answers.clone(), shutdown.clone()));
     let slots = Slots::new(limits.max_connections);
     let mut refusals = LogLimit::new(REFUSAL_LOG_WINDOW);
     // Counts held back by the rate limit are logged when their window ends, so a burst that
@@ -107,28 +109,31 @@ pub async fn serve(
         };
         // The peer first: another user's connection never takes a slot, so a loop of them
         // cannot crowd out the owner's clients.
-        let refused = match stream.peer_cred() {
-            Ok(cred) if cred.uid() == me => match slots.try_take() {
-                Some(slot) => {
-                    let broker = broker.clone();
-                    let shutdown = shutdown.clone();
-                    let idle_timeout = limits.idle_timeout;
-                    tracker.spawn(async move {
-                        connection(stream, broker, shutdown, idle_timeout).await;
-                        drop(slot);
-                    });
-                    refused_in_a_row = 0;
-                    continue;
-                }
-                None => {
-                    refuse(&stream, "too many connections to tokenbrokerd; try again shortly");
-                    (Refused::Full, None)
+        let caller = stream.peer_cred().map(|c| Caller { uid: c.uid(), pid: c.pid(), door: Door::Socket });
+        let refused = match caller {
+            Ok(caller) => match admit(&caller) {
+                Ok(()) => match slots.try_take() {
+                    Some(slot) => {
+                        let peer = Peer { broker: broker.clone(), answers: answers.clone(), caller };
+                        let shutdown = shutdown.clone();
+                        let idle_timeout = limits.idle_timeout;
+                        tracker.spawn(async move {
+                            connection(stream, peer, shutdown, idle_timeout).await;
+                            drop(slot);
+                        });
+                        refused_in_a_row = 0;
+                        continue;
+                    }
+                    None => {
+                        refuse(&stream, Error::internal("too many connections to tokenbrokerd; try again shortly"));
+                        (Refused::Full, None)
+                    }
+                },
+                Err(e) => {
+                    refuse(&stream, e);
+                    (Refused::OtherUser(caller.uid), caller.pid)
                 }
             },
-            Ok(cred) => {
-                refuse(&stream, "tokenbrokerd serves only its own user");
-                (Refused::OtherUser(cred.uid()), cred.pid())
-            }
             Err(_) => (Refused::Unidentified, None),
         };
         drop(stream);
@@ -173,13 +178,35 @@ fn log_refused(what: &Refused, count: u64, pid: Option<i32>, max: usize) {
 
 /// One error line, if the socket takes it at once (a fresh socket's buffer always does), then
 /// the caller closes: a refused peer gets no task and nothing to wait on.
-fn refuse(stream: &UnixStream, why: &str) {
+fn refuse(stream: &UnixStream, why: Error) {
     let mut out = Vec::new();
-    protocol_error(&mut out, NULL_ID, -32000, why);
+    broker_error(&mut out, NULL_ID, why);
     let _ = stream.try_write(&out);
 }
 
-async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: CancellationToken, idle_timeout: Duration) {
+/// Token answers encode their token: once it is gone from the core, its cached answer goes too.
+async fn forget_dropped_answers(broker: Arc<Broker>, answers: Arc<Answers>, shutdown: CancellationToken) {
+    let mut events = broker.subscribe();
+    drop(broker);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => answers.forget_dropped(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// What a connection's requests go with: one allocation per connection, shared by its task.
+struct Peer {
+    broker: Arc<Broker>,
+    answers: Arc<Answers>,
+    caller: Caller,
+}
+
+async fn connection(stream: UnixStream, peer: Peer, shutdown: CancellationToken, idle_timeout: Duration) {
     let (read, mut write) = stream.into_split();
     // Small: most requests are a hundred bytes, and a thousand idle clients should not cost
     // megabytes. Longer lines still arrive whole, over several reads.
@@ -211,7 +238,7 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
             }
         };
         let answered = match next {
-            Ok(Line::Read) => handle(&broker, &line, &mut answer).await,
+            Ok(Line::Read) => handle(&peer, &line, &mut answer).await,
             Ok(Line::TooLong) => {
                 protocol_error(
                     &mut answer,
@@ -261,7 +288,7 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>, shutdown: Cancellat
 
 /// One request line to one answer line in `out`; `false` when nothing is to be answered (a
 /// blank line, a notification).
-async fn handle(broker: &Arc<Broker>, line: &[u8], out: &mut Vec<u8>) -> bool {
+async fn handle(peer: &Peer, line: &[u8], out: &mut Vec<u8>) -> bool {
     match decode_line(line) {
         Decoded::Blank => false,
         Decoded::Refused { id, error, answer } => {
@@ -273,7 +300,7 @@ async fn handle(broker: &Arc<Broker>, line: &[u8], out: &mut Vec<u8>) -> bool {
         }
         Decoded::Call { id, call } => {
             let answer_id = id.unwrap_or(NULL_ID);
-            match dispatch(broker, call).await {
+            match dispatch(&peer.broker, &peer.caller, call, Some(&peer.answers)).await {
                 Ok(result) => frame(out, answer_id, "result", result.as_bytes()),
                 Err(e) => broker_error(out, answer_id, e),
             }
@@ -300,8 +327,7 @@ fn encode_error(out: &mut Vec<u8>, id: &str, error: &RpcError) {
 }
 
 fn broker_error(out: &mut Vec<u8>, id: &str, e: Error) {
-    let error = RpcError { code: e.kind.code(), message: e.message, data: Some(ErrorData { kind: e.kind }) };
-    encode_error(out, id, &error);
+    encode_error(out, id, &e.into());
 }
 
 fn protocol_error(out: &mut Vec<u8>, id: &str, code: i64, message: &str) {

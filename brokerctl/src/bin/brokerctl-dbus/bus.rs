@@ -1,7 +1,6 @@
 //! The D-Bus client crate driven from blocking code: one small runtime for the process.
 
 use tokenbroker::Result;
-use tokenbroker::protocol::*;
 
 use brokerctl::transport::Bus;
 
@@ -16,18 +15,8 @@ pub fn connect() -> Result<Box<dyn Bus>> {
     Ok(Box::new(Dbus { rt, client }))
 }
 
-macro_rules! block_on {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-        $(fn $name(&self, $($arg: $ty),*) -> Result<$out> {
-            self.rt.block_on(self.client.$name($($arg),*))
-        })*
-    };
-}
-
 impl Bus for Dbus {
-    brokerctl::with_calls!(block_on);
-
-    fn logout(&self, p: AccountOnly) -> Result<()> {
-        self.rt.block_on(self.client.logout(p))
+    fn call(&self, method: &'static str, params_json: String) -> Result<String> {
+        self.rt.block_on(self.client.call_json(method, &params_json))
     }
 }

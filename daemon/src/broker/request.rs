@@ -1,0 +1,148 @@
+//! The one road every request takes, whichever door it came in by: who asks, whether they
+//! may, then the method's handler. Doors decode into a method's params and a [`Caller`], call
+//! [`handle`], and encode what comes back; nothing about a request is decided in a door.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use tokenbroker::ErrorKind;
+use tokenbroker::protocol::{self as wire, Method, method};
+
+use super::{Broker, Error, Grant, Result};
+
+/// The door a request came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    Socket,
+    Dbus,
+}
+
+/// Who asks: as the kernel (`SO_PEERCRED`) or the bus (`GetConnectionCredentials`) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub pid: Option<i32>,
+    pub door: Door,
+}
+
+/// The daemon's own UID: the only user it serves.
+fn me() -> u32 {
+    static ME: OnceLock<u32> = OnceLock::new();
+    *ME.get_or_init(|| rustix::process::getuid().as_raw())
+}
+
+/// Whether `caller` may ask anything at all. The socket door also asks this once per
+/// connection, before the connection takes a slot.
+pub fn admit(caller: &Caller) -> Result<()> {
+    if caller.uid == me() {
+        return Ok(());
+    }
+    Err(Error::new(ErrorKind::AccessDenied, "tokenbrokerd serves only its own user"))
+}
+
+/// Run one request: admit the caller, then the method's handler.
+pub async fn handle<M: Handler>(broker: &Arc<Broker>, caller: &Caller, params: M::Params) -> Result<M::Output> {
+    if let Err(e) = admit(caller) {
+        tracing::warn!(peer_uid = caller.uid, peer_pid = ?caller.pid, door = ?caller.door, method = M::NAME, "refused a call from another user");
+        return Err(e);
+    }
+    M::run(broker, params).await
+}
+
+/// A method's handler: what the core does for it, and the typed result it gives the door.
+pub trait Handler: Method {
+    /// The contract's result, or what a door encodes it from ([`Grant`] shares the token).
+    type Output: Send;
+    fn run(broker: &Arc<Broker>, params: Self::Params) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+impl Handler for method::GetAccessToken {
+    type Output = Grant;
+    async fn run(broker: &Arc<Broker>, p: wire::GetAccessToken) -> Result<Grant> {
+        broker.access_token(p).await
+    }
+}
+
+impl Handler for method::GetIdToken {
+    type Output = wire::IdToken;
+    async fn run(broker: &Arc<Broker>, p: wire::GetIdToken) -> Result<wire::IdToken> {
+        broker.id_token(p).await
+    }
+}
+
+impl Handler for method::GetProfile {
+    type Output = wire::Profile;
+    async fn run(broker: &Arc<Broker>, p: wire::GetProfile) -> Result<wire::Profile> {
+        broker.profile(p).await
+    }
+}
+
+impl Handler for method::GetMetadata {
+    type Output = wire::Metadata;
+    async fn run(broker: &Arc<Broker>, p: wire::AccountOnly) -> Result<wire::Metadata> {
+        broker.metadata(p).await
+    }
+}
+
+impl Handler for method::UpdateMetadata {
+    type Output = wire::Metadata;
+    async fn run(broker: &Arc<Broker>, p: wire::UpdateMetadata) -> Result<wire::Metadata> {
+        broker.update_metadata(p).await
+    }
+}
+
+impl Handler for method::Login {
+    type Output = wire::LoginChallenge;
+    async fn run(broker: &Arc<Broker>, p: wire::Login) -> Result<wire::LoginChallenge> {
+        broker.login(p).await
+    }
+}
+
+impl Handler for method::AwaitLogin {
+    type Output = wire::LoginDone;
+    async fn run(broker: &Arc<Broker>, p: wire::AwaitLogin) -> Result<wire::LoginDone> {
+        broker.await_login(&p.login_id).await
+    }
+}
+
+impl Handler for method::CancelLogin {
+    type Output = wire::LoginCancelled;
+    async fn run(broker: &Arc<Broker>, p: wire::AwaitLogin) -> Result<wire::LoginCancelled> {
+        Ok(broker.cancel_login(&p.login_id))
+    }
+}
+
+impl Handler for method::Logout {
+    type Output = wire::LogoutDone;
+    async fn run(broker: &Arc<Broker>, p: wire::AccountOnly) -> Result<wire::LogoutDone> {
+        broker.logout(p).await
+    }
+}
+
+impl Handler for method::Status {
+    type Output = wire::Status;
+    async fn run(broker: &Arc<Broker>, _: wire::Empty) -> Result<wire::Status> {
+        Ok(broker.status())
+    }
+}
+
+impl Handler for method::Diagnose {
+    type Output = wire::Diagnosis;
+    async fn run(broker: &Arc<Broker>, _: wire::Empty) -> Result<wire::Diagnosis> {
+        Ok(broker.diagnose().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_daemons_own_user_is_admitted_at_any_door() {
+        for door in [Door::Socket, Door::Dbus] {
+            assert!(admit(&Caller { uid: me(), pid: None, door }).is_ok());
+            let other = Caller { uid: me().wrapping_add(1), pid: Some(1), door };
+            assert_eq!(admit(&other).unwrap_err().kind, ErrorKind::AccessDenied);
+        }
+    }
+}
