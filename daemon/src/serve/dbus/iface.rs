@@ -1,6 +1,5 @@
-//! The D-Bus door: `io.github.tokenbroker.Broker1` on the session bus. Decodes D-Bus
-//! arguments into the contract's params, calls the core, encodes the answer; turns the core's
-//! events into signals. Callers of another UID are refused, as on the socket.
+//! The interface `io.github.tokenbroker.Broker1`: each method decodes its D-Bus arguments into
+//! the contract's params, takes the one request pipeline, and encodes the typed result.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,73 +9,16 @@ use serde_json::Value as Json;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
 use tokio::sync::OnceCell;
-use tokio_util::sync::CancellationToken;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedValue, Value};
 use zbus::{Connection, fdo};
 
-use super::dispatch::dispatch;
+use super::args::{account, options, to_json};
+use super::error::{DbusError, Reply, internal, invalid};
 use crate::broker::request::{self, Caller, Handler, handle};
-use crate::broker::{self, Broker, Event};
-
-/// A failed call: the core's error under the contract's name for its kind
-/// (`io.github.tokenbroker.Error.NotLoggedIn`, …), or the bus's own.
-#[derive(Debug)]
-pub enum DbusError {
-    Broker(broker::Error),
-    Bus(zbus::Error),
-}
-
-impl From<broker::Error> for DbusError {
-    fn from(e: broker::Error) -> Self {
-        DbusError::Broker(e)
-    }
-}
-
-impl From<zbus::Error> for DbusError {
-    fn from(e: zbus::Error) -> Self {
-        DbusError::Bus(e)
-    }
-}
-
-impl From<fdo::Error> for DbusError {
-    fn from(e: fdo::Error) -> Self {
-        DbusError::Bus(e.into())
-    }
-}
-
-impl zbus::DBusError for DbusError {
-    fn create_reply(&self, call: &Header<'_>) -> zbus::Result<zbus::message::Message> {
-        zbus::message::Message::error(call, self.name())?.build(&(self.description().unwrap_or_default(),))
-    }
-
-    fn name(&self) -> zbus::names::ErrorName<'_> {
-        match self {
-            DbusError::Broker(e) => zbus::names::ErrorName::try_from(e.kind.dbus_name())
-                .expect("the contract's error names are valid D-Bus names"),
-            DbusError::Bus(zbus::Error::MethodError(name, _, _)) => name.inner().clone(),
-            DbusError::Bus(_) => zbus::names::ErrorName::from_static_str_unchecked("org.freedesktop.zbus.Error"),
-        }
-    }
-
-    fn description(&self) -> Option<&str> {
-        match self {
-            DbusError::Broker(e) => Some(&e.message),
-            DbusError::Bus(zbus::Error::MethodError(_, message, _)) => message.as_deref(),
-            DbusError::Bus(_) => None,
-        }
-    }
-}
-
-impl std::fmt::Display for DbusError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use zbus::DBusError as _;
-        write!(f, "{}: {}", self.name(), self.description().unwrap_or_default())
-    }
-}
-
-type Reply<T> = Result<T, DbusError>;
+use crate::broker::{self, Broker};
+use crate::serve::dispatch::dispatch;
 
 pub struct BrokerIface {
     broker: Arc<Broker>,
@@ -94,10 +36,6 @@ pub struct BrokerIface {
 /// oldest knowledge is dropped (those callers still have `AwaitLoginResult`).
 const MAX_LOGINS_REMEMBERED: usize = 256;
 const MAX_CALLERS_PER_LOGIN: usize = 16;
-
-fn account(name: &str) -> Option<String> {
-    (!name.is_empty()).then(|| name.to_owned())
-}
 
 impl BrokerIface {
     pub fn new(broker: Arc<Broker>) -> Self {
@@ -122,7 +60,7 @@ impl BrokerIface {
         }
     }
 
-    fn take_login_callers(&self, login_id: &str) -> Vec<String> {
+    pub(super) fn take_login_callers(&self, login_id: &str) -> Vec<String> {
         self.login_callers.lock().unwrap_or_else(|e| e.into_inner()).remove(login_id).unwrap_or_default()
     }
 
@@ -160,55 +98,6 @@ impl BrokerIface {
         let caller = self.caller(header, conn).await?;
         Ok(self.broker.tasks().track_future(handle::<M>(&self.broker, &caller, params)).await?)
     }
-}
-
-/// `min_ttl` as any integer type, `scope` and `audience` as strings; anything else is refused.
-fn options(
-    options: &HashMap<String, OwnedValue>,
-    allowed: &[&str],
-) -> Reply<(Option<u64>, Option<String>, Option<String>)> {
-    let (mut min_ttl, mut scope, mut audience) = (None, None, None);
-    for (key, value) in options {
-        if !allowed.contains(&key.as_str()) {
-            return Err(invalid(format!("unknown option {key:?}; known: {}", allowed.join(", "))));
-        }
-        let bad = || invalid(format!("option {key:?} has the wrong type"));
-        match key.as_str() {
-            "min_ttl" => {
-                let n: i128 = match &**value {
-                    Value::U8(n) => (*n).into(),
-                    Value::U16(n) => (*n).into(),
-                    Value::U32(n) => (*n).into(),
-                    Value::U64(n) => (*n).into(),
-                    Value::I16(n) => (*n).into(),
-                    Value::I32(n) => (*n).into(),
-                    Value::I64(n) => (*n).into(),
-                    _ => return Err(bad()),
-                };
-                let n = u64::try_from(n).map_err(|_| bad())?;
-                min_ttl = Some(tokenbroker::ttl::check_min_ttl(n).map_err(invalid)?);
-            }
-            "scope" | "audience" => {
-                let Value::Str(s) = &**value else { return Err(bad()) };
-                let slot = if key == "scope" { &mut scope } else { &mut audience };
-                *slot = Some(s.to_string());
-            }
-            _ => unreachable!("filtered above"),
-        }
-    }
-    Ok((min_ttl, scope, audience))
-}
-
-fn invalid(message: impl Into<String>) -> DbusError {
-    broker::Error::invalid_params(message).into()
-}
-
-fn internal(e: impl std::fmt::Display) -> DbusError {
-    broker::Error::internal(e.to_string()).into()
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Reply<String> {
-    serde_json::to_string(v).map_err(internal)
 }
 
 #[zbus::interface(name = "io.github.tokenbroker.Broker1")]
@@ -440,149 +329,33 @@ impl BrokerIface {
     }
 
     #[zbus(signal)]
-    async fn token_refreshed(emitter: &SignalEmitter<'_>, account: &str, expires_at: i64) -> zbus::Result<()>;
+    pub(super) async fn token_refreshed(
+        emitter: &SignalEmitter<'_>,
+        account: &str,
+        expires_at: i64,
+    ) -> zbus::Result<()>;
 
     #[zbus(signal)]
-    async fn logged_out(emitter: &SignalEmitter<'_>, account: &str) -> zbus::Result<()>;
+    pub(super) async fn logged_out(emitter: &SignalEmitter<'_>, account: &str) -> zbus::Result<()>;
 
     #[zbus(signal)]
-    async fn login_required(emitter: &SignalEmitter<'_>, account: &str) -> zbus::Result<()>;
+    pub(super) async fn login_required(emitter: &SignalEmitter<'_>, account: &str) -> zbus::Result<()>;
 
     #[zbus(signal)]
-    async fn login_finished(emitter: &SignalEmitter<'_>, account: &str, ok: bool, error: &str) -> zbus::Result<()>;
+    pub(super) async fn login_finished(
+        emitter: &SignalEmitter<'_>,
+        account: &str,
+        ok: bool,
+        error: &str,
+    ) -> zbus::Result<()>;
 
     /// Who a login logged in ("" where unknown); unicast, to the login's own callers.
     #[zbus(signal)]
-    async fn logged_in_as(
+    pub(super) async fn logged_in_as(
         emitter: &SignalEmitter<'_>,
         account: &str,
         subject: &str,
         email: &str,
         name: &str,
     ) -> zbus::Result<()>;
-}
-
-/// `LoggedInAs` to each of `callers` alone (a signal with a destination).
-async fn tell_who(conn: &Connection, callers: &[String], account: &str, who: &broker::Identity) {
-    let text = |t: &Option<String>| t.clone().unwrap_or_default();
-    let (subject, email, name) = (text(&who.subject), text(&who.email), text(&who.name));
-    for caller in callers {
-        let Ok(destination) = zbus::names::BusName::try_from(caller.as_str()) else { continue };
-        let sent = match SignalEmitter::new(conn, DBUS_PATH) {
-            Ok(emitter) => {
-                let emitter = emitter.set_destination(destination);
-                BrokerIface::logged_in_as(&emitter, account, &subject, &email, &name).await
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
-            tracing::debug!(error = %e, "could not tell a login's caller who logged in");
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("no D-Bus session bus: {0}")]
-    NoBus(zbus::Error),
-    #[error("another tokenbrokerd already owns {DBUS_NAME} on the session bus")]
-    NameTaken,
-    /// Someone else holds the name: on a bus open to other users, anyone can take a free name.
-    #[error("{DBUS_NAME} is held on the session bus by {}", holder_text(.holder))]
-    NameHeld { holder: Option<u32> },
-    #[error("D-Bus: {0}")]
-    Other(#[from] zbus::Error),
-}
-
-fn holder_text(uid: &Option<u32>) -> String {
-    match uid {
-        Some(uid) => format!("another user (UID {uid})"),
-        None => "a connection whose UID the bus would not tell".into(),
-    }
-}
-
-/// The UID of whoever owns the name now, if the bus says.
-async fn holder(conn: &Connection) -> Option<u32> {
-    let bus = fdo::DBusProxy::new(conn).await.ok()?;
-    let name = zbus::names::BusName::from_static_str(DBUS_NAME).ok()?;
-    bus.get_connection_unix_user(name).await.ok()
-}
-
-/// The door while it serves: the bus connection and the task that turns events into signals.
-pub struct Door {
-    _conn: Connection,
-    stop: CancellationToken,
-    forwarder: tokio::task::JoinHandle<()>,
-}
-
-impl Door {
-    /// Send the signals of everything that happened so far (call it after the core's tasks
-    /// have drained, so a refresh finished during the stop is announced), then stop.
-    pub async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.forwarder.await;
-    }
-}
-
-/// Serve the interface on the session bus, take the well-known name, and forward the core's
-/// events as signals until the door is stopped.
-pub async fn start(broker: Arc<Broker>) -> Result<Door, StartError> {
-    let conn = zbus::connection::Builder::session()
-        .map_err(StartError::NoBus)?
-        .serve_at(DBUS_PATH, BrokerIface::new(broker.clone()))?
-        .build()
-        .await
-        .map_err(StartError::NoBus)?;
-    let flags = fdo::RequestNameFlags::DoNotQueue.into();
-    match conn.request_name_with_flags(DBUS_NAME, flags).await {
-        Ok(fdo::RequestNameReply::PrimaryOwner | fdo::RequestNameReply::AlreadyOwner) => {}
-        Ok(_) | Err(zbus::Error::NameTaken) => {
-            // SAFETY: getuid has no preconditions and cannot fail.
-            let me = unsafe { libc::getuid() };
-            // Ours: another tokenbrokerd on the same store, which two daemons must not share.
-            return Err(match holder(&conn).await {
-                Some(uid) if uid == me => StartError::NameTaken,
-                holder => StartError::NameHeld { holder },
-            });
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let iface = conn.object_server().interface::<_, BrokerIface>(DBUS_PATH).await?;
-    let mut events = broker.subscribe();
-    let stop = CancellationToken::new();
-    let stopped = stop.clone();
-    let forwarder = tokio::spawn(async move {
-        loop {
-            let event = tokio::select! {
-                // Events first: those already sent before the stop still go out.
-                biased;
-                event = events.recv() => match event {
-                    Ok(e) => e,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-                _ = stopped.cancelled() => return,
-            };
-            let emitter = iface.signal_emitter();
-            let sent = match &event {
-                Event::TokenRefreshed { account, expires_at } => {
-                    BrokerIface::token_refreshed(emitter, account, *expires_at).await
-                }
-                Event::LoggedOut { account } => BrokerIface::logged_out(emitter, account).await,
-                Event::LoginRequired { account } => BrokerIface::login_required(emitter, account).await,
-                Event::LoginFinished { account, login_id, error, who } => {
-                    let callers = iface.get().await.take_login_callers(login_id);
-                    if let Some(who) = who {
-                        tell_who(emitter.connection(), &callers, account, who).await;
-                    }
-                    BrokerIface::login_finished(emitter, account, error.is_none(), error.as_deref().unwrap_or("")).await
-                }
-            };
-            let changed = iface.get().await.accounts_changed(emitter).await;
-            if let Err(e) = sent.and(changed) {
-                tracing::warn!(error = %e, "could not emit a D-Bus signal");
-            }
-        }
-    });
-    Ok(Door { _conn: conn, stop, forwarder })
 }
