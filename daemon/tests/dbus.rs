@@ -283,6 +283,10 @@ async fn calls_from_another_user_are_refused() {
         ("AwaitLogin", &["l1"]),
         ("CancelLogin", &["l1"]),
         ("Logout", &["work"]),
+        ("AwaitLoginResult", &["l1"]),
+        ("Diagnose", &[]),
+        ("Call", &["GetAccessToken", "{}"]),
+        ("Call", &["Logout", "{}"]),
     ] {
         let mut cmd = bus.command("gdbus");
         std::os::unix::process::CommandExt::uid(&mut cmd, other)
