@@ -67,6 +67,24 @@ impl Broker {
             Err((_, true, Some(e))) => return Err(e),
             Err((seen, true, None)) => seen,
         };
+        // Boxed: every connection's task is as large as the largest future it may wait on, and
+        // most requests never get here. A thousand idle connections would each carry it.
+        Box::pin(self.take_turn(account, check, renew, seen)).await
+    }
+
+    /// The slow half of [`Self::single_flight`]: wait for the account's turn, then refresh
+    /// unless someone else did, or just failed, meanwhile.
+    async fn take_turn<T, Fut>(
+        self: &Arc<Self>,
+        account: &Arc<Account>,
+        check: impl Fn(&State, i64) -> Option<T>,
+        renew: impl FnOnce(Arc<Broker>, Arc<Account>, Arc<Session>) -> Fut,
+        seen: u64,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
         let flight = account.refresh_lock.clone().lock_owned().await;
         let (hit, attempts, failure, session) =
             account.read(|s| (check(s, now()), s.attempts, s.last_failure.clone(), s.session.clone()));

@@ -45,7 +45,10 @@ impl Broker {
         let account = self.account(p.account.as_deref())?;
         let min_ttl = MinTtl::new(p.min_ttl);
         let token = match &p.audience {
-            Some(audience) => self.audience_access_token(&account, audience, p.scope.as_deref(), min_ttl).await?,
+            // Boxed, as the rare path: see `single_flight`.
+            Some(audience) => {
+                Box::pin(self.audience_access_token(&account, audience, p.scope.as_deref(), min_ttl)).await?
+            }
             None => {
                 // Judged on the session at hand before any refresh: a refresh would not change
                 // the lifetime the IdP grants or the scopes of the login.
