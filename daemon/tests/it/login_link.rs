@@ -2,17 +2,15 @@
 //! opener's arguments are readable by every user (`/proc/PID/cmdline`): they must not carry
 //! the login's URL, or another user can finish our login as their own IdP account.
 
-mod support;
-
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use support::*;
 use tokenbroker::dbus::Signal;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 /// A fake `xdg-open`/`open` in `dir`: it records its PID and arguments in `dir/argv` and
 /// stays alive (so its command line can be read) until `dir/done` appears.
@@ -77,9 +75,8 @@ fn wait_output(mut child: Child) -> (std::process::ExitStatus, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stolen_browser_link_fails_visibly_and_brokerctl_names_who_logged_in() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { id_token_claims: true, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().idp(IdpOptions { id_token_claims: true, ..Default::default() }).start().await;
     let dir = tempfile::tempdir().unwrap();
     fake_opener(dir.path());
 
@@ -131,9 +128,8 @@ async fn a_stolen_browser_link_fails_visibly_and_brokerctl_names_who_logged_in()
 /// through the one-time link too. With no ID token, who logged in comes from userinfo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_flow_opens_no_user_code_and_await_login_names_the_user() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { no_device_id_token: true, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().idp(IdpOptions { no_device_id_token: true, ..Default::default() }).start().await;
     let dir = tempfile::tempdir().unwrap();
     fake_opener(dir.path());
 
@@ -166,9 +162,8 @@ async fn the_device_flow_opens_no_user_code_and_await_login_names_the_user() {
 /// the connections that started or awaited the login, and in `AwaitLoginResult`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_dbus_the_logins_caller_is_told_who_and_no_one_else() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { id_token_claims: true, ..Default::default() }).await;
-    let _daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon: _daemon } =
+        Fixture::new().idp(IdpOptions { id_token_claims: true, ..Default::default() }).start().await;
     let client = bus.dbus_client().await;
     let mut told = client.proxy().receive_logged_in_as().await.unwrap();
     let bystander = bus.dbus_client().await;

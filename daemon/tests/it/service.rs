@@ -1,15 +1,13 @@
 //! Running as a real user service: the unit files and plist, socket activation, readiness
 //! notification, reload on SIGHUP, an orderly stop on SIGTERM, and one daemon per user.
 
-mod support;
-
 use std::collections::HashSet;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
 use tokenbroker::protocol::AccountState;
+use tokenbroker_testkit::*;
 
 /// The tools come from Debian's systemd package; CI installs it, so there it must be present.
 fn have(tool: &str) -> bool {
@@ -93,10 +91,20 @@ print("ok")
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_activation_starts_the_daemon_on_the_first_connection() {
+/// tokenbrokerd under `systemd-socket-activate` on a socket in the daemon's directory, serving
+/// once a client has connected (`None` where the activator is not installed).
+struct Activated {
+    _bus: Bus,
+    idp: Idp,
+    daemon: Daemon,
+    socket: std::path::PathBuf,
+    _activator: Proc,
+    client: tokenbroker::Client,
+}
+
+async fn activated() -> Option<Activated> {
     if !have("systemd-socket-activate") {
-        return;
+        return None;
     }
     let bus = Bus::start();
     let idp = Idp::start(IdpOptions::default()).await;
@@ -113,7 +121,7 @@ async fn socket_activation_starts_the_daemon_on_the_first_connection() {
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(d.log_path()).unwrap());
-    let _activator = Proc(cmd.spawn().unwrap());
+    let activator = Proc(cmd.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket.exists() {
         assert!(Instant::now() < deadline, "the activator did not create the socket");
@@ -133,24 +141,33 @@ async fn socket_activation_starts_the_daemon_on_the_first_connection() {
     assert_eq!(status.accounts[0].name, "work");
     let log = d.log();
     assert!(log.contains("an inherited socket"), "served the socket it was given: {log}");
+    Some(Activated { _bus: bus, idp, daemon: d, socket, _activator: activator, client })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_activation_starts_the_daemon_on_the_first_connection() {
+    let Some(activated) = activated().await else { return };
+    let client = &activated.client;
     // Fully working: a login and a token through the activated socket.
     let challenge = client.login(Default::default()).await.unwrap();
-    idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
+    activated.idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
     client.await_login(&challenge.login_id).await.unwrap();
     assert!(token(&client, None).await.is_ok());
+}
 
-    // A socket handed over with looser modes than ours is still ours alone: SO_PEERCRED
-    // refuses another user who gets through the file modes.
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("not root: cannot call as another user; the inherited socket's refusal is untested here");
-        return;
-    }
+/// A socket handed over with looser modes than ours is still ours alone: SO_PEERCRED refuses
+/// another user who gets through the file modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
+async fn an_activated_socket_with_loose_modes_refuses_another_user() {
+    let Some(activated) = activated().await else { return };
+    let (daemon, socket) = (&activated.daemon, &activated.socket);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     let out = std::os::unix::process::CommandExt::uid(&mut Command::new(brokerctl_path()), other_user())
         .arg("token")
-        .env("TOKENBROKER_SOCKET", &socket)
+        .env("TOKENBROKER_SOCKET", socket)
         .env_remove("TOKENBROKER_TRANSPORT")
         .output()
         .unwrap();
@@ -241,10 +258,7 @@ async fn sighup_reloads_added_changed_and_removed_accounts_and_refuses_a_broken_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_in_flight_requests_loses_none_of_them() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp, mut daemon } = Fixture::new().logged_in("alice").await;
     let old = token(&daemon.client().await, None).await.unwrap();
     idp.proxy.set_delay(Duration::from_millis(1500));
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -271,9 +285,7 @@ async fn sigterm_during_in_flight_requests_loses_none_of_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_daemon_is_refused_and_the_first_keeps_serving() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let first = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp: _idp, daemon: first } = Fixture::new().start().await;
 
     let run_second = |socket: &std::path::Path| {
         let mut cmd = bus.command(env!("CARGO_BIN_EXE_tokenbrokerd"));
@@ -307,9 +319,7 @@ async fn doctor_says_what_is_wrong_and_what_to_do() {
     assert_eq!(out.status.code(), Some(5), "{text}");
     assert!(text.contains("FAIL daemon") && text.contains("start it"), "{text}");
 
-    let mut bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { mut bus, idp, daemon } = Fixture::new().start().await;
     let out = daemon.brokerctl(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}");
@@ -338,12 +348,8 @@ async fn resume_from_suspend_wakes_the_refresh_schedulers() {
     let system = Bus::start();
     let logind = zbus::connection::Builder::address(system.address.as_str()).unwrap().build().await.unwrap();
     logind.request_name("org.freedesktop.login1").await.unwrap();
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::prepare(&idp.account_config("work"));
-    daemon.env.push(("DBUS_SYSTEM_BUS_ADDRESS".into(), system.address.clone()));
-    daemon.spawn(&bus);
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp: _idp, daemon } =
+        Fixture::new().env("DBUS_SYSTEM_BUS_ADDRESS", &system.address).logged_in("alice").await;
     // The daemon subscribed at start; the login took longer than that.
     assert!(!daemon.log().contains("not watching for suspend"), "{}", daemon.log());
     for start in [true, false] {
@@ -369,21 +375,14 @@ async fn under_systemd_without_a_journal_it_logs_to_stderr_and_says_so() {
         eprintln!("a journal is running here; the fallback cannot be shown");
         return;
     }
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::prepare(&idp.account_config("work"));
-    daemon.env.push(("JOURNAL_STREAM".into(), "8:12345".into()));
-    daemon.spawn(&bus);
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().env("JOURNAL_STREAM", "8:12345").start().await;
     let log = daemon.log();
     assert!(log.contains("the journal is not reachable") && log.contains("tokenbrokerd ready"), "{log}");
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_daemon_cannot_be_dumped_or_traced_by_its_own_user() {
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("not root: cannot start the daemon as another user to look at it; untested here");
-        return;
-    }
     // Run it as the second user: a process's /proc files belong to its user while it is
     // dumpable, and to root once it has made itself non-dumpable (so that same-user processes
     // can neither ptrace it nor read its memory).
@@ -544,11 +543,9 @@ fn refusing_hardening() -> Vec<libc::sock_filter> {
 /// here): home read-only, its `ReadWritePaths=` writable, `ExecStartPre=+` run unsandboxed
 /// first. The daemon with `store = "file"` and the default path must start there.
 #[test]
+#[ignore = "needs root"]
 fn the_default_sealed_file_is_writable_in_the_units_sandbox() {
-    if unsafe { libc::getuid() } != 0 || !have("unshare") {
-        eprintln!("needs root and unshare to rebuild the unit's mounts; skipping");
-        return;
-    }
+    assert!(have("unshare"), "unshare (Debian package util-linux) rebuilds the unit's mounts");
     let unit = std::fs::read_to_string(repo_root().join("systemd/tokenbroker.service")).unwrap();
     let home = tempfile::tempdir().unwrap();
     let home = home.path();

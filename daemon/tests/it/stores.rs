@@ -2,12 +2,10 @@
 //! `store = "file"` sessions live in an encrypted file that survives restarts, with the
 //! passphrase from a command or a systemd credential.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::*;
+use tokenbroker_testkit::*;
 
 #[test]
 fn without_a_keyring_the_daemon_refuses_to_start_and_names_the_choices() {
@@ -209,9 +207,7 @@ fn a_locked_keyring_stops_the_start_as_no_keyring_does() {
 /// is not saved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyring_that_locks_later_shows_in_status_login_and_doctor() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().start().await;
     bus.lock_keyring();
 
     let mut login = Command::new(brokerctl_path())
