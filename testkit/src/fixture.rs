@@ -65,6 +65,12 @@ impl Fixture {
         self
     }
 
+    /// The test IdP's access-token lifetime in seconds, its other options as they are.
+    pub fn access_ttl(mut self, seconds: u64) -> Fixture {
+        self.idp.access_ttl = seconds;
+        self
+    }
+
     /// A bus other users may connect to ([`Bus::start_open_to_all_users`]).
     pub fn open_bus(mut self) -> Fixture {
         self.open_bus = true;

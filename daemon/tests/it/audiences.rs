@@ -18,7 +18,7 @@ fn for_api(audience: &str) -> GetAccessToken {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_audiences_from_one_login_each_refreshed_once_under_a_crowd() {
     let Env { bus: _bus, idp, daemon } = Fixture::new()
-        .idp(IdpOptions { access_ttl: 3, ..Default::default() })
+        .access_ttl(3)
         .config("proactive_refresh = false\n")
         .account(|idp| idp.api_account_config("work"))
         .logged_in("alice")

@@ -25,8 +25,7 @@ async fn expect_signal(signals: &mut (impl futures_util::Stream<Item = Signal> +
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_and_signal_through_the_client_crate() {
-    let Env { bus, idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 60, ..Default::default() }).start().await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).start().await;
     let client = bus.dbus_client().await;
     let mut signals = client.signals().await.unwrap();
     let mut accounts_changes = client.proxy().receive_accounts_changed().await;
@@ -113,8 +112,7 @@ fn busctl(bus: &Bus, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_programs_gdbus_and_busctl_use_every_method() {
-    let Env { bus, idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 60, ..Default::default() }).start().await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).start().await;
 
     let (ok, out, _) = gdbus(&bus, "Status", &[]);
     assert!(ok && out.contains("logged_out"), "{out}");
@@ -172,8 +170,7 @@ async fn foreign_programs_gdbus_and_busctl_use_every_method() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brokerctl_dbus_uses_the_bus() {
-    let Env { bus, idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 60, ..Default::default() }).start().await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).start().await;
     // The socket path is wrong on purpose: only the bus can answer.
     let ctl = |args: &[&str]| {
         let mut cmd = bus.command(brokerctl_path().to_str().unwrap());

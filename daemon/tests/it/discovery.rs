@@ -100,14 +100,21 @@ async fn doctor_compares_scopes_and_fetches_no_rfc8414_metadata_it_does_not_need
     assert_eq!(idp.stats().await["server_metadata"], 0, "discovery listed everything");
 }
 
+/// A login the daemon refuses with `kind` before anyone is asked to approve it: the daemon,
+/// and what it said.
+async fn refused_login(fixture: Fixture, kind: ErrorKind) -> (Env, String) {
+    let env = fixture.start().await;
+    let err = env.daemon.client().await.login(Login::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(kind), "{err}");
+    (env, err.to_string())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthorized_client_names_the_flow_key() {
     let grants = &["authorization_code", "refresh_token"];
     let idp = IdpOptions { client_grant_types: Some(grants), ..Default::default() };
-    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().idp(idp).start().await;
-    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
-    assert_eq!(err.kind(), Some(ErrorKind::NotSupported), "{err}");
-    let text = err.to_string();
+    let (Env { bus: _bus, idp: _idp, daemon }, text) =
+        refused_login(Fixture::new().idp(idp), ErrorKind::NotSupported).await;
     assert!(text.contains("device code grant") && text.contains("flow = \"code\" in [accounts.work]"), "{text}");
     assert!(!text.contains("issuer and client_id"), "{text}");
     let out = daemon.brokerctl(&["login", "--no-browser"]);
@@ -119,10 +126,7 @@ async fn a_scope_the_idp_does_not_offer_names_the_scopes_key() {
     let scopes = |idp: &Idp| {
         format!("{}scopes = [\"openid\", \"offline_access\", \"nosuch:scope\"]\n", idp.account_config("work"))
     };
-    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().account(scopes).start().await;
-    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
-    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams), "{err}");
-    let text = err.to_string();
+    let (_env, text) = refused_login(Fixture::new().account(scopes), ErrorKind::InvalidParams).await;
     assert!(text.contains("nosuch:scope") && text.contains("`scopes` in [accounts.work]"), "{text}");
     assert!(!text.contains("issuer and client_id"), "{text}");
 }
@@ -139,10 +143,8 @@ async fn a_discovery_document_for_another_issuer_is_refused_and_named() {
         };
         format!("[accounts.work]\nissuer = \"{other}\"\nclient_id = \"tokenbroker-test\"\n")
     };
-    let Env { bus, idp: _idp, daemon } = Fixture::new().account(misnamed).start().await;
-    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
-    assert_eq!(err.kind(), Some(ErrorKind::Internal), "{err}");
-    let text = err.to_string();
+    let (Env { bus, idp: _idp, daemon: _daemon }, text) =
+        refused_login(Fixture::new().account(misnamed), ErrorKind::Internal).await;
     assert!(text.contains("issuer") && text.contains("check the account's issuer"), "{text}");
     assert!(bus.keyring_entry("work").is_none());
 }

@@ -99,8 +99,7 @@ fn stored_refresh_token(bus: &Bus) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_scheduled_refresh_stores_the_rotated_token_first() {
     // No rotation grace: the IdP's strict reuse detection.
-    let idp = IdpOptions { access_ttl: 4, ..Default::default() };
-    let Env { bus, idp, mut daemon } = Fixture::new().idp(idp).log_level("info").logged_in("alice").await;
+    let Env { bus, idp, mut daemon } = Fixture::new().access_ttl(4).log_level("info").logged_in("alice").await;
     let spent = stored_refresh_token(&bus);
     idp.proxy.hold_refresh_answers(Duration::from_secs(2));
 
@@ -132,8 +131,7 @@ async fn sigterm_during_a_scheduled_refresh_stores_the_rotated_token_first() {
 /// signals) are cancelled, not waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_only_waiting_tasks_exits_at_once() {
-    let Env { bus: _bus, idp: _idp, mut daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 3600, ..Default::default() }).logged_in("alice").await;
+    let Env { bus: _bus, idp: _idp, mut daemon } = Fixture::new().access_ttl(3600).logged_in("alice").await;
     let client = daemon.client().await;
     client.login(Default::default()).await.unwrap();
 

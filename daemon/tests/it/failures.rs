@@ -6,8 +6,7 @@ use tokenbroker_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_refresh_token_means_login_required_exit_3_and_no_keyring_entry() {
-    let Env { bus, idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 60, ..Default::default() }).logged_in("alice").await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
     assert!(bus.keyring_entry("work").is_some());
     assert_eq!(idp.revoke_user("alice").await, 1);
 
@@ -31,8 +30,7 @@ async fn a_revoked_refresh_token_means_login_required_exit_3_and_no_keyring_entr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_idp_is_down_the_valid_token_is_served_and_refresh_resumes_after() {
-    let Env { bus, idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 60, ..Default::default() }).logged_in("alice").await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
     let client = daemon.client().await;
     let cached = token(&client, None).await.unwrap();
 

@@ -86,8 +86,7 @@ cases! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_invalid_grant_ends_the_session_and_says_so() {
-    let Env { bus, idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 60, ..Default::default() }).logged_in("alice").await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
     let client = daemon.client().await;
     let mut signals = bus.dbus_client().await.signals().await.unwrap();
 
@@ -136,8 +135,7 @@ fn gaps(idp: &Idp) -> Vec<Duration> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_retries_back_off_and_resume_when_the_fault_clears() {
     // Refreshed proactively at about three quarters of 20 s: the token outlives two retries.
-    let Env { bus: _bus, idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 20, ..Default::default() }).logged_in("alice").await;
+    let Env { bus: _bus, idp, daemon } = Fixture::new().access_ttl(20).logged_in("alice").await;
     let client = daemon.client().await;
     let cached = token(&client, None).await.unwrap();
     idp.proxy.set_fault(Some(Fault::Status(503)));
@@ -167,8 +165,7 @@ async fn scheduled_retries_back_off_and_resume_when_the_fault_clears() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured_by_the_scheduler_and_by_callers() {
-    let Env { bus: _bus, idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 8, ..Default::default() }).logged_in("alice").await;
+    let Env { bus: _bus, idp, daemon } = Fixture::new().access_ttl(8).logged_in("alice").await;
     let client = daemon.client().await;
     let cached = token(&client, None).await.unwrap();
     idp.proxy.set_fault(Some(Fault::RetryAfter(503, 3)));

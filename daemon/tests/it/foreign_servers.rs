@@ -159,6 +159,15 @@ impl FakeIface {
 }
 
 impl FakeBus {
+    /// A bus open to other users where the second user already holds the broker's name: that
+    /// user's UID, the bus, and the fake.
+    fn on_an_open_bus() -> (u32, Bus, FakeBus) {
+        let other = other_user();
+        let bus = Bus::start_open_to_all_users();
+        let fake = FakeBus::start(&bus, other);
+        (other, bus, fake)
+    }
+
     /// The other user takes the broker's name on `bus` (which must be open to other users).
     fn start(bus: &Bus, uid: u32) -> FakeBus {
         let calls = Arc::new(AtomicUsize::new(0));
@@ -205,9 +214,7 @@ impl Drop for FakeBus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root"]
 async fn clients_call_no_bus_name_owned_by_another_user() {
-    let other = other_user();
-    let bus = Bus::start_open_to_all_users();
-    let fake = FakeBus::start(&bus, other);
+    let (other, bus, fake) = FakeBus::on_an_open_bus();
     let refusal = format!("served by another user (UID {other})");
 
     let out = bus.command(brokerctl_path().to_str().unwrap()).args(["--dbus", "status"]).output().unwrap();
@@ -247,9 +254,7 @@ async fn the_dbus_client_follows_its_daemon_across_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root"]
 async fn the_socket_keeps_serving_when_another_user_holds_the_bus_name() {
-    let other = other_user();
-    let bus = Bus::start_open_to_all_users();
-    let _fake = FakeBus::start(&bus, other);
+    let (other, bus, _fake) = FakeBus::on_an_open_bus();
     let idp = Idp::start(IdpOptions::default()).await;
     // Waits until the socket answers; fails if the daemon exits.
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
@@ -310,8 +315,7 @@ fn watch_as(bus: &Bus, uid: u32) -> (mpsc::Receiver<()>, std::thread::JoinHandle
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root"]
 async fn another_user_on_an_open_bus_sees_account_names_states_and_expiry_only() {
-    let Env { bus, idp, daemon } =
-        Fixture::new().open_bus().idp(IdpOptions { access_ttl: 60, ..Default::default() }).start().await;
+    let Env { bus, idp, daemon } = Fixture::new().open_bus().access_ttl(60).start().await;
     let (ready, watcher) = watch_as(&bus, other_user());
     ready.recv_timeout(Duration::from_secs(20)).expect("the watcher did not start");
 

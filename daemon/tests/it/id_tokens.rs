@@ -85,9 +85,8 @@ async fn a_session_without_a_refresh_token_is_not_ended_while_its_token_is_good(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_without_a_refresh_token_needs_a_login_once_its_token_has_expired() {
-    let short = IdpOptions { access_ttl: 2, ..Default::default() };
     let Env { bus: _bus, idp, daemon } =
-        Fixture::new().idp(short).account(|idp| idp.account_config_without_refresh("work")).logged_in("alice").await;
+        Fixture::new().access_ttl(2).account(|idp| idp.account_config_without_refresh("work")).logged_in("alice").await;
     let client = daemon.client().await;
     assert!(token(&client, None).await.is_ok());
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;

@@ -21,7 +21,7 @@ async fn ten_thousand_clients_ten_requests_each_all_served_in_bounded_memory() {
     }
     assert!(clients >= 1_000, "an open-file limit of {limit} is too low for a load test");
     let Env { bus: _bus, idp: _idp, daemon } = Fixture::new()
-        .idp(IdpOptions { access_ttl: 3600, ..Default::default() })
+        .access_ttl(3600)
         .log_level("info")
         .args(&["--max-connections", &(clients + 100).to_string()])
         .logged_in("alice")

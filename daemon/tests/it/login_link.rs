@@ -27,9 +27,12 @@ fn fake_opener(dir: &Path) {
     }
 }
 
-/// `brokerctl login --flow FLOW` with the fake opener first on PATH; its stdout as lines.
-fn login_with_browser(daemon: &Daemon, dir: &Path, flow: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+/// `brokerctl login --flow FLOW` with a fake opener (in the returned directory) first on
+/// PATH; its stdout as lines.
+fn login_with_browser(daemon: &Daemon, flow: &str) -> (tempfile::TempDir, Child, std::sync::mpsc::Receiver<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    fake_opener(dir.path());
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
     let mut child = Command::new(brokerctl_path())
         .args(["login", "--flow", flow])
         .env("TOKENBROKER_SOCKET", daemon.socket())
@@ -46,7 +49,7 @@ fn login_with_browser(daemon: &Daemon, dir: &Path, flow: &str) -> (Child, std::s
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (dir, child, rx)
 }
 
 fn next_line_with(lines: &std::sync::mpsc::Receiver<String>, part: &str) -> String {
@@ -77,10 +80,7 @@ fn wait_output(mut child: Child) -> (std::process::ExitStatus, String) {
 async fn a_stolen_browser_link_fails_visibly_and_brokerctl_names_who_logged_in() {
     let Env { bus: _bus, idp, daemon } =
         Fixture::new().idp(IdpOptions { id_token_claims: true, ..Default::default() }).start().await;
-    let dir = tempfile::tempdir().unwrap();
-    fake_opener(dir.path());
-
-    let (child, lines) = login_with_browser(&daemon, dir.path(), "code");
+    let (dir, child, lines) = login_with_browser(&daemon, "code");
     let real = next_line_with(&lines, "/auth?").trim().to_owned();
     let (pid, argv) = opener_argv(dir.path()).await;
     assert_eq!(argv.len(), 1, "{argv:?}");
@@ -130,10 +130,7 @@ async fn a_stolen_browser_link_fails_visibly_and_brokerctl_names_who_logged_in()
 async fn the_device_flow_opens_no_user_code_and_await_login_names_the_user() {
     let Env { bus: _bus, idp, daemon } =
         Fixture::new().idp(IdpOptions { no_device_id_token: true, ..Default::default() }).start().await;
-    let dir = tempfile::tempdir().unwrap();
-    fake_opener(dir.path());
-
-    let (child, lines) = login_with_browser(&daemon, dir.path(), "device");
+    let (dir, child, lines) = login_with_browser(&daemon, "device");
     let client = daemon.client().await;
     // The same flow joins the pending login: its challenge, its login_id.
     let challenge = client.login(Login { account: None, flow: Some(Flow::Device) }).await.unwrap();

@@ -9,16 +9,15 @@ fn profile_now() -> GetProfile {
     GetProfile { refresh: true, ..Default::default() }
 }
 
+/// An account with the harness's APIs, refreshed only on demand.
+fn with_apis() -> Fixture {
+    Fixture::new().config("proactive_refresh = false\n").account(|idp| idp.api_account_config("work"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_logins_token_serves_userinfo_after_both_flows() {
-    let Env { bus: _bus, idp, daemon } = Fixture::new()
-        .config("proactive_refresh = false\n")
-        .account(|idp| idp.api_account_config("work"))
-        .start()
-        .await;
+    let Env { bus: _bus, idp, daemon } = with_apis().logged_in("alice").await;
     let client = daemon.client().await;
-
-    daemon.login(&idp, None, "alice").await;
     assert_eq!(client.get_profile(profile_now()).await.unwrap().claims["sub"], "alice");
 
     let challenge = client.login(Login { account: None, flow: Some(Flow::Code) }).await.unwrap();
@@ -42,13 +41,8 @@ async fn the_logins_token_serves_userinfo_after_both_flows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_access_token_is_refreshed_once_and_the_session_lives() {
-    let Env { bus, idp, daemon } = Fixture::new()
-        .config("proactive_refresh = false\n")
-        .account(|idp| idp.api_account_config("work"))
-        .start()
-        .await;
+    let Env { bus, idp, daemon } = with_apis().logged_in("alice").await;
     let client = daemon.client().await;
-    daemon.login(&idp, None, "alice").await;
     let before = token(&client, None).await.unwrap();
 
     assert!(idp.revoke_access_tokens("alice").await >= 1);

@@ -7,8 +7,7 @@ use tokenbroker_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_log_at_trace_level() {
-    let Env { bus, idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 60, ..Default::default() }).log_level("trace").start().await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).log_level("trace").start().await;
     let mut secrets: Vec<String> = Vec::new();
     let mut stderr = String::new();
 
@@ -75,8 +74,7 @@ async fn no_secret_reaches_the_log_at_trace_level() {
 /// nor a piece of one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_answer_on_either_door_carries_a_refresh_token() {
-    let Env { bus, idp: _idp, daemon } =
-        Fixture::new().idp(IdpOptions { access_ttl: 60, ..Default::default() }).logged_in("alice").await;
+    let Env { bus, idp: _idp, daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
     let client = daemon.client().await;
     let mut refresh_tokens = vec![bus.keyring_entry("work").unwrap()["refresh_token"].as_str().unwrap().to_owned()];
     // After a rotation too.

@@ -152,7 +152,7 @@ async fn socket_activation_starts_the_daemon_on_the_first_connection() {
     let challenge = client.login(Default::default()).await.unwrap();
     activated.idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
     client.await_login(&challenge.login_id).await.unwrap();
-    assert!(token(&client, None).await.is_ok());
+    assert!(token(client, None).await.is_ok());
 }
 
 /// A socket handed over with looser modes than ours is still ours alone: SO_PEERCRED refuses

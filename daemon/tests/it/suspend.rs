@@ -11,11 +11,8 @@ const CALLERS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_queued_through_a_pause_past_the_idps_keep_alive_all_get_the_token() {
-    let Env { bus: _bus, idp, daemon } = Fixture::new()
-        .idp(IdpOptions { access_ttl: 2, ..Default::default() })
-        .config("proactive_refresh = false\n")
-        .logged_in("alice")
-        .await;
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().access_ttl(2).config("proactive_refresh = false\n").logged_in("alice").await;
     // A refresh just now leaves a connection to the IdP in the daemon's pool.
     next_second().await;
     let before = token(&daemon.client().await, Some(2)).await.unwrap();
