@@ -24,6 +24,7 @@ mod durability;
 mod failures;
 mod faults;
 mod foreign_servers;
+mod hardening;
 mod id_tokens;
 mod input;
 mod load;
