@@ -3,9 +3,9 @@
 //! inside a private session bus with a throwaway keyring); it is not part of the test gate.
 
 mod dbus;
+mod harness;
 mod plot;
 mod resources;
-mod setup;
 mod socket;
 
 use std::fmt::Write as _;
@@ -14,8 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use setup::{Daemon, Idp, Killed, sibling};
+use harness::Harness;
 use socket::percentile;
+use tokenbroker_testkit::{Daemon, GET_ACCESS_TOKEN, Proc, RawConn, binary, raise_fd_limit, rss_kib};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -26,6 +27,9 @@ fn main() -> anyhow::Result<()> {
         _ => run(args.iter().any(|a| a == "--quick")),
     }
 }
+
+/// Open files this process wants: the crowds below hold 10,000 connections at once.
+const FD_LIMIT: u64 = 30_000;
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
@@ -44,10 +48,20 @@ impl Report {
             self.misses.push(what.to_owned());
         }
     }
+
+    /// A row of the broker's alone, with no baseline to compare.
+    fn alone(&mut self, what: &str, broker: String, target: &str, met: bool) {
+        self.row(what, broker, "—".into(), "—".into(), target, met);
+    }
+
+    /// A row whose target is the broker's time at most `limit` times the baseline's.
+    fn slower_by_at_most(&mut self, what: &str, (broker, baseline): (String, String), ratio: f64, limit: f64) {
+        self.row(what, broker, baseline, format!("{ratio:.2}×"), &format!("≤ {limit}×"), ratio <= limit);
+    }
 }
 
 fn run(quick: bool) -> anyhow::Result<()> {
-    raise_fd_limit();
+    raise_fd_limit(FD_LIMIT);
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
         bail!("run inside a session bus with a keyring: scripts/bench");
     }
@@ -57,22 +71,23 @@ fn run(quick: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&work)?;
 
     eprintln!("starting the test IdP and tokenbrokerd…");
-    let idp = Idp::start(3600)?;
-    let daemon = Daemon::start("main", &idp.issuer, "", &[])?;
-    daemon.login(&idp)?;
+    let kit = Harness::new()?;
+    let idp = kit.idp(3600);
+    let daemon = kit.daemon("main", &idp, "", &[]);
+    kit.login(&daemon, &idp);
     std::thread::sleep(Duration::from_secs(1));
-    let fresh_rss = resources::rss_kib(daemon.pid);
+    let fresh_rss = rss_kib(daemon.pid());
 
     // The baseline answers with the broker's own answer, byte for byte.
-    let mut probe = socket::Conn::open(&daemon.socket);
-    probe.roundtrip();
+    let mut probe = RawConn::open(&daemon.socket());
+    let reply = probe.request(GET_ACCESS_TOKEN).to_owned();
     let reply_path = work.join("reply.json");
-    std::fs::write(&reply_path, probe.answer().as_bytes())?;
-    let answer: serde_json::Value = serde_json::from_str(probe.answer())?;
+    std::fs::write(&reply_path, reply.as_bytes())?;
+    let answer: serde_json::Value = serde_json::from_str(&reply)?;
     let token = answer["result"]["access_token"].as_str().context("no token")?.to_owned();
     let expires_at = answer["result"]["expires_at"].as_i64().unwrap_or(0);
     let baseline_sock = work.join("baseline.sock");
-    let _baseline = Killed(
+    let _baseline = Proc(
         Command::new(std::env::current_exe()?)
             .arg("baseline-socket")
             .arg(&baseline_sock)
@@ -85,21 +100,15 @@ fn run(quick: bool) -> anyhow::Result<()> {
     // 1. One connection: p50/p99 of the round trip. Broker and baseline take turns call by
     // call, so both see the same machine (a VM's idle CPUs wake slowly, and in bursts).
     eprintln!("socket round trips…");
-    let mut bc = socket::Conn::open(&daemon.socket);
-    let mut basec = socket::Conn::open(&baseline_sock);
+    let mut bc = RawConn::open(&daemon.socket());
+    let mut basec = RawConn::open(&baseline_sock);
     socket::alternating(&mut bc, &mut basec, 2000 / scale);
     let (mut b, mut base) = socket::alternating(&mut bc, &mut basec, 50_000 / scale);
     let (b50, b99, s50, s99) =
         (percentile(&mut b, 0.5), percentile(&mut b, 0.99), percentile(&mut base, 0.5), percentile(&mut base, 0.99));
     let r = us(b50) / us(s50);
-    report.row(
-        "socket GetAccessToken p50 (p99), 1 connection",
-        format!("{:.1} µs ({:.1})", us(b50), us(b99)),
-        format!("{:.1} µs ({:.1})", us(s50), us(s99)),
-        format!("{r:.2}×"),
-        "≤ 1.3×",
-        r <= 1.3,
-    );
+    let times = (format!("{:.1} µs ({:.1})", us(b50), us(b99)), format!("{:.1} µs ({:.1})", us(s50), us(s99)));
+    report.slower_by_at_most("socket GetAccessToken p50 (p99), 1 connection", times, r, 1.3);
 
     // 2. Throughput and latency against connections.
     eprintln!("socket throughput…");
@@ -110,7 +119,7 @@ fn run(quick: bool) -> anyhow::Result<()> {
         // In turns too: five short windows each, summed.
         let ((mut bt, mut bl), (mut st, mut sl)) = ((0.0, Duration::ZERO), (0.0, Duration::ZERO));
         for _ in 0..5 {
-            let (t, l) = socket::throughput(&daemon.socket, conns, time / 5);
+            let (t, l) = socket::throughput(&daemon.socket(), conns, time / 5);
             (bt, bl) = (bt + t / 5.0, bl + l / 5);
             let (t, l) = socket::throughput(&baseline_sock, conns, time / 5);
             (st, sl) = (st + t / 5.0, sl + l / 5);
@@ -142,7 +151,7 @@ fn run(quick: bool) -> anyhow::Result<()> {
 
     // 3. D-Bus.
     eprintln!("D-Bus calls…");
-    let _bare_dbus = Killed(
+    let _bare_dbus = Proc(
         Command::new(std::env::current_exe()?)
             .arg("baseline-dbus")
             .arg(&token)
@@ -166,90 +175,65 @@ fn run(quick: bool) -> anyhow::Result<()> {
         anyhow::Ok((percentile(&mut d, 0.5), percentile(&mut bare, 0.5)))
     })?;
     let r = us(d50) / us(bare50);
-    report.row(
-        "D-Bus GetAccessToken p50",
-        format!("{:.1} µs", us(d50)),
-        format!("{:.1} µs", us(bare50)),
-        format!("{r:.2}×"),
-        "≤ 1.15×",
-        r <= 1.15,
-    );
+    let times = (format!("{:.1} µs", us(d50)), format!("{:.1} µs", us(bare50)));
+    report.slower_by_at_most("D-Bus GetAccessToken p50", times, r, 1.15);
 
     // 4. brokerctl token as a whole process.
     eprintln!("brokerctl token processes…");
     let runs = 200 / scale;
     let (mut ctl, mut mini) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        ctl.push(time_process(&sibling("brokerctl"), &["token"], &daemon.socket)?);
-        mini.push(time_process(&sibling("mini-token"), &[], &daemon.socket)?);
+        ctl.push(time_process(&binary("brokerctl"), &["token"], &daemon.socket())?);
+        mini.push(time_process(&binary("mini-token"), &[], &daemon.socket())?);
     }
     let (c50, m50) = (percentile(&mut ctl, 0.5), percentile(&mut mini, 0.5));
     let r = us(c50) / us(m50);
-    report.row(
-        &format!("`brokerctl token` process, median of {runs}"),
-        format!("{:.0} µs", us(c50)),
-        format!("{:.0} µs", us(m50)),
-        format!("{r:.2}×"),
-        "≤ 1.25×",
-        r <= 1.25,
-    );
+    let times = (format!("{:.0} µs", us(c50)), format!("{:.0} µs", us(m50)));
+    report.slower_by_at_most(&format!("`brokerctl token` process, median of {runs}"), times, r, 1.25);
 
     // 5. Resources.
     eprintln!("memory and idle CPU…");
     std::thread::sleep(Duration::from_secs(1));
-    let idle_rss = resources::rss_kib(daemon.pid);
+    let idle_rss = rss_kib(daemon.pid());
     let open: Vec<_> = (0..1000)
         .map(|_| {
-            let mut c = socket::Conn::open(&daemon.socket);
-            c.roundtrip();
+            let mut c = RawConn::open(&daemon.socket());
+            c.request(GET_ACCESS_TOKEN);
             c
         })
         .collect();
-    let busy_rss = resources::rss_kib(daemon.pid);
+    let busy_rss = rss_kib(daemon.pid());
     drop(open);
     drop((bc, basec, probe));
     let mib = |k: u64| k as f64 / 1024.0;
-    report.row(
+    report.alone(
         "idle RSS, after start and login",
         format!("{:.1} MiB", mib(fresh_rss)),
-        "—".into(),
-        "—".into(),
         "≤ 10 MiB",
         mib(fresh_rss) <= 10.0,
     );
-    report.row(
-        "idle RSS, after all the load above",
-        format!("{:.1} MiB", mib(idle_rss)),
-        "—".into(),
-        "—".into(),
-        "(reported)",
-        true,
-    );
-    report.row(
+    report.alone("idle RSS, after all the load above", format!("{:.1} MiB", mib(idle_rss)), "(reported)", true);
+    report.alone(
         "RSS with 1,000 open connections",
         format!("{:.1} MiB", mib(busy_rss)),
-        "—".into(),
-        "—".into(),
         "≤ 20 MiB",
         mib(busy_rss) <= 20.0,
     );
     std::thread::sleep(Duration::from_secs(2));
     let idle = Duration::from_secs(if quick { 6 } else { 60 });
-    let before = resources::per_thread(daemon.pid);
+    let before = resources::per_thread(daemon.pid());
     std::thread::sleep(idle);
-    let (cpu_ns, switches) = resources::delta(&before, &resources::per_thread(daemon.pid));
+    let (cpu_ns, switches) = resources::delta(&before, &resources::per_thread(daemon.pid()));
     let cpu_ms = cpu_ns as f64 / 1e6 * 60.0 / idle.as_secs_f64();
-    report.row(
+    report.alone(
         &format!("CPU per idle minute (context switches in {} s)", idle.as_secs()),
         format!("{cpu_ms:.2} ms ({switches})"),
-        "—".into(),
-        "—".into(),
         "≤ 2 ms",
         cpu_ms <= 2.0,
     );
 
     // 6. Single flight under a crowd, counted at the IdP.
-    single_flight(&mut report, &rt)?;
+    single_flight(&mut report, &kit, &rt)?;
 
     let table = format!(
         "| measure | tokenbrokerd | baseline | ratio | target | met |\n| --- | --- | --- | --- | --- | --- |\n{}",
@@ -270,43 +254,35 @@ fn run(quick: bool) -> anyhow::Result<()> {
 
 /// Single flight under a crowd, counted at the IdP; last, the crowd queued on a daemon stopped
 /// (as in a suspend) past the IdP's keep-alive.
-fn single_flight(report: &mut Report, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+fn single_flight(report: &mut Report, kit: &Harness, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     eprintln!("single flight…");
-    let short = Idp::start(2)?;
-    let crowd = Daemon::start(
-        "crowd",
-        &short.issuer,
-        "proactive_refresh = false\n",
-        &["--max-connections", "20000", "--no-dbus"],
-    )?;
-    crowd.login(&short)?;
+    let short = kit.idp(2);
+    let args = ["--max-connections", "20000", "--no-dbus"];
+    let crowd = kit.daemon("crowd", &short, "proactive_refresh = false\n", &args);
+    kit.login(&crowd, &short);
     for n in [100, 1000, 10_000] {
         std::thread::sleep(Duration::from_millis(2200));
-        short.reset_stats()?;
-        let took = rt.block_on(crowd_of(&crowd.socket, n))?;
-        let requests = short.refresh_requests()?;
-        report.row(
+        kit.reset_stats(&short);
+        let took = rt.block_on(crowd_of(&crowd.socket(), n))?;
+        let requests = kit.refresh_requests(&short);
+        report.alone(
             &format!("single flight: {n} callers on an expired token"),
             format!("{requests} request(s), all served in {:.0} ms", took.as_secs_f64() * 1e3),
-            "—".into(),
-            "—".into(),
             "exactly 1",
             requests == 1,
         );
     }
     eprintln!("single flight through a 20 s stop…");
     let (n, pause) = (10_000, Duration::from_secs(20));
-    short.reset_stats()?;
+    kit.reset_stats(&short);
     let (took, errors) = rt.block_on(paused_crowd(&crowd, n, pause))?;
-    let requests = short.refresh_requests()?;
-    report.row(
+    let requests = kit.refresh_requests(&short);
+    report.alone(
         &format!("suspend: daemon stopped {} s, {n} callers queued on it", pause.as_secs()),
         format!(
             "{requests} request(s), {errors} error(s), all served {:.0} ms after resuming",
             took.as_secs_f64() * 1e3
         ),
-        "—".into(),
-        "—".into(),
         "1 request, 0 errors",
         requests == 1 && errors == 0,
     );
@@ -315,13 +291,13 @@ fn single_flight(report: &mut Report, rt: &tokio::runtime::Runtime) -> anyhow::R
 
 /// `scripts/bench --single-flight`: that part alone, its rows printed (latest.md is left as is).
 fn single_flight_only() -> anyhow::Result<()> {
-    raise_fd_limit();
+    raise_fd_limit(FD_LIMIT);
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
         bail!("run inside a session bus with a keyring: scripts/bench --single-flight");
     }
     let mut report = Report { rows: String::new(), misses: Vec::new() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    single_flight(&mut report, &rt)?;
+    single_flight(&mut report, &Harness::new()?, &rt)?;
     println!("| measure | tokenbrokerd | baseline | ratio | target | met |\n| --- | --- | --- | --- | --- | --- |");
     print!("{}", report.rows);
     if !report.misses.is_empty() {
@@ -340,20 +316,18 @@ async fn paused_crowd(daemon: &Daemon, n: usize, pause: Duration) -> anyhow::Res
         // (EAGAIN) is waited out, as a real client would.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match tokenbroker::Client::connect_to(&daemon.socket).await {
+            match tokenbroker::Client::connect_to(&daemon.socket()).await {
                 Ok(c) => break clients.push(c),
                 Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(5)).await,
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    let pid = daemon.pid as i32;
-    // SAFETY: signals to the daemon this run started.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    daemon.signal(libc::SIGSTOP);
     let calls = futures_util::future::join_all(clients.iter().map(|c| c.get_access_token(Default::default())));
     let resume = async {
         tokio::time::sleep(pause).await;
-        unsafe { libc::kill(pid, libc::SIGCONT) };
+        daemon.signal(libc::SIGCONT);
         Instant::now()
     };
     let (results, resumed) = tokio::join!(calls, resume);
@@ -412,15 +386,4 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("Machine: {cores} cores, {cpu}, Linux {}\n", kernel.trim())
-}
-
-fn raise_fd_limit() {
-    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain getrlimit/setrlimit on a struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
-            l.rlim_cur = l.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
-        }
-    }
 }

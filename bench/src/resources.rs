@@ -1,21 +1,12 @@
-//! What the daemon costs while it sits there: resident memory, CPU time and wake-ups,
-//! read from /proc (per thread, in nanoseconds, since tick-based utime is too coarse).
+//! What the daemon costs while it sits there: CPU time and wake-ups, read from /proc (per
+//! thread, in nanoseconds, since tick-based utime is too coarse). Resident memory is the
+//! testkit's `rss_kib`.
 
 use std::collections::HashMap;
 
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// CPU nanoseconds and context switches per thread id. Compare two samples with [`delta`]:
 /// threads come and go (tokio's blocking pool), and a sum over a changed set would mislead.
-pub fn per_thread(pid: u32) -> HashMap<String, (u64, u64)> {
+pub fn per_thread(pid: i32) -> HashMap<String, (u64, u64)> {
     let mut out = HashMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
     for task in tasks.flatten() {

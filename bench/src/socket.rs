@@ -1,16 +1,13 @@
 //! Round trips and throughput over a Unix socket, the same client code against the broker
 //! and against a bare tokio server that answers every line with a fixed line of the same size.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use tokenbroker_testkit::{GET_ACCESS_TOKEN, RawConn};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-
-pub const REQUEST: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"GetAccessToken\"}\n";
 
 /// The baseline server (run as its own process, like the daemon): no parsing, no work.
 pub fn serve_baseline(path: &Path, reply: Vec<u8>) -> anyhow::Result<()> {
@@ -37,32 +34,13 @@ pub fn serve_baseline(path: &Path, reply: Vec<u8>) -> anyhow::Result<()> {
     })
 }
 
-pub struct Conn(BufReader<UnixStream>, String);
-
-impl Conn {
-    pub fn open(path: &Path) -> Conn {
-        Conn(BufReader::new(UnixStream::connect(path).expect("connect")), String::with_capacity(512))
-    }
-
-    /// The last answer.
-    pub fn answer(&self) -> &str {
-        &self.1
-    }
-
-    pub fn roundtrip(&mut self) -> usize {
-        self.0.get_mut().write_all(REQUEST).unwrap();
-        self.1.clear();
-        self.0.read_line(&mut self.1).unwrap()
-    }
-}
-
 /// `n` round trips on each connection, taking turns call by call.
-pub fn alternating(a: &mut Conn, b: &mut Conn, n: usize) -> (Vec<Duration>, Vec<Duration>) {
+pub fn alternating(a: &mut RawConn, b: &mut RawConn, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     let (mut sa, mut sb) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
         for (conn, samples) in [(&mut *a, &mut sa), (&mut *b, &mut sb)] {
             let t = Instant::now();
-            conn.roundtrip();
+            conn.request(GET_ACCESS_TOKEN);
             samples.push(t.elapsed());
         }
     }
@@ -78,12 +56,12 @@ pub fn throughput(path: &Path, conns: usize, time: Duration) -> (f64, Duration) 
     let threads: Vec<_> = (0..conns)
         .map(|_| {
             let (stop, done, start) = (stop.clone(), done.clone(), start.clone());
-            let mut conn = Conn::open(path);
+            let mut conn = RawConn::open(path);
             std::thread::spawn(move || {
                 start.wait();
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    conn.roundtrip();
+                    conn.request(GET_ACCESS_TOKEN);
                     n += 1;
                 }
                 done.fetch_add(n, Ordering::Relaxed);

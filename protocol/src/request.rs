@@ -1,6 +1,6 @@
 //! One request line, decoded as the daemon's socket door decodes it: the one place that
 //! decides what a line asks for, or why it is refused before anything runs. Fuzzed
-//! (`fuzz/`) and property-tested (`daemon/tests/input.rs`).
+//! (`fuzz/`) and property-tested (`daemon/tests/it/input.rs`).
 
 use crate::{Call, ErrorKind, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RawRequest};
 

@@ -2,11 +2,9 @@
 //! verification URIs and printable user codes reach the user; `openid` is asked for once; a
 //! login without an ID token still knows who logged in.
 
-mod support;
-
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 fn device() -> Login {
     Login { account: None, flow: Some(Flow::Device) }
@@ -14,9 +12,7 @@ fn device() -> Login {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_device_answers_are_refused_before_anyone_sees_them() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
 
     for (kind, field) in [
@@ -43,10 +39,7 @@ async fn hostile_device_answers_are_refused_before_anyone_sees_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_is_asked_for_once() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon: _daemon } = Fixture::new().logged_in("alice").await;
     let stats = idp.stats().await;
     let scope = stats["device_scopes"][0].as_str().unwrap();
     assert_eq!(scope.split(' ').filter(|s| *s == "openid").count(), 1, "{scope}");
@@ -55,10 +48,8 @@ async fn openid_is_asked_for_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_login_without_an_id_token_gets_its_subject_from_userinfo() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { no_device_id_token: true, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp: _idp, daemon } =
+        Fixture::new().idp(IdpOptions { no_device_id_token: true, ..Default::default() }).logged_in("alice").await;
     let client = daemon.client().await;
 
     let status = client.status().await.unwrap();
@@ -79,9 +70,7 @@ async fn a_device_login_without_an_id_token_gets_its_subject_from_userinfo() {
 /// the login still completes, and brokerctl shows it without overflow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_device_expires_in_is_capped() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
 
     idp.arm_device_fault("huge_expires_in").await;
@@ -91,7 +80,7 @@ async fn a_huge_device_expires_in_is_capped() {
     assert_eq!(client.await_login(&challenge.login_id).await.unwrap().status, "logged_in");
 
     idp.arm_device_fault("huge_expires_in").await;
-    let mut ctl = support::Proc(
+    let mut ctl = Proc(
         std::process::Command::new(brokerctl_path())
             .args(["login", "--no-browser"])
             .env("TOKENBROKER_SOCKET", daemon.socket())

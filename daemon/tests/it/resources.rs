@@ -2,23 +2,22 @@
 //! good for userinfo whatever the flow, and a token userinfo refuses is refreshed, not taken
 //! for a dead session.
 
-mod support;
-
-use support::*;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 fn profile_now() -> GetProfile {
     GetProfile { refresh: true, ..Default::default() }
 }
 
+/// An account with the harness's APIs, refreshed only on demand.
+fn with_apis() -> Fixture {
+    Fixture::new().config("proactive_refresh = false\n").account(|idp| idp.api_account_config("work"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_logins_token_serves_userinfo_after_both_flows() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &format!("proactive_refresh = false\n{}", idp.api_account_config("work")));
+    let Env { bus: _bus, idp, daemon } = with_apis().logged_in("alice").await;
     let client = daemon.client().await;
-
-    daemon.login(&idp, None, "alice").await;
     assert_eq!(client.get_profile(profile_now()).await.unwrap().claims["sub"], "alice");
 
     let challenge = client.login(Login { account: None, flow: Some(Flow::Code) }).await.unwrap();
@@ -42,11 +41,8 @@ async fn the_logins_token_serves_userinfo_after_both_flows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_access_token_is_refreshed_once_and_the_session_lives() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &format!("proactive_refresh = false\n{}", idp.api_account_config("work")));
+    let Env { bus, idp, daemon } = with_apis().logged_in("alice").await;
     let client = daemon.client().await;
-    daemon.login(&idp, None, "alice").await;
     let before = token(&client, None).await.unwrap();
 
     assert!(idp.revoke_access_tokens("alice").await >= 1);
@@ -68,12 +64,9 @@ async fn a_refused_access_token_is_refreshed_once_and_the_session_lives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_refresh_token_a_refused_access_token_does_not_end_the_session() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let config = format!("{}scopes = [\"openid\", \"profile\"]\n", idp.account_config("work"));
-    let daemon = Daemon::start(&bus, &config);
+    let Env { bus, idp, daemon } =
+        Fixture::new().account(|idp| idp.account_config_without_refresh("work")).logged_in("alice").await;
     let client = daemon.client().await;
-    daemon.login(&idp, None, "alice").await;
     assert!(bus.keyring_entry("work").unwrap()["refresh_token"].is_null(), "no offline_access, no refresh token");
 
     idp.revoke_access_tokens("alice").await;

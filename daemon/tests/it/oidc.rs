@@ -1,11 +1,9 @@
 //! The browser login (authorization code + PKCE on a loopback redirect) and the checks every
 //! ID token goes through.
 
-mod support;
-
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 fn code_login() -> Login {
     Login { account: None, flow: Some(Flow::Code) }
@@ -13,9 +11,7 @@ fn code_login() -> Login {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_flow_with_pkce_through_a_scripted_browser() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
 
     let challenge = client.login(code_login()).await.unwrap();
@@ -54,9 +50,7 @@ async fn code_flow_with_pkce_through_a_scripted_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_flow_denied_and_brokerctl_prints_the_url() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().start().await;
     let mut ctl = std::process::Command::new(brokerctl_path())
         .args(["login", "--flow", "code", "--no-browser"])
         .env("TOKENBROKER_SOCKET", daemon.socket())
@@ -79,9 +73,7 @@ async fn code_flow_denied_and_brokerctl_prints_the_url() {
 
 /// A login whose ID token is bad in one way fails with a clear error and stores nothing.
 async fn refused_login(kind: &str, flow: Flow) {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
     idp.arm_id_token_fault(kind).await;
     let challenge = client.login(Login { account: None, flow: Some(flow) }).await.unwrap();
@@ -99,36 +91,17 @@ async fn refused_login(kind: &str, flow: Flow) {
     assert_eq!(token(&client, None).await.unwrap_err().kind(), Some(ErrorKind::NotLoggedIn));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forged_id_token_is_refused() {
-    refused_login("forged", Flow::Device).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_id_token_is_refused() {
-    refused_login("expired", Flow::Device).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_token_for_another_audience_is_refused() {
-    refused_login("wrong_aud", Flow::Device).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_token_from_another_issuer_is_refused() {
-    refused_login("wrong_iss", Flow::Code).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_token_with_the_wrong_nonce_is_refused() {
-    refused_login("wrong_nonce", Flow::Code).await;
+cases! {
+    a_forged_id_token_is_refused => refused_login("forged", Flow::Device);
+    an_expired_id_token_is_refused => refused_login("expired", Flow::Device);
+    an_id_token_for_another_audience_is_refused => refused_login("wrong_aud", Flow::Device);
+    an_id_token_from_another_issuer_is_refused => refused_login("wrong_iss", Flow::Code);
+    an_id_token_with_the_wrong_nonce_is_refused => refused_login("wrong_nonce", Flow::Code);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_key_id_makes_the_daemon_refetch_the_keys_once_then_refuse() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
     let challenge = client.login(Login::default()).await.unwrap();
     let fetched_at_discovery = idp.stats().await["jwks"].as_u64().unwrap();
@@ -151,9 +124,7 @@ async fn an_unknown_key_id_makes_the_daemon_refetch_the_keys_once_then_refuse() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_oversize_connections_do_not_hold_up_the_redirect() {
     use std::io::Write;
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
 
     let challenge = client.login(code_login()).await.unwrap();

@@ -1,15 +1,13 @@
 //! Running as a real user service: the unit files and plist, socket activation, readiness
 //! notification, reload on SIGHUP, an orderly stop on SIGTERM, and one daemon per user.
 
-mod support;
-
 use std::collections::HashSet;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
 use tokenbroker::protocol::AccountState;
+use tokenbroker_testkit::*;
 
 /// The tools come from Debian's systemd package; CI installs it, so there it must be present.
 fn have(tool: &str) -> bool {
@@ -93,10 +91,20 @@ print("ok")
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_activation_starts_the_daemon_on_the_first_connection() {
+/// tokenbrokerd under `systemd-socket-activate` on a socket in the daemon's directory, serving
+/// once a client has connected (`None` where the activator is not installed).
+struct Activated {
+    _bus: Bus,
+    idp: Idp,
+    daemon: Daemon,
+    socket: std::path::PathBuf,
+    _activator: Proc,
+    client: tokenbroker::Client,
+}
+
+async fn activated() -> Option<Activated> {
     if !have("systemd-socket-activate") {
-        return;
+        return None;
     }
     let bus = Bus::start();
     let idp = Idp::start(IdpOptions::default()).await;
@@ -113,7 +121,7 @@ async fn socket_activation_starts_the_daemon_on_the_first_connection() {
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(d.log_path()).unwrap());
-    let _activator = Proc(cmd.spawn().unwrap());
+    let activator = Proc(cmd.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket.exists() {
         assert!(Instant::now() < deadline, "the activator did not create the socket");
@@ -133,24 +141,33 @@ async fn socket_activation_starts_the_daemon_on_the_first_connection() {
     assert_eq!(status.accounts[0].name, "work");
     let log = d.log();
     assert!(log.contains("an inherited socket"), "served the socket it was given: {log}");
+    Some(Activated { _bus: bus, idp, daemon: d, socket, _activator: activator, client })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_activation_starts_the_daemon_on_the_first_connection() {
+    let Some(activated) = activated().await else { return };
+    let client = &activated.client;
     // Fully working: a login and a token through the activated socket.
     let challenge = client.login(Default::default()).await.unwrap();
-    idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
+    activated.idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
     client.await_login(&challenge.login_id).await.unwrap();
-    assert!(token(&client, None).await.is_ok());
+    assert!(token(client, None).await.is_ok());
+}
 
-    // A socket handed over with looser modes than ours is still ours alone: SO_PEERCRED
-    // refuses another user who gets through the file modes.
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("not root: cannot call as another user; the inherited socket's refusal is untested here");
-        return;
-    }
+/// A socket handed over with looser modes than ours is still ours alone: SO_PEERCRED refuses
+/// another user who gets through the file modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
+async fn an_activated_socket_with_loose_modes_refuses_another_user() {
+    let Some(activated) = activated().await else { return };
+    let (daemon, socket) = (&activated.daemon, &activated.socket);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     let out = std::os::unix::process::CommandExt::uid(&mut Command::new(brokerctl_path()), other_user())
         .arg("token")
-        .env("TOKENBROKER_SOCKET", &socket)
+        .env("TOKENBROKER_SOCKET", socket)
         .env_remove("TOKENBROKER_TRANSPORT")
         .output()
         .unwrap();
@@ -241,10 +258,7 @@ async fn sighup_reloads_added_changed_and_removed_accounts_and_refuses_a_broken_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_in_flight_requests_loses_none_of_them() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp, mut daemon } = Fixture::new().logged_in("alice").await;
     let old = token(&daemon.client().await, None).await.unwrap();
     idp.proxy.set_delay(Duration::from_millis(1500));
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -271,9 +285,7 @@ async fn sigterm_during_in_flight_requests_loses_none_of_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_daemon_is_refused_and_the_first_keeps_serving() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let first = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp: _idp, daemon: first } = Fixture::new().start().await;
 
     let run_second = |socket: &std::path::Path| {
         let mut cmd = bus.command(env!("CARGO_BIN_EXE_tokenbrokerd"));
@@ -307,9 +319,7 @@ async fn doctor_says_what_is_wrong_and_what_to_do() {
     assert_eq!(out.status.code(), Some(5), "{text}");
     assert!(text.contains("FAIL daemon") && text.contains("start it"), "{text}");
 
-    let mut bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { mut bus, idp, daemon } = Fixture::new().start().await;
     let out = daemon.brokerctl(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}");
@@ -338,12 +348,8 @@ async fn resume_from_suspend_wakes_the_refresh_schedulers() {
     let system = Bus::start();
     let logind = zbus::connection::Builder::address(system.address.as_str()).unwrap().build().await.unwrap();
     logind.request_name("org.freedesktop.login1").await.unwrap();
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::prepare(&idp.account_config("work"));
-    daemon.env.push(("DBUS_SYSTEM_BUS_ADDRESS".into(), system.address.clone()));
-    daemon.spawn(&bus);
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp: _idp, daemon } =
+        Fixture::new().env("DBUS_SYSTEM_BUS_ADDRESS", &system.address).logged_in("alice").await;
     // The daemon subscribed at start; the login took longer than that.
     assert!(!daemon.log().contains("not watching for suspend"), "{}", daemon.log());
     for start in [true, false] {
@@ -369,99 +375,16 @@ async fn under_systemd_without_a_journal_it_logs_to_stderr_and_says_so() {
         eprintln!("a journal is running here; the fallback cannot be shown");
         return;
     }
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::prepare(&idp.account_config("work"));
-    daemon.env.push(("JOURNAL_STREAM".into(), "8:12345".into()));
-    daemon.spawn(&bus);
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().env("JOURNAL_STREAM", "8:12345").start().await;
     let log = daemon.log();
     assert!(log.contains("the journal is not reachable") && log.contains("tokenbrokerd ready"), "{log}");
-}
-
-#[test]
-fn the_daemon_cannot_be_dumped_or_traced_by_its_own_user() {
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("not root: cannot start the daemon as another user to look at it; untested here");
-        return;
-    }
-    // Run it as the second user: a process's /proc files belong to its user while it is
-    // dumpable, and to root once it has made itself non-dumpable (so that same-user processes
-    // can neither ptrace it nor read its memory).
-    let user = other_user();
-    let dir = tempfile::tempdir().unwrap();
-    let config = memory_config(dir.path());
-    let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(unsafe { libc::chown(path.as_ptr(), user, user) }, 0);
-    // The daemon serves only in a directory closed to others.
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let socket = dir.path().join("broker.sock");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
-    std::os::unix::process::CommandExt::uid(&mut cmd, user);
-    let daemon = cmd
-        .arg("--config")
-        .arg(&config)
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--no-dbus")
-        .env("HOME", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let daemon = Proc(daemon);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "the daemon did not come up as user {user}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let proc_dir = format!("/proc/{}", daemon.pid());
-    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(uid_line.split_whitespace().nth(1) == Some(&user.to_string()), "runs as {user}: {uid_line}");
-    use std::os::unix::fs::MetadataExt;
-    let owner = std::fs::metadata(format!("{proc_dir}/mem")).unwrap().uid();
-    assert_eq!(owner, 0, "/proc/PID/mem belongs to uid {owner}: the daemon is dumpable");
-    let limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap();
-    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
-    assert_eq!(core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(), ["0", "0"], "{core}");
-}
-
-/// A sandbox may refuse the hardening calls (here a seccomp filter refuses PR_SET_DUMPABLE and
-/// every setrlimit): the daemon still starts, and its log names each one that did not take effect.
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
-#[test]
-fn hardening_that_does_not_take_effect_is_logged_by_name() {
-    use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().unwrap();
-    let filter = refusing_hardening();
-    let (_daemon, log) = start_on_memory(dir.path(), |cmd| {
-        // SAFETY: between fork and exec only system calls, on memory allocated before the fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                // A soft open-file limit below the hard one, so that the daemon tries to lift it.
-                let mut files = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-                libc::getrlimit(libc::RLIMIT_NOFILE, &mut files);
-                files.rlim_cur = files.rlim_max.min(256).saturating_sub(1);
-                let program = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
-                let installed = libc::setrlimit(libc::RLIMIT_NOFILE, &files) == 0
-                    && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
-                    && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program) == 0;
-                if installed { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-            });
-        }
-    });
-    let text = std::fs::read_to_string(log).unwrap();
-    for refused in ["PR_SET_DUMPABLE", "RLIMIT_CORE", "RLIMIT_NOFILE"] {
-        let named = text.lines().any(|l| l.contains("hardening did not take effect") && l.contains(refused));
-        assert!(named, "{refused} is not named:\n{text}");
-    }
 }
 
 /// SIGINT (Ctrl-C in a terminal) stops the daemon as SIGTERM does: an orderly stop, exit 0.
 #[test]
 fn sigint_stops_the_daemon_as_sigterm_does() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, log) = start_on_memory(dir.path(), |_| {});
+    let (mut daemon, log) = crate::hardening::start_on_memory(dir.path(), |_| {});
     daemon.signal(libc::SIGINT);
     let status = daemon.wait_exit(Duration::from_secs(20)).expect("SIGINT did not stop the daemon");
     let text = std::fs::read_to_string(log).unwrap();
@@ -470,85 +393,13 @@ fn sigint_stops_the_daemon_as_sigterm_does() {
     assert!(!dir.path().join("run/broker.sock").exists(), "socket removed");
 }
 
-/// tokenbrokerd on a memory store in `dir`, without a bus, its socket in `dir/run`; `prepare`
-/// adjusts the command first. Returns once it is ready, with where its log is.
-fn start_on_memory(dir: &std::path::Path, prepare: impl FnOnce(&mut Command)) -> (Proc, std::path::PathBuf) {
-    let log = dir.join("log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenbrokerd"));
-    prepare(&mut cmd);
-    let daemon = Proc(
-        cmd.arg("--config")
-            .arg(memory_config(dir))
-            .arg("--socket")
-            .arg(dir.join("run/broker.sock"))
-            .arg("--no-dbus")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap();
-        if text.contains("tokenbrokerd ready") {
-            return (daemon, log);
-        }
-        assert!(Instant::now() < deadline, "the daemon did not start:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A config in `dir` with one account and `store = "memory"`: the daemon starts on it anywhere.
-fn memory_config(dir: &std::path::Path) -> std::path::PathBuf {
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        "store = \"memory\"\n[accounts.work]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n",
-    )
-    .unwrap();
-    config
-}
-
-/// A seccomp filter that makes prctl(PR_SET_DUMPABLE) and every setrlimit (prlimit64 with a
-/// new limit) fail with EPERM, and lets everything else through.
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn refusing_hardening() -> Vec<libc::sock_filter> {
-    const LOAD: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const RET: u16 = 0x06; // BPF_RET | BPF_K
-    #[cfg(target_arch = "x86_64")]
-    const ARCH: u32 = 0xC000_003E;
-    #[cfg(target_arch = "aarch64")]
-    const ARCH: u32 = 0xC000_00B7;
-    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    // seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (low half first on these targets).
-    vec![
-        op(LOAD, 0, 0, 4),
-        op(JEQ, 0, 9, ARCH),
-        op(LOAD, 0, 0, 0),
-        op(JEQ, 0, 2, libc::SYS_prctl as u32),
-        op(LOAD, 0, 0, 16),
-        op(JEQ, 6, 5, libc::PR_SET_DUMPABLE as u32),
-        op(JEQ, 0, 4, libc::SYS_prlimit64 as u32),
-        op(LOAD, 0, 0, 32),
-        op(JEQ, 0, 3, 0),
-        op(LOAD, 0, 0, 36),
-        op(JEQ, 0, 1, 0),
-        op(RET, 0, 0, 0x7fff_0000), // SECCOMP_RET_ALLOW
-        op(RET, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
-    ]
-}
-
 /// The unit's file-system view, rebuilt with mount namespaces (systemd itself does not run
 /// here): home read-only, its `ReadWritePaths=` writable, `ExecStartPre=+` run unsandboxed
 /// first. The daemon with `store = "file"` and the default path must start there.
 #[test]
+#[ignore = "needs root"]
 fn the_default_sealed_file_is_writable_in_the_units_sandbox() {
-    if unsafe { libc::getuid() } != 0 || !have("unshare") {
-        eprintln!("needs root and unshare to rebuild the unit's mounts; skipping");
-        return;
-    }
+    assert!(have("unshare"), "unshare (Debian package util-linux) rebuilds the unit's mounts");
     let unit = std::fs::read_to_string(repo_root().join("systemd/tokenbroker.service")).unwrap();
     let home = tempfile::tempdir().unwrap();
     let home = home.path();

@@ -2,22 +2,17 @@
 //! with callers queued on an expired token. The IdP has closed the pooled connection meanwhile;
 //! on resume every caller gets the fresh token from exactly one refresh, and none an error.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::*;
+use tokenbroker_testkit::*;
 
 const CALLERS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_queued_through_a_pause_past_the_idps_keep_alive_all_get_the_token() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 2, ..Default::default() }).await;
-    let config = format!("proactive_refresh = false\n{}", idp.account_config("work"));
-    let daemon = Daemon::start(&bus, &config);
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().access_ttl(2).config("proactive_refresh = false\n").logged_in("alice").await;
     // A refresh just now leaves a connection to the IdP in the daemon's pool.
     next_second().await;
     let before = token(&daemon.client().await, Some(2)).await.unwrap();

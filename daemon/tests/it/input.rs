@@ -2,16 +2,10 @@
 //! shape. Every line that calls for an answer gets exactly one well-formed JSON-RPC answer, the
 //! connection it came on keeps working, and other connections never notice.
 
-mod support;
-
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
-use support::*;
+use tokenbroker_testkit::*;
 
 const SENTINEL: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":\"sentinel\",\"method\":\"Status\"}\n";
 
@@ -22,29 +16,6 @@ const REQUESTS: &[&str] = &[
     r#"{"jsonrpc":"2.0","id":-7,"method":"Login","params":{"flow":"device"}}"#,
     r#"{"jsonrpc":"2.0","id":2,"method":"GetProfile","params":{"refresh":true}}"#,
 ];
-
-struct Conn(BufReader<UnixStream>);
-
-impl Conn {
-    fn open(path: &Path) -> Conn {
-        Conn(BufReader::new(UnixStream::connect(path).unwrap()))
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.0.get_mut().write_all(bytes).unwrap();
-    }
-
-    fn answer(&mut self) -> Value {
-        let mut line = String::new();
-        assert!(self.0.read_line(&mut line).unwrap() > 0, "the daemon closed the connection");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
-    }
-
-    fn status(&mut self) -> Value {
-        self.send(SENTINEL);
-        self.answer()
-    }
-}
 
 /// Whether the daemon must stay silent: a blank line, or a notification (JSON-RPC 2.0: a
 /// request without an id gets no answer, even when it fails).
@@ -139,14 +110,12 @@ fn garbage() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn random_and_truncated_lines_get_errors_and_harm_no_one() {
-    let daemon = Daemon::start_without_bus(
-        "store = \"memory\"\n[accounts.work]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"tokenbroker-test\"\n",
-    );
-    let mut bystander = Conn::open(&daemon.socket());
+    let daemon = Daemon::start_without_bus(SOCKET_ONLY);
+    let mut bystander = RawConn::open(&daemon.socket());
     let before = bystander.status();
     assert!(well_formed(&before).is_ok() && before["result"].is_object(), "{before}");
     // The runner wants a shareable closure; one case runs at a time.
-    let conn = std::cell::RefCell::new(Conn::open(&daemon.socket()));
+    let conn = std::cell::RefCell::new(RawConn::open(&daemon.socket()));
 
     let mut runner = TestRunner::new(Config { cases: 600, failure_persistence: None, ..Config::default() });
     let result = runner.run(&garbage(), |line| {
@@ -174,5 +143,5 @@ fn random_and_truncated_lines_get_errors_and_harm_no_one() {
     }
     // The other connection, open all along, and a new one are served as before.
     assert_eq!(bystander.status(), before);
-    assert_eq!(Conn::open(&daemon.socket()).status(), before);
+    assert_eq!(RawConn::open(&daemon.socket()).status(), before);
 }

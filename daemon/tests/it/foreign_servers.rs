@@ -2,8 +2,6 @@
 //! a free name on a bus open to other users): the clients refuse it before sending a byte, and
 //! the daemon keeps serving its socket when another user took its bus name first.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -13,17 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::*;
 use tokenbroker::Error;
 use tokenbroker::protocol::{DBUS_NAME, DBUS_PATH};
-
-fn as_root() -> bool {
-    let root = unsafe { libc::getuid() } == 0;
-    if !root {
-        eprintln!("not root: cannot act as another user; foreign servers untested here");
-    }
-    root
-}
+use tokenbroker_testkit::*;
 
 fn group_of(uid: u32) -> u32 {
     let out = Command::new("id").args(["-g", &uid.to_string()]).output().unwrap();
@@ -98,10 +88,8 @@ impl FakeBroker {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn clients_send_nothing_to_a_socket_served_by_another_user() {
-    if !as_root() {
-        return;
-    }
     let other = other_user();
     let fake = FakeBroker::start(other);
     let refusal = format!("served by another user (UID {other})");
@@ -171,6 +159,15 @@ impl FakeIface {
 }
 
 impl FakeBus {
+    /// A bus open to other users where the second user already holds the broker's name: that
+    /// user's UID, the bus, and the fake.
+    fn on_an_open_bus() -> (u32, Bus, FakeBus) {
+        let other = other_user();
+        let bus = Bus::start_open_to_all_users();
+        let fake = FakeBus::start(&bus, other);
+        (other, bus, fake)
+    }
+
     /// The other user takes the broker's name on `bus` (which must be open to other users).
     fn start(bus: &Bus, uid: u32) -> FakeBus {
         let calls = Arc::new(AtomicUsize::new(0));
@@ -215,13 +212,9 @@ impl Drop for FakeBus {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn clients_call_no_bus_name_owned_by_another_user() {
-    if !as_root() {
-        return;
-    }
-    let other = other_user();
-    let bus = Bus::start_open_to_all_users();
-    let fake = FakeBus::start(&bus, other);
+    let (other, bus, fake) = FakeBus::on_an_open_bus();
     let refusal = format!("served by another user (UID {other})");
 
     let out = bus.command(brokerctl_path().to_str().unwrap()).args(["--dbus", "status"]).output().unwrap();
@@ -248,9 +241,7 @@ async fn clients_call_no_bus_name_owned_by_another_user() {
 /// another, which the client checks and then calls in place of the gone one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dbus_client_follows_its_daemon_across_a_restart() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp: _idp, mut daemon } = Fixture::new().start().await;
     let client = bus.dbus_client().await;
     assert_eq!(client.status().await.unwrap().accounts[0].name, "work");
     daemon.kill9();
@@ -261,13 +252,9 @@ async fn the_dbus_client_follows_its_daemon_across_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn the_socket_keeps_serving_when_another_user_holds_the_bus_name() {
-    if !as_root() {
-        return;
-    }
-    let other = other_user();
-    let bus = Bus::start_open_to_all_users();
-    let _fake = FakeBus::start(&bus, other);
+    let (other, bus, _fake) = FakeBus::on_an_open_bus();
     let idp = Idp::start(IdpOptions::default()).await;
     // Waits until the socket answers; fails if the daemon exits.
     let daemon = Daemon::start(&bus, &idp.account_config("work"));
@@ -326,13 +313,9 @@ fn watch_as(bus: &Bus, uid: u32) -> (mpsc::Receiver<()>, std::thread::JoinHandle
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn another_user_on_an_open_bus_sees_account_names_states_and_expiry_only() {
-    if !as_root() {
-        return;
-    }
-    let bus = Bus::start_open_to_all_users();
-    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().open_bus().access_ttl(60).start().await;
     let (ready, watcher) = watch_as(&bus, other_user());
     ready.recv_timeout(Duration::from_secs(20)).expect("the watcher did not start");
 

@@ -1,12 +1,10 @@
 //! Sessions survive the daemon being killed at any moment and the keyring going away: a
 //! rotated refresh token is never dropped.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
 use tokenbroker::protocol::AccountState;
+use tokenbroker_testkit::*;
 
 /// Refresh-token grants the IdP refused (reuse of a consumed token, revoked grants), from one
 /// snapshot of its counters (the daemon may be refreshing meanwhile).
@@ -22,14 +20,12 @@ async fn refused_refreshes(idp: &Idp) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_moments_while_rotating_the_session_survives() {
-    let bus = Bus::start();
     // One-second tokens are due for refresh at once: the daemon rotates its refresh token
     // back to back, so a kill at a random moment often lands inside a refresh. A rotated
     // token stays good for a short grace, as at Okta and Auth0: without one, a kill between
     // the IdP's answer and the keyring write would lose the session whatever the client did.
-    let idp = Idp::start(IdpOptions { access_ttl: 1, rotation_grace: 2, ..Default::default() }).await;
-    let mut daemon = Daemon::start_with_log(&bus, &idp.account_config("work"), "info");
-    daemon.login(&idp, None, "alice").await;
+    let idp = IdpOptions { access_ttl: 1, rotation_grace: 2, ..Default::default() };
+    let Env { bus, idp, mut daemon } = Fixture::new().idp(idp).log_level("info").logged_in("alice").await;
 
     for round in 0..100 {
         let before = idp.refreshes().await;
@@ -59,10 +55,7 @@ async fn killed_at_random_moments_while_rotating_the_session_survives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyring_that_goes_away_or_locks_is_retried_and_the_rotated_token_is_kept() {
-    let mut bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { mut bus, idp, mut daemon } = Fixture::new().logged_in("alice").await;
     let client = daemon.client().await;
     let stored = bus.keyring_entry("work").unwrap();
 
@@ -105,11 +98,8 @@ fn stored_refresh_token(bus: &Bus) -> String {
 /// the new one before it exits, and after a restart it refreshes without a new login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_scheduled_refresh_stores_the_rotated_token_first() {
-    let bus = Bus::start();
     // No rotation grace: the IdP's strict reuse detection.
-    let idp = Idp::start(IdpOptions { access_ttl: 4, ..Default::default() }).await;
-    let mut daemon = Daemon::start_with_log(&bus, &idp.account_config("work"), "info");
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp, mut daemon } = Fixture::new().access_ttl(4).log_level("info").logged_in("alice").await;
     let spent = stored_refresh_token(&bus);
     idp.proxy.hold_refresh_answers(Duration::from_secs(2));
 
@@ -141,10 +131,7 @@ async fn sigterm_during_a_scheduled_refresh_stores_the_rotated_token_first() {
 /// signals) are cancelled, not waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_only_waiting_tasks_exits_at_once() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 3600, ..Default::default() }).await;
-    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp: _idp, mut daemon } = Fixture::new().access_ttl(3600).logged_in("alice").await;
     let client = daemon.client().await;
     client.login(Default::default()).await.unwrap();
 
@@ -159,10 +146,7 @@ async fn sigterm_with_only_waiting_tasks_exits_at_once() {
 /// so a logout cut off before its keyring delete would come back at the next start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_dbus_logout_lets_it_delete_the_stored_session() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp, mut daemon } = Fixture::new().logged_in("alice").await;
     assert!(bus.keyring_entry("work").is_some());
     let dbus = bus.dbus_client().await;
     // The revocation request (before the keyring delete) waits at the IdP.

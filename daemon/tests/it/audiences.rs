@@ -1,13 +1,11 @@
 //! Several APIs from one login, user metadata through the management API, and two accounts
 //! on two issuers side by side.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 fn aud(token: &AccessToken) -> String {
     jwt_claims(token.access_token.expose())["aud"].as_str().unwrap().to_owned()
@@ -19,11 +17,12 @@ fn for_api(audience: &str) -> GetAccessToken {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_audiences_from_one_login_each_refreshed_once_under_a_crowd() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 3, ..Default::default() }).await;
-    let config = format!("proactive_refresh = false\n{}", idp.api_account_config("work"));
-    let daemon = Daemon::start(&bus, &config);
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } = Fixture::new()
+        .access_ttl(3)
+        .config("proactive_refresh = false\n")
+        .account(|idp| idp.api_account_config("work"))
+        .logged_in("alice")
+        .await;
     let client = daemon.client().await;
 
     let default = token(&client, None).await.unwrap();
@@ -90,10 +89,8 @@ async fn two_audiences_from_one_login_each_refreshed_once_under_a_crowd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_set_get_merge_and_delete_by_null() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.api_account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().account(|idp| idp.api_account_config("work")).logged_in("alice").await;
     let json = |out: std::process::Output| -> serde_json::Value {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
@@ -129,12 +126,15 @@ async fn metadata_set_get_merge_and_delete_by_null() {
 /// metadata (the login asks for them itself).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_works_with_a_config_that_lists_no_management_scopes() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
+    let with_management_api = |idp: &Idp| {
+        format!(
+            "{}audience_param = \"resource\"\nmanagement_api = \"{}/api/v2/\"\n",
+            idp.account_config("work"),
+            idp.issuer
+        )
+    };
+    let Env { bus: _bus, idp, daemon } = Fixture::new().account(with_management_api).logged_in("alice").await;
     let mgmt = format!("{}/api/v2/", idp.issuer);
-    let config = format!("{}audience_param = \"resource\"\nmanagement_api = \"{mgmt}\"\n", idp.account_config("work"));
-    let daemon = Daemon::start(&bus, &config);
-    daemon.login(&idp, None, "alice").await;
     let out = daemon.brokerctl(&["metadata", "set", "theme=dark"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = daemon.brokerctl(&["metadata", "get"]);
@@ -160,12 +160,10 @@ async fn metadata_works_with_a_config_that_lists_no_management_scopes() {
 /// not add them by refresh, so the answer says to log in again, and that login fixes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_from_before_the_management_api_was_set_is_told_to_log_in_again() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let plain = format!("{}audience_param = \"resource\"\n", idp.account_config("work"));
-    let mut daemon = Daemon::start(&bus, &plain);
-    daemon.login(&idp, None, "alice").await;
+    let plain = |idp: &Idp| format!("{}audience_param = \"resource\"\n", idp.account_config("work"));
+    let Env { bus, idp, mut daemon } = Fixture::new().account(plain).logged_in("alice").await;
     daemon.kill9();
+    let plain = plain(&idp);
     daemon.write_config(&format!("{plain}management_api = \"{}/api/v2/\"\n", idp.issuer));
     daemon.spawn(&bus);
 
@@ -183,10 +181,7 @@ async fn a_session_from_before_the_management_api_was_set_is_told_to_log_in_agai
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_without_a_management_api_is_not_supported() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().logged_in("alice").await;
     let err = daemon.client().await.get_metadata(AccountOnly::default()).await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::NotSupported));
     assert!(err.to_string().contains("management_api"), "{err}");

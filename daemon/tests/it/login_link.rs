@@ -2,17 +2,15 @@
 //! opener's arguments are readable by every user (`/proc/PID/cmdline`): they must not carry
 //! the login's URL, or another user can finish our login as their own IdP account.
 
-mod support;
-
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use support::*;
 use tokenbroker::dbus::Signal;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 /// A fake `xdg-open`/`open` in `dir`: it records its PID and arguments in `dir/argv` and
 /// stays alive (so its command line can be read) until `dir/done` appears.
@@ -29,9 +27,12 @@ fn fake_opener(dir: &Path) {
     }
 }
 
-/// `brokerctl login --flow FLOW` with the fake opener first on PATH; its stdout as lines.
-fn login_with_browser(daemon: &Daemon, dir: &Path, flow: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+/// `brokerctl login --flow FLOW` with a fake opener (in the returned directory) first on
+/// PATH; its stdout as lines.
+fn login_with_browser(daemon: &Daemon, flow: &str) -> (tempfile::TempDir, Child, std::sync::mpsc::Receiver<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    fake_opener(dir.path());
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
     let mut child = Command::new(brokerctl_path())
         .args(["login", "--flow", flow])
         .env("TOKENBROKER_SOCKET", daemon.socket())
@@ -48,7 +49,7 @@ fn login_with_browser(daemon: &Daemon, dir: &Path, flow: &str) -> (Child, std::s
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (dir, child, rx)
 }
 
 fn next_line_with(lines: &std::sync::mpsc::Receiver<String>, part: &str) -> String {
@@ -77,13 +78,9 @@ fn wait_output(mut child: Child) -> (std::process::ExitStatus, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stolen_browser_link_fails_visibly_and_brokerctl_names_who_logged_in() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { id_token_claims: true, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    let dir = tempfile::tempdir().unwrap();
-    fake_opener(dir.path());
-
-    let (child, lines) = login_with_browser(&daemon, dir.path(), "code");
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().idp(IdpOptions { id_token_claims: true, ..Default::default() }).start().await;
+    let (dir, child, lines) = login_with_browser(&daemon, "code");
     let real = next_line_with(&lines, "/auth?").trim().to_owned();
     let (pid, argv) = opener_argv(dir.path()).await;
     assert_eq!(argv.len(), 1, "{argv:?}");
@@ -131,13 +128,9 @@ async fn a_stolen_browser_link_fails_visibly_and_brokerctl_names_who_logged_in()
 /// through the one-time link too. With no ID token, who logged in comes from userinfo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_flow_opens_no_user_code_and_await_login_names_the_user() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { no_device_id_token: true, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    let dir = tempfile::tempdir().unwrap();
-    fake_opener(dir.path());
-
-    let (child, lines) = login_with_browser(&daemon, dir.path(), "device");
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().idp(IdpOptions { no_device_id_token: true, ..Default::default() }).start().await;
+    let (dir, child, lines) = login_with_browser(&daemon, "device");
     let client = daemon.client().await;
     // The same flow joins the pending login: its challenge, its login_id.
     let challenge = client.login(Login { account: None, flow: Some(Flow::Device) }).await.unwrap();
@@ -166,9 +159,8 @@ async fn the_device_flow_opens_no_user_code_and_await_login_names_the_user() {
 /// the connections that started or awaited the login, and in `AwaitLoginResult`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_dbus_the_logins_caller_is_told_who_and_no_one_else() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { id_token_claims: true, ..Default::default() }).await;
-    let _daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon: _daemon } =
+        Fixture::new().idp(IdpOptions { id_token_claims: true, ..Default::default() }).start().await;
     let client = bus.dbus_client().await;
     let mut told = client.proxy().receive_logged_in_as().await.unwrap();
     let bystander = bus.dbus_client().await;

@@ -3,63 +3,13 @@
 //! connections closed after the idle timeout while busy ones stay; a long line leaves no big
 //! buffer behind.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::*;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
+use tokenbroker_testkit::*;
 
 const CLIENTS: usize = 10_000;
 const REQUESTS: usize = 10;
-const REQUEST: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"GetAccessToken\"}\n";
-
-/// Every client needs a descriptor here, and one in the daemon (which inherits this limit and
-/// lifts its own): lift the soft limit (and, where allowed, the hard one) past the client count.
-/// The limit reached.
-fn raise_fd_limit(want: u64) -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit read and write the struct we own.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        if lim.rlim_max < want {
-            let raised = libc::rlimit { rlim_cur: want, rlim_max: want };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return want;
-            }
-        }
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
-    lim.rlim_cur
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// A client's connection; connecting again while the listen backlog is full, as a real client
-/// would.
-async fn connect(path: &std::path::Path) -> UnixStream {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match UnixStream::connect(path).await {
-            Ok(s) => return s,
-            Err(e) if Instant::now() < deadline && e.kind() == std::io::ErrorKind::WouldBlock => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(e) => panic!("connect: {e}"),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_clients_ten_requests_each_all_served_in_bounded_memory() {
@@ -70,15 +20,14 @@ async fn ten_thousand_clients_ten_requests_each_all_served_in_bounded_memory() {
         eprintln!("open-file limit {limit}: {clients} clients instead of {CLIENTS}");
     }
     assert!(clients >= 1_000, "an open-file limit of {limit} is too low for a load test");
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 3600, ..Default::default() }).await;
-    let mut daemon = Daemon::prepare(&idp.account_config("work"));
-    daemon.log_level = "info".into();
-    daemon.args = vec!["--max-connections".into(), (clients + 100).to_string()];
-    daemon.spawn(&bus);
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new()
+        .access_ttl(3600)
+        .log_level("info")
+        .args(&["--max-connections", &(clients + 100).to_string()])
+        .logged_in("alice")
+        .await;
     let expected = token(&daemon.client().await, None).await.unwrap().access_token.expose().to_owned();
-    let pid = daemon.proc.as_ref().unwrap().pid();
+    let pid = daemon.pid();
     let idle_rss = rss_kib(pid);
 
     // Peak resident memory, sampled throughout.
@@ -102,18 +51,13 @@ async fn ten_thousand_clients_ten_requests_each_all_served_in_bounded_memory() {
         .map(|_| {
             let (start, socket, expected) = (start.clone(), socket.clone(), expected.clone());
             tokio::spawn(async move {
-                let stream = connect(&socket).await;
-                let (read, mut write) = stream.into_split();
-                let mut read = BufReader::new(read);
-                let mut line = String::new();
+                let mut conn = AsyncConn::connect(&socket).await;
                 start.wait().await;
                 let begun = Instant::now();
                 let mut first = None;
                 for _ in 0..REQUESTS {
-                    write.write_all(REQUEST).await.expect("write");
-                    line.clear();
-                    read.read_line(&mut line).await.expect("read");
-                    let answer: serde_json::Value = serde_json::from_str(&line).expect("an answer line");
+                    let line = conn.request(GET_ACCESS_TOKEN).await;
+                    let answer: serde_json::Value = serde_json::from_str(line).expect("an answer line");
                     assert_eq!(answer["result"]["access_token"], expected.as_str(), "{line}");
                     first.get_or_insert(begun.elapsed());
                 }
@@ -155,26 +99,19 @@ async fn ten_thousand_clients_ten_requests_each_all_served_in_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_are_closed_after_the_idle_timeout_and_busy_ones_stay() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start_with_args(&bus, &idp.account_config("work"), &["--idle-timeout", "1"]);
-    let mut silent = BufReader::new(UnixStream::connect(daemon.socket()).await.unwrap());
-    let mut busy = BufReader::new(UnixStream::connect(daemon.socket()).await.unwrap());
-    let status = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\"}\n";
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().args(&["--idle-timeout", "1"]).start().await;
+    let mut silent = AsyncConn::connect(&daemon.socket()).await;
+    let mut busy = AsyncConn::connect(&daemon.socket()).await;
     let begun = Instant::now();
-    let mut line = String::new();
     // The busy one asks every 300 ms for 2.5 s: never silent for a whole second.
     while begun.elapsed() < Duration::from_millis(2500) {
-        busy.get_mut().write_all(status).await.unwrap();
-        line.clear();
-        assert!(busy.read_line(&mut line).await.unwrap() > 0, "a busy connection was closed");
+        assert!(!busy.request(STATUS).await.is_empty(), "a busy connection was closed");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // The silent one was closed: end of stream, no answer.
-    line.clear();
-    let closed = tokio::time::timeout(Duration::from_secs(2), silent.read_line(&mut line)).await;
-    assert!(matches!(closed, Ok(Ok(0))), "the silent connection is still open: {closed:?} {line:?}");
-    let _ = silent.get_mut().write_all(status).await;
+    let closed = tokio::time::timeout(Duration::from_secs(2), silent.read_line()).await;
+    assert!(matches!(closed, Ok("")), "the silent connection is still open: {closed:?}");
+    let _ = silent.send(STATUS).await;
 }
 
 /// Each of a few hundred connections sends one line just under the 64 KiB cap, gets its answer
@@ -187,29 +124,23 @@ async fn silent_connections_are_closed_after_the_idle_timeout_and_busy_ones_stay
 async fn a_long_line_leaves_no_big_buffer_behind_and_a_crowd_leaves_nothing() {
     const CONNS: usize = 600;
     raise_fd_limit(CONNS as u64 + 1_000);
-    let mut daemon = Daemon::prepare(
-        "store = \"memory\"\n[accounts.work]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"tokenbroker-test\"\n",
-    );
+    let mut daemon = Daemon::prepare(SOCKET_ONLY);
     daemon.log_level = "info".into();
     daemon.spawn_without_bus();
-    let pid = daemon.proc.as_ref().unwrap().pid();
-    let status = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\"}\n";
+    let pid = daemon.pid();
     let mut long = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\"".to_vec();
     long.resize(60 * 1024, b' ');
     long.extend(b"}\n");
-    let mut line = String::new();
-    let mut ask = async |conn: &mut BufReader<UnixStream>, request: &[u8]| {
-        conn.get_mut().write_all(request).await.unwrap();
-        line.clear();
-        conn.read_line(&mut line).await.unwrap();
+    let ask = async |conn: &mut AsyncConn, request: &[u8]| {
+        let line = conn.request(request).await;
         assert!(line.contains("\"result\""), "{line}");
     };
 
     let before = rss_kib(pid);
     let mut conns = Vec::with_capacity(CONNS);
     for _ in 0..CONNS {
-        let mut conn = BufReader::new(connect(&daemon.socket()).await);
-        ask(&mut conn, status).await;
+        let mut conn = AsyncConn::connect(&daemon.socket()).await;
+        ask(&mut conn, STATUS).await;
         conns.push(conn);
     }
     let idle = rss_kib(pid);

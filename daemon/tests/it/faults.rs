@@ -3,15 +3,13 @@
 //! and honour `Retry-After`; once the fault clears the next refresh succeeds. Only
 //! `invalid_grant` ends the session.
 
-mod support;
-
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::dbus::Signal;
 use tokenbroker::protocol::AccountState;
+use tokenbroker_testkit::*;
 
 /// Everything a transient fault must leave alone, checked for one fault: an on-demand refresh
 /// fails as `idp_unavailable`, the still-valid token is served, the session stays valid and
@@ -26,8 +24,7 @@ async fn survives_on(fault: Fault, says: &str, tls: bool) {
     let bus = Bus::start();
     let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
     // A short IdP timeout, so a hung token endpoint costs the test seconds, not the default 15.
-    let config = format!("idp_timeout = 2\n{}", idp.account_config("work"));
-    let mut daemon = Daemon::prepare(&config);
+    let mut daemon = Daemon::prepare(&format!("idp_timeout = 2\n{}", idp.account_config("work")));
     let certs = tempfile::tempdir().unwrap();
     if tls {
         let ca = idp.proxy.serve_token_over_tls(certs.path()).await;
@@ -75,49 +72,21 @@ async fn survives_on(fault: Fault, says: &str, tls: bool) {
     assert!(stray.is_err(), "{fault:?}: announced {stray:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_500_leaves_the_session() {
-    survives(Fault::Status(500), "HTTP 500").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_429_leaves_the_session() {
-    survives(Fault::Status(429), "HTTP 429").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hang_past_the_timeout_leaves_the_session() {
-    survives(Fault::Hang, "timed out").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_json_leaves_the_session() {
-    survives(Fault::Malformed, "malformed").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_over_the_size_limit_leaves_the_session() {
-    survives(Fault::Oversize, "larger than").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reset_connection_leaves_the_session() {
-    survives(Fault::Reset, "reset").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_failure_leaves_the_session() {
+cases! {
+    a_500_leaves_the_session => survives(Fault::Status(500), "HTTP 500");
+    a_429_leaves_the_session => survives(Fault::Status(429), "HTTP 429");
+    a_hang_past_the_timeout_leaves_the_session => survives(Fault::Hang, "timed out");
+    malformed_json_leaves_the_session => survives(Fault::Malformed, "malformed");
+    a_body_over_the_size_limit_leaves_the_session => survives(Fault::Oversize, "larger than");
+    a_reset_connection_leaves_the_session => survives(Fault::Reset, "reset");
     // Logged in and refreshed over TLS while the certificate is good; then the token endpoint
     // shows one from an unknown CA (as a TLS-intercepting box would).
-    survives_on(Fault::UntrustedCertificate, "certificate", true).await;
+    a_tls_failure_leaves_the_session => survives_on(Fault::UntrustedCertificate, "certificate", true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_invalid_grant_ends_the_session_and_says_so() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
     let client = daemon.client().await;
     let mut signals = bus.dbus_client().await.signals().await.unwrap();
 
@@ -142,10 +111,7 @@ async fn an_injected_invalid_grant_ends_the_session_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_on_the_token_endpoint_is_not_followed() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } = Fixture::new().logged_in("alice").await;
     let client = daemon.client().await;
     let cached = token(&client, None).await.unwrap();
     // Whoever the redirect points at would receive the refresh token.
@@ -168,11 +134,8 @@ fn gaps(idp: &Idp) -> Vec<Duration> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_retries_back_off_and_resume_when_the_fault_clears() {
-    let bus = Bus::start();
     // Refreshed proactively at about three quarters of 20 s: the token outlives two retries.
-    let idp = Idp::start(IdpOptions { access_ttl: 20, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } = Fixture::new().access_ttl(20).logged_in("alice").await;
     let client = daemon.client().await;
     let cached = token(&client, None).await.unwrap();
     idp.proxy.set_fault(Some(Fault::Status(503)));
@@ -202,10 +165,7 @@ async fn scheduled_retries_back_off_and_resume_when_the_fault_clears() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured_by_the_scheduler_and_by_callers() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 8, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } = Fixture::new().access_ttl(8).logged_in("alice").await;
     let client = daemon.client().await;
     let cached = token(&client, None).await.unwrap();
     idp.proxy.set_fault(Some(Fault::RetryAfter(503, 3)));

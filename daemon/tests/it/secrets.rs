@@ -1,17 +1,13 @@
 //! No token or one-time code, at any log level, in the daemon's log or brokerctl's stderr.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_log_at_trace_level() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
-    let daemon = Daemon::start_with_log(&bus, &idp.account_config("work"), "trace");
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).log_level("trace").start().await;
     let mut secrets: Vec<String> = Vec::new();
     let mut stderr = String::new();
 
@@ -78,10 +74,7 @@ async fn no_secret_reaches_the_log_at_trace_level() {
 /// nor a piece of one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_answer_on_either_door_carries_a_refresh_token() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp: _idp, daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
     let client = daemon.client().await;
     let mut refresh_tokens = vec![bus.keyring_entry("work").unwrap()["refresh_token"].as_str().unwrap().to_owned()];
     // After a rotation too.

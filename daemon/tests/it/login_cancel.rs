@@ -2,13 +2,11 @@
 //! it, `CancelLogin` ends it (socket and D-Bus), and so does Ctrl-C in `brokerctl login`. An
 //! ended code-flow login frees its loopback port.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 fn login(flow: Flow) -> Login {
     Login { account: None, flow: Some(flow) }
@@ -28,9 +26,7 @@ async fn port_freed(port: u16) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_with_the_other_flow_replaces_a_stuck_code_login() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
 
     let stuck = client.login(login(Flow::Code)).await.unwrap();
@@ -56,9 +52,7 @@ async fn a_login_with_the_other_flow_replaces_a_stuck_code_login() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_login_ends_it_on_the_socket_and_on_dbus() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp: _idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
 
     let first = client.login(login(Flow::Code)).await.unwrap();
@@ -80,23 +74,16 @@ async fn cancel_login_ends_it_on_the_socket_and_on_dbus() {
     assert!(port_freed(redirect_port(&second)).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_in_brokerctl_login_cancels_the_login() {
-    ctrl_c_cancels(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_in_brokerctl_dbus_login_cancels_the_login() {
-    ctrl_c_cancels(true).await;
+cases! {
+    ctrl_c_in_brokerctl_login_cancels_the_login => ctrl_c_cancels(false);
+    ctrl_c_in_brokerctl_dbus_login_cancels_the_login => ctrl_c_cancels(true);
 }
 
 async fn ctrl_c_cancels(dbus: bool) {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp: _idp, daemon } = Fixture::new().start().await;
     let mut cmd = std::process::Command::new(brokerctl_path());
     bus.env(&mut cmd);
-    let mut ctl = support::Proc(
+    let mut ctl = Proc(
         cmd.args(dbus.then_some("--dbus"))
             .args(["login", "--flow", "code", "--no-browser", "--json"])
             .env("TOKENBROKER_SOCKET", daemon.socket())
@@ -129,9 +116,8 @@ async fn ctrl_c_cancels(dbus: bool) {
 /// subject, as the device grant here brings no ID token).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_while_the_tokens_are_installed_is_refused() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { no_device_id_token: true, ..IdpOptions::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().idp(IdpOptions { no_device_id_token: true, ..IdpOptions::default() }).start().await;
     let client = daemon.client().await;
 
     let challenge = client.login(login(Flow::Device)).await.unwrap();

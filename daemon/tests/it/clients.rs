@@ -2,11 +2,9 @@
 //! the secret goes with every token and revocation request, and the code flow can carry the
 //! IdP's own extra parameters (Google's `access_type=offline`).
 
-mod support;
-
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 const SECRET: &str = "desktop-secret-not-confidential";
 
@@ -23,12 +21,9 @@ fn desktop_account(idp: &Idp, secret: Option<&str>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_a_secret_logs_in_refreshes_and_revokes() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &desktop_account(&idp, Some(SECRET)));
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().account(|idp| desktop_account(idp, Some(SECRET))).logged_in("alice").await;
     let client = daemon.client().await;
-
-    daemon.login(&idp, None, "alice").await;
     let first = token(&client, None).await.unwrap();
     next_second().await;
     let renewed = token(&client, Some(60)).await.unwrap();
@@ -42,9 +37,7 @@ async fn a_client_with_a_secret_logs_in_refreshes_and_revokes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_its_secret_the_idp_refuses_the_client_and_the_error_says_so() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &desktop_account(&idp, None));
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().account(|idp| desktop_account(idp, None)).start().await;
     let client = daemon.client().await;
     let err = client.login(Login::default()).await.unwrap_err();
     assert_ne!(err.kind(), Some(ErrorKind::IdpUnavailable), "{err}");
@@ -53,9 +46,7 @@ async fn without_its_secret_the_idp_refuses_the_client_and_the_error_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_code_flow_carries_the_configured_auth_params() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &desktop_account(&idp, Some(SECRET)));
+    let Env { bus, idp, daemon } = Fixture::new().account(|idp| desktop_account(idp, Some(SECRET))).start().await;
     let client = daemon.client().await;
     let challenge = client.login(Login { account: None, flow: Some(Flow::Code) }).await.unwrap();
     let url = url::Url::parse(challenge.authorization_url.as_deref().unwrap()).unwrap();

@@ -1,17 +1,13 @@
 //! A user logs in once by the device flow; then tokens, the ID token, the profile and the
 //! status are served, through the client crate and through brokerctl; logout revokes.
 
-mod support;
-
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_login_then_token_id_token_profile_status_logout() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
 
     // Before login: not_logged_in, exit code 3.
@@ -98,9 +94,7 @@ async fn device_login_then_token_id_token_profile_status_logout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_login_is_access_denied_and_exit_6() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
     let challenge = client.login(Login::default()).await.unwrap();
     // A second Login while one is pending joins it.
@@ -123,9 +117,7 @@ async fn denied_login_is_access_denied_and_exit_6() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_logins_join_one_flow() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } = Fixture::new().start().await;
     // All at once, each on its own connection: starting a flow takes an IdP round trip, and
     // none of them may start a second one in that window.
     let mut clients = Vec::new();

@@ -1,13 +1,11 @@
 //! Refresh: proactive before expiry, forced by min_ttl, single flight under a crowd, rotation
 //! that survives SIGKILL, and restarts that need no new login.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::*;
 use tokenbroker::ErrorKind;
+use tokenbroker_testkit::*;
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
@@ -15,10 +13,7 @@ fn unix_now() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_near_expiry_is_refreshed_before_anyone_asks() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 8, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } = Fixture::new().access_ttl(8).logged_in("alice").await;
     let client = daemon.client().await;
     let first = token(&client, None).await.unwrap();
     assert_eq!(idp.refreshes().await, 0);
@@ -39,10 +34,7 @@ async fn a_token_near_expiry_is_refreshed_before_anyone_asks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_ttl_forces_a_refresh_and_too_large_a_min_ttl_is_refused() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
     let client = daemon.client().await;
     let first = token(&client, Some(30)).await.unwrap();
     assert_eq!(idp.refreshes().await, 0, "30 s of 60 left needs no refresh");
@@ -63,11 +55,8 @@ async fn min_ttl_forces_a_refresh_and_too_large_a_min_ttl_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_callers_on_an_expired_token_cause_one_refresh() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 2, ..Default::default() }).await;
-    let config = format!("proactive_refresh = false\n{}", idp.account_config("work"));
-    let daemon = Daemon::start(&bus, &config);
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().access_ttl(2).config("proactive_refresh = false\n").logged_in("alice").await;
     let expired = token(&daemon.client().await, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert!(unix_now() >= expired.expires_at);
@@ -90,10 +79,7 @@ async fn five_hundred_callers_on_an_expired_token_cause_one_refresh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_survives_sigkill_and_restarts_need_no_login() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
-    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp, mut daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
 
     let mut refresh_tokens = HashSet::new();
     refresh_tokens.insert(bus.keyring_entry("work").unwrap()["refresh_token"].as_str().unwrap().to_owned());

@@ -2,12 +2,10 @@
 //! `store = "file"` sessions live in an encrypted file that survives restarts, with the
 //! passphrase from a command or a systemd credential.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::*;
+use tokenbroker_testkit::*;
 
 #[test]
 fn without_a_keyring_the_daemon_refuses_to_start_and_names_the_choices() {
@@ -73,25 +71,26 @@ fn refused_start(config: &str) -> (String, std::path::PathBuf) {
     (stderr, socket)
 }
 
-/// A daemon for a machine with no bus at all, its sessions in `dir`.
-fn file_daemon(idp: &Idp, dir: &std::path::Path, key_config: &str, env: Vec<(String, String)>) -> Daemon {
+/// The test IdP, and a daemon started on a machine with no bus at all, its sessions sealed in
+/// a directory of their own (returned too).
+async fn file_daemon(key_config: &str, env: &[(&str, &str)]) -> (Idp, tempfile::TempDir, Daemon) {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "store = \"file\"\nstore_file = \"{}\"\n{key_config}\n{}",
-        dir.join("sessions.sealed").display(),
+        dir.path().join("sessions.sealed").display(),
         idp.account_config("work")
     );
     let mut daemon = Daemon::prepare(&config);
-    daemon.env = env;
-    daemon
+    daemon.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    daemon.spawn_without_bus();
+    (idp, dir, daemon)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_store_keeps_sessions_sealed_across_restarts() {
-    let idp = Idp::start(IdpOptions::default()).await;
-    let store_dir = tempfile::tempdir().unwrap();
     let key = "store_passphrase_command = [\"printf\", \"%s\", \"correct horse battery\"]";
-    let mut daemon = file_daemon(&idp, store_dir.path(), key, Vec::new());
-    daemon.spawn_without_bus();
+    let (idp, store_dir, mut daemon) = file_daemon(key, &[]).await;
     daemon.login(&idp, None, "alice").await;
     let first = token(&daemon.client().await, None).await.unwrap();
 
@@ -133,13 +132,10 @@ async fn a_file_store_keeps_sessions_sealed_across_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_store_takes_its_key_from_a_systemd_credential() {
-    let idp = Idp::start(IdpOptions::default()).await;
-    let store_dir = tempfile::tempdir().unwrap();
     let credentials = tempfile::tempdir().unwrap();
     std::fs::write(credentials.path().join("tokenbroker-store"), "from-a-credential\n").unwrap();
-    let env = vec![("CREDENTIALS_DIRECTORY".to_owned(), credentials.path().display().to_string())];
-    let mut daemon = file_daemon(&idp, store_dir.path(), "store_key_credential = \"tokenbroker-store\"", env);
-    daemon.spawn_without_bus();
+    let env = [("CREDENTIALS_DIRECTORY", credentials.path().to_str().unwrap())];
+    let (idp, _store_dir, mut daemon) = file_daemon("store_key_credential = \"tokenbroker-store\"", &env).await;
     daemon.login(&idp, None, "alice").await;
     let first = token(&daemon.client().await, None).await.unwrap();
     daemon.kill9();
@@ -151,11 +147,7 @@ async fn a_file_store_takes_its_key_from_a_systemd_credential() {
 /// is about that file: not "unlock your keyring".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_names_the_sealed_file_not_the_keyring() {
-    let idp = Idp::start(IdpOptions::default()).await;
-    let store_dir = tempfile::tempdir().unwrap();
-    let key = "store_passphrase_command = [\"printf\", \"pw\"]";
-    let mut daemon = file_daemon(&idp, store_dir.path(), key, Vec::new());
-    daemon.spawn_without_bus();
+    let (_idp, store_dir, daemon) = file_daemon("store_passphrase_command = [\"printf\", \"pw\"]", &[]).await;
     let sealed = store_dir.path().join("sessions.sealed");
     let doctor = |daemon: &Daemon| String::from_utf8(daemon.brokerctl(&["doctor"]).stdout).unwrap();
     let report = doctor(&daemon);
@@ -209,9 +201,7 @@ fn a_locked_keyring_stops_the_start_as_no_keyring_does() {
 /// is not saved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyring_that_locks_later_shows_in_status_login_and_doctor() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().start().await;
     bus.lock_keyring();
 
     let mut login = Command::new(brokerctl_path())

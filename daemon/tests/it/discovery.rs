@@ -2,11 +2,9 @@
 //! account's config), `doctor`'s report of what an IdP offers, and refusals that name the
 //! config key to change.
 
-mod support;
-
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 const DEVICE: &str = "device_authorization_endpoint";
 const REVOCATION: &str = "revocation_endpoint";
@@ -28,9 +26,8 @@ async fn login_and_revoking_logout(daemon: &Daemon, idp: &Idp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_login_and_revocation_with_endpoints_only_in_rfc8414_metadata() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { rfc8414_only: &[DEVICE, REVOCATION], ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().idp(IdpOptions { rfc8414_only: &[DEVICE, REVOCATION], ..Default::default() }).start().await;
     login_and_revoking_logout(&daemon, &idp).await;
     let text = doctor(&daemon);
     assert!(
@@ -45,10 +42,8 @@ async fn device_login_and_revocation_with_endpoints_only_in_rfc8414_metadata() {
 /// met the 503 fails as a transient fault, and the next one finds the device endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc8414_metadata_unavailable_once_is_fetched_again() {
-    let bus = Bus::start();
     let opts = IdpOptions { rfc8414_only: &[DEVICE, REVOCATION], rfc8414_unavailable: 1, ..Default::default() };
-    let idp = Idp::start(opts).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp, daemon } = Fixture::new().idp(opts).start().await;
     let client = daemon.client().await;
     let err = client.login(Login::default()).await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::IdpUnavailable), "{err}");
@@ -58,14 +53,10 @@ async fn rfc8414_metadata_unavailable_once_is_fetched_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_overrides_name_the_endpoints_an_idp_lists_nowhere() {
-    let bus = Bus::start();
-    let idp =
-        Idp::start(IdpOptions { unlisted: &[DEVICE, REVOCATION, USERINFO], no_rfc8414: true, ..Default::default() })
-            .await;
-
     // Without overrides: discovery still works (the RFC 8414 404 is no error), the device
     // flow is missing and doctor says which keys would fix it.
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let unlisted = IdpOptions { unlisted: &[DEVICE, REVOCATION, USERINFO], no_rfc8414: true, ..Default::default() };
+    let Env { bus, idp, daemon } = Fixture::new().idp(unlisted).start().await;
     let err = daemon.client().await.login(Login::default()).await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::NotSupported), "{err}");
     assert!(idp.stats().await["server_metadata"].as_u64().unwrap() >= 1, "RFC 8414 metadata was looked for");
@@ -97,10 +88,8 @@ async fn config_overrides_name_the_endpoints_an_idp_lists_nowhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_compares_scopes_and_fetches_no_rfc8414_metadata_it_does_not_need() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let config = format!("{}{}", idp.account_config("work"), idp.api_account_config("api"));
-    let daemon = Daemon::start(&bus, &config);
+    let two_accounts = |idp: &Idp| format!("{}{}", idp.account_config("work"), idp.api_account_config("api"));
+    let Env { bus: _bus, idp, daemon } = Fixture::new().account(two_accounts).start().await;
     let out = daemon.brokerctl(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "warnings are no failure: {text}");
@@ -111,15 +100,21 @@ async fn doctor_compares_scopes_and_fetches_no_rfc8414_metadata_it_does_not_need
     assert_eq!(idp.stats().await["server_metadata"], 0, "discovery listed everything");
 }
 
+/// A login the daemon refuses with `kind` before anyone is asked to approve it: the daemon,
+/// and what it said.
+async fn refused_login(fixture: Fixture, kind: ErrorKind) -> (Env, String) {
+    let env = fixture.start().await;
+    let err = env.daemon.client().await.login(Login::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(kind), "{err}");
+    (env, err.to_string())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthorized_client_names_the_flow_key() {
-    let bus = Bus::start();
     let grants = &["authorization_code", "refresh_token"];
-    let idp = Idp::start(IdpOptions { client_grant_types: Some(grants), ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
-    assert_eq!(err.kind(), Some(ErrorKind::NotSupported), "{err}");
-    let text = err.to_string();
+    let idp = IdpOptions { client_grant_types: Some(grants), ..Default::default() };
+    let (Env { bus: _bus, idp: _idp, daemon }, text) =
+        refused_login(Fixture::new().idp(idp), ErrorKind::NotSupported).await;
     assert!(text.contains("device code grant") && text.contains("flow = \"code\" in [accounts.work]"), "{text}");
     assert!(!text.contains("issuer and client_id"), "{text}");
     let out = daemon.brokerctl(&["login", "--no-browser"]);
@@ -128,13 +123,10 @@ async fn unauthorized_client_names_the_flow_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scope_the_idp_does_not_offer_names_the_scopes_key() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let config = format!("{}scopes = [\"openid\", \"offline_access\", \"nosuch:scope\"]\n", idp.account_config("work"));
-    let daemon = Daemon::start(&bus, &config);
-    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
-    assert_eq!(err.kind(), Some(ErrorKind::InvalidParams), "{err}");
-    let text = err.to_string();
+    let scopes = |idp: &Idp| {
+        format!("{}scopes = [\"openid\", \"offline_access\", \"nosuch:scope\"]\n", idp.account_config("work"))
+    };
+    let (_env, text) = refused_login(Fixture::new().account(scopes), ErrorKind::InvalidParams).await;
     assert!(text.contains("nosuch:scope") && text.contains("`scopes` in [accounts.work]"), "{text}");
     assert!(!text.contains("issuer and client_id"), "{text}");
 }
@@ -143,18 +135,16 @@ async fn a_scope_the_idp_does_not_offer_names_the_scopes_key() {
 /// retried as an outage: OIDC Discovery §4.3 wants the issuer to match exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discovery_document_for_another_issuer_is_refused_and_named() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let other = if idp.issuer.ends_with('/') {
-        idp.issuer.trim_end_matches('/').to_owned()
-    } else {
-        format!("{}/", idp.issuer)
+    let misnamed = |idp: &Idp| {
+        let other = if idp.issuer.ends_with('/') {
+            idp.issuer.trim_end_matches('/').to_owned()
+        } else {
+            format!("{}/", idp.issuer)
+        };
+        format!("[accounts.work]\nissuer = \"{other}\"\nclient_id = \"tokenbroker-test\"\n")
     };
-    let config = format!("[accounts.work]\nissuer = \"{other}\"\nclient_id = \"tokenbroker-test\"\n");
-    let daemon = Daemon::start(&bus, &config);
-    let err = daemon.client().await.login(Login::default()).await.unwrap_err();
-    assert_eq!(err.kind(), Some(ErrorKind::Internal), "{err}");
-    let text = err.to_string();
+    let (Env { bus, idp: _idp, daemon: _daemon }, text) =
+        refused_login(Fixture::new().account(misnamed), ErrorKind::Internal).await;
     assert!(text.contains("issuer") && text.contains("check the account's issuer"), "{text}");
     assert!(bus.keyring_entry("work").is_none());
 }

@@ -1,17 +1,12 @@
 //! When the IdP refuses the session or is down.
 
-mod support;
-
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::AccountState;
+use tokenbroker_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_refresh_token_means_login_required_exit_3_and_no_keyring_entry() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
     assert!(bus.keyring_entry("work").is_some());
     assert_eq!(idp.revoke_user("alice").await, 1);
 
@@ -35,10 +30,7 @@ async fn a_revoked_refresh_token_means_login_required_exit_3_and_no_keyring_entr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_idp_is_down_the_valid_token_is_served_and_refresh_resumes_after() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 60, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp, daemon } = Fixture::new().access_ttl(60).logged_in("alice").await;
     let client = daemon.client().await;
     let cached = token(&client, None).await.unwrap();
 

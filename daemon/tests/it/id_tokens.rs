@@ -2,14 +2,9 @@
 //! rotates refresh tokens with reuse detection, so replaying the spent one would end it), an
 //! IdP that signs with ES256 works, and numbers from outside stay sane.
 
-mod support;
-
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-
-use support::*;
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::*;
+use tokenbroker_testkit::*;
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
@@ -23,11 +18,8 @@ fn header_alg(jwt: &str) -> String {
 }
 
 /// One refresh answers with a bad ID token of `kind`; `why` is in the logged reason.
-async fn a_bad_id_token_on_refresh_keeps_the_session(kind: &str, why: &str) {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+async fn survives_a_bad_id_token(kind: &str, why: &str) {
+    let Env { bus, idp, daemon } = Fixture::new().logged_in("alice").await;
     let client = daemon.client().await;
     let before = client.get_id_token(GetIdToken::default()).await.unwrap();
     let first = token(&client, None).await.unwrap();
@@ -64,44 +56,20 @@ async fn a_bad_id_token_on_refresh_keeps_the_session(kind: &str, why: &str) {
     assert_eq!(jwt_claims(after.id_token.expose())["sub"], "alice");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forged_id_token_on_refresh_keeps_the_session() {
-    a_bad_id_token_on_refresh_keeps_the_session("forged", "Signature").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_token_about_another_user_on_refresh_keeps_the_session() {
-    a_bad_id_token_on_refresh_keeps_the_session("wrong_sub", "another user").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_token_for_another_party_on_refresh_keeps_the_session() {
-    a_bad_id_token_on_refresh_keeps_the_session("foreign_azp", "azp").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_token_from_the_future_on_refresh_keeps_the_session() {
-    a_bad_id_token_on_refresh_keeps_the_session("future_iat", "future").await;
-}
-
-// openidconnect parses the ID token with the response: these fail before any verification.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_token_that_is_not_a_jwt_on_refresh_keeps_the_session() {
-    a_bad_id_token_on_refresh_keeps_the_session("garbled", "cannot be read").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_token_with_an_unknown_alg_on_refresh_keeps_the_session() {
-    a_bad_id_token_on_refresh_keeps_the_session("unknown_alg", "ES256K").await;
+cases! {
+    a_forged_id_token_on_refresh_keeps_the_session => survives_a_bad_id_token("forged", "Signature");
+    an_id_token_about_another_user_on_refresh_keeps_the_session => survives_a_bad_id_token("wrong_sub", "another user");
+    an_id_token_for_another_party_on_refresh_keeps_the_session => survives_a_bad_id_token("foreign_azp", "azp");
+    an_id_token_from_the_future_on_refresh_keeps_the_session => survives_a_bad_id_token("future_iat", "future");
+    // openidconnect parses the ID token with the response: these fail before any verification.
+    an_id_token_that_is_not_a_jwt_on_refresh_keeps_the_session => survives_a_bad_id_token("garbled", "cannot be read");
+    an_id_token_with_an_unknown_alg_on_refresh_keeps_the_session => survives_a_bad_id_token("unknown_alg", "ES256K");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_without_a_refresh_token_is_not_ended_while_its_token_is_good() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let config = format!("{}scopes = [\"openid\", \"profile\"]\n", idp.account_config("work"));
-    let daemon = Daemon::start(&bus, &config);
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus, idp: _idp, daemon } =
+        Fixture::new().account(|idp| idp.account_config_without_refresh("work")).logged_in("alice").await;
     let client = daemon.client().await;
     assert!(bus.keyring_entry("work").unwrap()["refresh_token"].is_null(), "no offline_access, no refresh token");
     let first = token(&client, None).await.unwrap();
@@ -117,11 +85,8 @@ async fn a_session_without_a_refresh_token_is_not_ended_while_its_token_is_good(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_without_a_refresh_token_needs_a_login_once_its_token_has_expired() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { access_ttl: 2, ..Default::default() }).await;
-    let config = format!("{}scopes = [\"openid\", \"profile\"]\n", idp.account_config("work"));
-    let daemon = Daemon::start(&bus, &config);
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } =
+        Fixture::new().access_ttl(2).account(|idp| idp.account_config_without_refresh("work")).logged_in("alice").await;
     let client = daemon.client().await;
     assert!(token(&client, None).await.is_ok());
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
@@ -133,9 +98,7 @@ async fn a_session_without_a_refresh_token_needs_a_login_once_its_token_has_expi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_with_a_foreign_azp_or_future_iat_still_fails() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus, idp, daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
     for kind in ["foreign_azp", "future_iat"] {
         idp.arm_id_token_fault(kind).await;
@@ -149,10 +112,8 @@ async fn a_login_with_a_foreign_azp_or_future_iat_still_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idp_that_signs_id_tokens_with_es256_works_and_min_ttl_judges_their_lifetime() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions { id_token_alg: "ES256", ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp: _idp, daemon } =
+        Fixture::new().idp(IdpOptions { id_token_alg: "ES256", ..Default::default() }).logged_in("alice").await;
     let client = daemon.client().await;
     let id = client.get_id_token(GetIdToken::default()).await.unwrap();
     assert_eq!(header_alg(id.id_token.expose()), "ES256");
@@ -175,22 +136,11 @@ async fn an_idp_that_signs_id_tokens_with_es256_works_and_min_ttl_judges_their_l
     assert!(err.to_string().contains("3600s"), "names the lifetime: {err}");
 }
 
-fn socket_answer(daemon: &Daemon, line: &str) -> serde_json::Value {
-    let mut conn = BufReader::new(UnixStream::connect(daemon.socket()).unwrap());
-    conn.get_mut().write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut answer = String::new();
-    conn.read_line(&mut answer).unwrap();
-    serde_json::from_str(&answer).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_numbers_from_the_idp_and_from_callers_stay_sane() {
-    let bus = Bus::start();
     // 3,170 years.
-    let idp =
-        Idp::start(IdpOptions { access_ttl: 100_000_000_000, id_ttl: 100_000_000_000, ..Default::default() }).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let idp = IdpOptions { access_ttl: 100_000_000_000, id_ttl: 100_000_000_000, ..Default::default() };
+    let Env { bus, idp: _idp, daemon } = Fixture::new().idp(idp).logged_in("alice").await;
     let client = daemon.client().await;
     let year = 365 * 24 * 3600;
 
@@ -207,7 +157,7 @@ async fn huge_numbers_from_the_idp_and_from_callers_stay_sane() {
 
     for (method, huge) in [("GetAccessToken", 1u64 << 63), ("GetAccessToken", u64::MAX), ("GetIdToken", 1 << 63)] {
         let line = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"min_ttl":{huge}}}}}"#);
-        let r = socket_answer(&daemon, &line);
+        let r = RawConn::ask(&daemon.socket(), &line);
         assert_eq!(r["error"]["data"]["kind"], "invalid_params", "{method} {huge}: {r}");
         assert!(r["result"].is_null());
     }
@@ -235,11 +185,8 @@ async fn huge_numbers_from_the_idp_and_from_callers_stay_sane() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idp_that_renews_id_tokens_only_at_login_is_not_asked_again_on_every_call() {
-    let bus = Bus::start();
     let opts = IdpOptions { no_refresh_id_token: true, id_ttl: 2, ..Default::default() };
-    let idp = Idp::start(opts).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    daemon.login(&idp, None, "alice").await;
+    let Env { bus: _bus, idp, daemon } = Fixture::new().idp(opts).logged_in("alice").await;
     let client = daemon.client().await;
     client.get_id_token(GetIdToken::default()).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;

@@ -2,9 +2,7 @@
 //! taking a slot or flooding the log), clients that never read are let go, and SIGTERM stops
 //! the daemon cleanly.
 
-mod support;
-
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,78 +10,70 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::*;
-
-fn roundtrip(conn: &mut BufReader<UnixStream>, line: &[u8]) -> Value {
-    conn.get_mut().write_all(line).unwrap();
-    let mut answer = String::new();
-    conn.read_line(&mut answer).unwrap();
-    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not JSON ({e}): {answer:?}"))
-}
+use tokenbroker_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_lines_get_json_rpc_errors_and_the_daemon_keeps_serving() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
-    let mut conn = BufReader::new(UnixStream::connect(daemon.socket()).unwrap());
-    conn.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().start().await;
+    let mut conn = RawConn::open(&daemon.socket());
 
-    let r = roundtrip(&mut conn, b"{not json\n");
+    let r = conn.roundtrip(b"{not json\n");
     assert_eq!(r["error"]["code"], -32700);
     assert_eq!(r["id"], Value::Null);
-    let r = roundtrip(&mut conn, b"\xff\xfe garbage\n");
+    let r = conn.roundtrip(b"\xff\xfe garbage\n");
     assert_eq!(r["error"]["code"], -32700);
-    let r = roundtrip(&mut conn, b"[1,2]\n");
+    let r = conn.roundtrip(b"[1,2]\n");
     assert_eq!(r["error"]["code"], -32600);
-    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"Nope\"}\n");
+    let r = conn.roundtrip(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"Nope\"}\n");
     assert_eq!((r["id"].clone(), r["error"]["code"].clone()), (json!(7), json!(-32601)));
-    let r = roundtrip(
-        &mut conn,
+    let r = conn.roundtrip(
         b"{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"GetAccessToken\",\"params\":{\"min_ttl\":\"soon\"}}\n",
     );
     assert_eq!(r["error"]["code"], -32602);
     assert_eq!(r["error"]["data"]["kind"], "invalid_params");
-    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"Status\"}\n");
+    let r = conn.roundtrip(b"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"Status\"}\n");
     assert_eq!(r["error"]["code"], -32600);
 
     // A line over 64 KiB: an error, and the same connection still works afterwards.
     let mut huge = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\",\"params\":{\"pad\":\"".to_vec();
     huge.extend(std::iter::repeat_n(b'a', 70 * 1024));
     huge.extend(b"\"}}\n");
-    let r = roundtrip(&mut conn, &huge);
+    let r = conn.roundtrip(&huge);
     assert_eq!(r["error"]["code"], -32600);
     assert!(r["error"]["message"].as_str().unwrap().contains("longer than"));
 
-    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"Status\"}\n");
+    let r = conn.roundtrip(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"Status\"}\n");
     assert_eq!(r["id"], 2);
     assert_eq!(r["result"]["accounts"][0]["name"], "work");
     // Broker errors carry the stable kind.
-    let r = roundtrip(
-        &mut conn,
-        b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"GetAccessToken\",\"params\":{\"account\":\"nope\"}}\n",
-    );
+    let r = conn
+        .roundtrip(b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"GetAccessToken\",\"params\":{\"account\":\"nope\"}}\n");
     assert_eq!(r["error"]["data"]["kind"], "unknown_account");
-    let r = roundtrip(&mut conn, b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"GetAccessToken\"}\n");
+    let r = conn.roundtrip(b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"GetAccessToken\"}\n");
     assert_eq!(r["error"]["data"]["kind"], "not_logged_in");
     // Other connections never noticed.
     assert_eq!(daemon.client().await.status().await.unwrap().accounts.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_socket_is_private_and_other_users_are_refused() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start(&bus, &idp.account_config("work"));
+fn assert_private(daemon: &Daemon) {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&daemon.socket()), 0o600);
     assert_eq!(mode(daemon.socket().parent().unwrap()), 0o700);
+}
 
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("not root: cannot run a client as another user; SO_PEERCRED refusal untested here");
-        return;
-    }
+/// What any user can check; the refusal of another user needs root (below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_and_its_directory_are_the_owners_alone() {
+    assert_private(&Fixture::new().start().await.daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
+async fn the_socket_is_private_and_other_users_are_refused() {
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().start().await;
+    assert_private(&daemon);
+    use std::os::unix::fs::PermissionsExt;
     // Open the file-system door on purpose, so only SO_PEERCRED stands in the way.
     let sock = daemon.socket();
     for dir in sock.ancestors().skip(1).take_while(|d| d.starts_with(daemon.dir.path())) {
@@ -107,9 +97,7 @@ async fn the_socket_is_private_and_other_users_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_what_is_in_flight_removes_the_socket_and_exits_0() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mut daemon = Daemon::start(&bus, &idp.account_config("work"));
+    let Env { bus: _bus, idp: _idp, mut daemon } = Fixture::new().start().await;
     let client = daemon.client().await;
     let challenge = client.login(Default::default()).await.unwrap();
     // AwaitLogin is in flight when the signal comes: it is answered, not cut off.
@@ -128,9 +116,7 @@ async fn sigterm_answers_what_is_in_flight_removes_the_socket_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_are_refused_with_an_error_and_others_go_on() {
-    let bus = Bus::start();
-    let idp = Idp::start(IdpOptions::default()).await;
-    let daemon = Daemon::start_with_args(&bus, &idp.account_config("work"), &["--max-connections", "2"]);
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().args(&["--max-connections", "2"]).start().await;
     // The readiness probe's connections may still be closing: take the two slots as they free.
     let admitted = || async {
         for _ in 0..100 {
@@ -144,18 +130,12 @@ async fn connections_beyond_the_cap_are_refused_with_an_error_and_others_go_on()
     };
     let first = admitted().await;
     let second = admitted().await;
-    let mut third = BufReader::new(UnixStream::connect(daemon.socket()).unwrap());
-    third.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut answer = String::new();
-    third.read_line(&mut answer).unwrap();
-    let r: Value = serde_json::from_str(&answer).unwrap();
+    let r = RawConn::open(&daemon.socket()).answer();
     assert!(r["error"]["message"].as_str().unwrap().contains("too many connections"), "{r}");
     // Each is refused, but the log says so once a minute, with a count.
     for _ in 0..20 {
-        let mut more = BufReader::new(UnixStream::connect(daemon.socket()).unwrap());
-        more.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        answer.clear();
-        more.read_line(&mut answer).unwrap();
+        let mut more = RawConn::open(&daemon.socket());
+        let answer = more.read_line();
         assert!(answer.contains("too many connections"), "{answer}");
     }
     let warnings = daemon.log().lines().filter(|l| l.contains("connection refused: too many connections")).count();
@@ -167,39 +147,19 @@ async fn connections_beyond_the_cap_are_refused_with_an_error_and_others_go_on()
     assert!(ok, "a new client is served once a slot is free");
 }
 
-const STATUS: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"Status\"}\n";
-/// An account whose IdP is never asked: these tests need only the socket.
-const NO_IDP: &str =
-    "store = \"memory\"\n[accounts.work]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"tokenbroker-test\"\n";
-
 fn daemon_without_bus(args: &[&str]) -> Daemon {
-    let mut daemon = Daemon::prepare(NO_IDP);
+    let mut daemon = Daemon::prepare(SOCKET_ONLY);
     daemon.args = args.iter().map(|a| a.to_string()).collect();
     daemon.spawn_without_bus();
     daemon
 }
 
-/// A connection the daemon admitted (a slot may still be held a moment by a client that is
-/// closing, as the readiness probe's).
-fn admitted(socket: &Path) -> UnixStream {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut conn = BufReader::new(UnixStream::connect(socket).unwrap());
-        conn.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        if roundtrip(&mut conn, STATUS).get("result").is_some() {
-            return conn.into_inner();
-        }
-        assert!(Instant::now() < deadline, "never admitted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A client that sends requests as fast as it can and never reads an answer. Returns once the
 /// socket's buffers are full both ways, so the daemon's write to it cannot finish; the
 /// connection stays open (a thread keeps writing into it until the daemon lets go).
-fn stuck_reader(socket: &Path) -> UnixStream {
-    let conn = admitted(socket);
-    let writer = conn.try_clone().unwrap();
+fn stuck_reader(socket: &Path) -> RawConn {
+    let conn = RawConn::admitted(socket);
+    let writer = conn.stream().try_clone().unwrap();
     let sent = Arc::new(AtomicUsize::new(0));
     std::thread::spawn({
         let sent = sent.clone();
@@ -266,11 +226,8 @@ fn connect_loop_helper() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn another_users_connection_loops_take_no_slot_stall_nothing_and_log_a_count() {
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("not root: cannot run a client as another user; skipped");
-        return;
-    }
     let mut daemon = daemon_without_bus(&["--max-connections", "3"]);
     use std::os::unix::fs::PermissionsExt;
     let sock = daemon.socket();
@@ -285,7 +242,7 @@ fn another_users_connection_loops_take_no_slot_stall_nothing_and_log_a_count() {
                 &mut std::process::Command::new(std::env::current_exe().unwrap()),
                 other_user(),
             )
-            .args(["--exact", "connect_loop_helper", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "socket::connect_loop_helper", "--nocapture", "--test-threads=1"])
             .env("TB_CONNECT_LOOP_SOCKET", &sock)
             .stdout(std::process::Stdio::piped())
             .spawn()
