@@ -35,7 +35,6 @@ pub trait Broker1 {
     fn cancel_login(&self, login_id: &str) -> zbus::Result<bool>;
     fn logout(&self, account: &str) -> zbus::Result<()>;
     fn status(&self) -> zbus::Result<String>;
-    fn diagnose(&self) -> zbus::Result<String>;
     /// Any method of the contract, with the socket's params and result as JSON (an extension).
     fn call(&self, method: &str, params_json: &str) -> zbus::Result<String>;
 

@@ -10,7 +10,6 @@ use url::Url;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default)]
     pub default_account: Option<String>,
     /// Refresh tokens before they expire (the default). Off, a token is refreshed only when a
     /// caller needs one: an extension, for tests and for IdPs that meter refreshes.
@@ -21,13 +20,10 @@ pub struct Config {
     #[serde(default)]
     pub store: StoreKind,
     /// `store = "file"`: the file (default: the data dir's `tokenbroker/sessions.sealed`).
-    #[serde(default)]
     pub store_file: Option<PathBuf>,
     /// `store = "file"`: the name of a systemd credential holding the passphrase.
-    #[serde(default)]
     pub store_key_credential: Option<String>,
     /// `store = "file"`: a command (argv) that prints the passphrase.
-    #[serde(default)]
     pub store_passphrase_command: Option<Vec<String>>,
     /// Seconds an IdP request may take in all (connecting, sending, reading the answer)
     /// before it counts as a failure and is retried later.
@@ -45,7 +41,6 @@ pub struct AccountConfig {
     pub client_id: String,
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
-    #[serde(default)]
     pub audience: Option<String>,
     #[serde(default)]
     pub audiences: Vec<String>,
@@ -53,20 +48,15 @@ pub struct AccountConfig {
     pub audience_param: AudienceParam,
     #[serde(default = "default_flow")]
     pub flow: Flow,
-    #[serde(default)]
     pub management_api: Option<String>,
     /// Endpoints set here win over the IdP's metadata: for IdPs that publish them nowhere
     /// (or only where we do not look).
-    #[serde(default)]
     pub device_authorization_endpoint: Option<String>,
-    #[serde(default)]
     pub revocation_endpoint: Option<String>,
-    #[serde(default)]
     pub userinfo_endpoint: Option<String>,
     /// For clients that the IdP gives a secret even when installed on a person's machine
     /// (Google's desktop and TV clients): sent with HTTP Basic authentication (RFC 6749
     /// §2.3.1). Such a secret is not confidential, but it is still kept out of every log.
-    #[serde(default)]
     pub client_secret: Option<ClientSecret>,
     /// Extra parameters for the code flow's authorization request, such as Google's
     /// `access_type = "offline"`, without which it issues no refresh token.

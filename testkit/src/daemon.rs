@@ -135,12 +135,14 @@ impl Daemon {
 
     /// Run brokerctl against this daemon.
     pub fn brokerctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(brokerctl_path())
-            .args(args)
-            .env("TOKENBROKER_SOCKET", self.socket())
-            .env_remove("TOKENBROKER_TRANSPORT")
-            .output()
-            .unwrap()
+        self.brokerctl_command().args(args).output().unwrap()
+    }
+
+    /// brokerctl pointed at this daemon's socket, to add to (another user, more environment).
+    pub fn brokerctl_command(&self) -> Command {
+        let mut cmd = Command::new(brokerctl_path());
+        cmd.env("TOKENBROKER_SOCKET", self.socket()).env_remove("TOKENBROKER_TRANSPORT");
+        cmd
     }
 
     /// Log in `account` by the device flow, approved at the IdP as `user`.

@@ -56,81 +56,32 @@ pub trait Handler: Method {
     fn run(broker: &Arc<Broker>, params: Self::Params) -> impl Future<Output = Result<Self::Output>> + Send;
 }
 
-impl Handler for method::GetAccessToken {
-    type Output = Grant;
-    async fn run(broker: &Arc<Broker>, p: wire::GetAccessToken) -> Result<Grant> {
-        broker.access_token(p).await
-    }
+/// `Method -> Output: |broker, params| body;`, one handler a line.
+macro_rules! handlers {
+    ($($name:ident -> $output:ty: |$broker:ident, $params:pat_param| $body:expr;)*) => {
+        $(
+            impl Handler for method::$name {
+                type Output = $output;
+                async fn run($broker: &Arc<Broker>, $params: Self::Params) -> Result<$output> {
+                    $body
+                }
+            }
+        )*
+    };
 }
 
-impl Handler for method::GetIdToken {
-    type Output = wire::IdToken;
-    async fn run(broker: &Arc<Broker>, p: wire::GetIdToken) -> Result<wire::IdToken> {
-        broker.id_token(p).await
-    }
-}
-
-impl Handler for method::GetProfile {
-    type Output = wire::Profile;
-    async fn run(broker: &Arc<Broker>, p: wire::GetProfile) -> Result<wire::Profile> {
-        broker.profile(p).await
-    }
-}
-
-impl Handler for method::GetMetadata {
-    type Output = wire::Metadata;
-    async fn run(broker: &Arc<Broker>, p: wire::AccountOnly) -> Result<wire::Metadata> {
-        broker.metadata(p).await
-    }
-}
-
-impl Handler for method::UpdateMetadata {
-    type Output = wire::Metadata;
-    async fn run(broker: &Arc<Broker>, p: wire::UpdateMetadata) -> Result<wire::Metadata> {
-        broker.update_metadata(p).await
-    }
-}
-
-impl Handler for method::Login {
-    type Output = wire::LoginChallenge;
-    async fn run(broker: &Arc<Broker>, p: wire::Login) -> Result<wire::LoginChallenge> {
-        broker.login(p).await
-    }
-}
-
-impl Handler for method::AwaitLogin {
-    type Output = wire::LoginDone;
-    async fn run(broker: &Arc<Broker>, p: wire::AwaitLogin) -> Result<wire::LoginDone> {
-        broker.await_login(&p.login_id).await
-    }
-}
-
-impl Handler for method::CancelLogin {
-    type Output = wire::LoginCancelled;
-    async fn run(broker: &Arc<Broker>, p: wire::AwaitLogin) -> Result<wire::LoginCancelled> {
-        Ok(broker.cancel_login(&p.login_id))
-    }
-}
-
-impl Handler for method::Logout {
-    type Output = wire::LogoutDone;
-    async fn run(broker: &Arc<Broker>, p: wire::AccountOnly) -> Result<wire::LogoutDone> {
-        broker.logout(p).await
-    }
-}
-
-impl Handler for method::Status {
-    type Output = wire::Status;
-    async fn run(broker: &Arc<Broker>, _: wire::Empty) -> Result<wire::Status> {
-        Ok(broker.status())
-    }
-}
-
-impl Handler for method::Diagnose {
-    type Output = wire::Diagnosis;
-    async fn run(broker: &Arc<Broker>, _: wire::Empty) -> Result<wire::Diagnosis> {
-        Ok(broker.diagnose().await)
-    }
+handlers! {
+    GetAccessToken -> Grant: |broker, p| broker.access_token(p).await;
+    GetIdToken -> wire::IdToken: |broker, p| broker.id_token(p).await;
+    GetProfile -> wire::Profile: |broker, p| broker.profile(p).await;
+    GetMetadata -> wire::Metadata: |broker, p| broker.metadata(p).await;
+    UpdateMetadata -> wire::Metadata: |broker, p| broker.update_metadata(p).await;
+    Login -> wire::LoginChallenge: |broker, p| broker.login(p).await;
+    AwaitLogin -> wire::LoginDone: |broker, p| broker.await_login(&p.login_id).await;
+    CancelLogin -> wire::LoginCancelled: |broker, p| Ok(broker.cancel_login(&p.login_id));
+    Logout -> wire::LogoutDone: |broker, p| broker.logout(p).await;
+    Status -> wire::Status: |broker, _| Ok(broker.status());
+    Diagnose -> wire::Diagnosis: |broker, _| Ok(broker.diagnose().await);
 }
 
 #[cfg(test)]

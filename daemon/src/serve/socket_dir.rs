@@ -100,6 +100,14 @@ mod tests {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
+    /// A new directory `name` in `parent`, with `mode`.
+    fn dir(parent: &Path, name: &str, mode: u32) -> std::path::PathBuf {
+        let dir = parent.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        chmod(&dir, mode);
+        dir
+    }
+
     #[test]
     fn a_missing_directory_is_made_0700_and_passes() {
         let tmp = tempfile::tempdir().unwrap();
@@ -112,15 +120,11 @@ mod tests {
     #[test]
     fn a_directory_open_to_others_or_a_symlink_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let open = tmp.path().join("open");
-        std::fs::create_dir(&open).unwrap();
-        chmod(&open, 0o777);
+        let open = dir(tmp.path(), "open", 0o777);
         let err = prepare(&open).unwrap_err().to_string();
         assert!(err.contains("open to others") && err.contains("777"), "{err}");
 
-        let theirs = tmp.path().join("theirs");
-        std::fs::create_dir(&theirs).unwrap();
-        chmod(&theirs, 0o700);
+        let theirs = dir(tmp.path(), "theirs", 0o700);
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(&theirs, &link).unwrap();
         let err = prepare(&link).unwrap_err().to_string();
@@ -130,9 +134,7 @@ mod tests {
     #[test]
     fn a_directory_above_that_others_can_rearrange_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let above = tmp.path().join("tokenbroker-1000");
-        std::fs::create_dir(&above).unwrap();
-        chmod(&above, 0o777);
+        let above = dir(tmp.path(), "tokenbroker-1000", 0o777);
         let err = prepare(&above.join("tokenbroker")).unwrap_err().to_string();
         assert!(err.contains("others may write"), "{err}");
         chmod(&above, 0o1777);
@@ -152,9 +154,7 @@ mod tests {
     #[tokio::test]
     async fn the_daemon_binds_only_where_the_checks_pass() {
         let tmp = tempfile::tempdir().unwrap();
-        let above = tmp.path().join("tokenbroker-1000");
-        std::fs::create_dir(&above).unwrap();
-        chmod(&above, 0o777);
+        let above = dir(tmp.path(), "tokenbroker-1000", 0o777);
         let path = above.join("tokenbroker/broker.sock");
         assert!(crate::serve::socket::bind(&path).is_err(), "a hijackable path is refused");
         chmod(&above, 0o700);
@@ -177,9 +177,7 @@ mod tests {
     #[ignore = "needs root"]
     fn a_socket_directory_of_another_user_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("tokenbroker");
-        std::fs::create_dir(&dir).unwrap();
-        chmod(&dir, 0o700);
+        let dir = dir(tmp.path(), "tokenbroker", 0o700);
         give_away(&dir);
         let err = prepare(&dir).unwrap_err().to_string();
         assert!(err.contains("belongs to uid 65534, not to you"), "{err}");

@@ -266,7 +266,6 @@ async fn calls_from_another_user_are_refused() {
         ("CancelLogin", &["l1"]),
         ("Logout", &["work"]),
         ("AwaitLoginResult", &["l1"]),
-        ("Diagnose", &[]),
         ("Call", &["GetAccessToken", "{}"]),
         ("Call", &["Logout", "{}"]),
     ] {

@@ -81,11 +81,8 @@ async fn the_socket_is_private_and_other_users_are_refused() {
     }
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
     let other = other_user();
-    let out = std::os::unix::process::CommandExt::uid(&mut std::process::Command::new(brokerctl_path()), other)
-        .arg("status")
-        .env("TOKENBROKER_SOCKET", daemon.socket())
-        .output()
-        .unwrap();
+    let out = std::os::unix::process::CommandExt::uid(&mut daemon.brokerctl_command(), other).arg("status").output();
+    let out = out.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     // access_denied, as D-Bus answers it: the refusal takes the one error mapping.
     assert_eq!(out.status.code(), Some(6), "{stderr}");

@@ -229,12 +229,8 @@ async fn a_keyring_that_locks_later_shows_in_status_login_and_doctor() {
     let json = String::from_utf8(daemon.brokerctl(&["status", "--json"]).stdout).unwrap();
     assert!(json.contains("\"persisted\":false"), "{json}");
 
-    let doctor = Command::new(brokerctl_path())
-        .arg("doctor")
-        .env("TOKENBROKER_SOCKET", daemon.socket())
-        .env("TOKENBROKER_CONFIG", daemon.config_path())
-        .output()
-        .unwrap();
+    let doctor = daemon.brokerctl_command().arg("doctor").env("TOKENBROKER_CONFIG", daemon.config_path()).output();
+    let doctor = doctor.unwrap();
     let report = String::from_utf8_lossy(&doctor.stdout);
     assert_eq!(doctor.status.code(), Some(1), "{report}");
     assert!(report.contains("FAIL sessions: the session of work is in memory only"), "{report}");

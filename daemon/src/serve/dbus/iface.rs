@@ -285,16 +285,6 @@ impl BrokerIface {
         to_json(&self.run::<method::Status>(&header, conn, Empty {}).await?)
     }
 
-    /// The daemon's health checks as JSON (the socket's `Diagnose` result).
-    #[zbus(out_args("diagnosis_json"))]
-    async fn diagnose(
-        &self,
-        #[zbus(header)] header: Header<'_>,
-        #[zbus(connection)] conn: &Connection,
-    ) -> Result<String, DbusError> {
-        to_json(&self.run::<method::Diagnose>(&header, conn, Empty {}).await?)
-    }
-
     /// Any method of the contract by name, with the socket's params and result as JSON: every
     /// method, with every field of its result, through the same pipeline as the socket.
     #[zbus(out_args("result_json"))]
