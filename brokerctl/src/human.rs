@@ -28,8 +28,9 @@ pub fn lasting(secs: u64, now: i64) -> String {
 }
 
 /// Said wherever a session the store refused is shown.
-pub const NOT_SAVED: &str = "NOT SAVED: the session store refused this session (a locked keyring?); \
-     it lives in memory only and is lost if the daemon stops. Unlock the keyring: the daemon keeps retrying.";
+pub const NOT_SAVED: &str = "NOT SAVED: the session store refused this session (a locked keyring? a full \
+     or read-only disk for the sealed file?); it lives in memory only and is lost if the daemon stops. \
+     `brokerctl doctor` says which store and why; the daemon keeps retrying.";
 
 pub fn status(s: &Status) -> String {
     let mut out = format!("tokenbrokerd {}\n", s.version);
