@@ -20,7 +20,9 @@ use super::Broker;
 use crate::config::Config;
 use crate::oidc::device::DeviceChallenge;
 use crate::oidc::idp::{CodeStart, IdpFuture};
-use crate::oidc::{Approval, Audiences, ClientSettings, Connect, Idp, ManagementApi, Offers, OidcError, TokenSet};
+use crate::oidc::{
+    Approval, Audiences, ClientSettings, Connect, Idp, ManagementApi, Offers, OidcError, Refresh, TokenSet,
+};
 use crate::store::{Backend, Memory, SessionStore};
 
 /// What the fake answers one refresh request with.
@@ -144,15 +146,9 @@ impl FakeIdp {
 }
 
 impl Idp for FakeIdp {
-    fn refresh<'a>(
-        &'a self,
-        refresh_token: &'a SecretString,
-        _: &'a Audiences,
-        _: Option<&'a str>,
-        _: Option<&'a str>,
-    ) -> IdpFuture<'a, TokenSet> {
+    fn refresh<'a>(&'a self, grant: Refresh<'a>) -> IdpFuture<'a, TokenSet> {
         Box::pin(async move {
-            let spent = refresh_token.expose_secret();
+            let spent = grant.refresh_token.expose_secret();
             let mut answer = self.script(|s| {
                 s.requests.push((Instant::now(), spent.to_owned()));
                 s.answers.pop_front().unwrap_or_else(|| s.otherwise.clone())

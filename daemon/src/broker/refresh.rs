@@ -11,7 +11,7 @@ use super::scheduler::RETRY_AFTER_MAX;
 use super::session::{now, now_ms};
 use super::token::Token;
 use super::{Account, Broker, Error, Event, Result, Session};
-use crate::oidc::{Audiences, OidcError, TokenSet};
+use crate::oidc::{Audiences, OidcError, Refresh, TokenSet};
 
 /// The last failure, while the IdP's `Retry-After` holds.
 fn held(s: &State) -> Option<Error> {
@@ -163,7 +163,8 @@ impl Broker {
         };
         let idp = account.idp(&*self.connect).await?;
         tracing::debug!(account = %account.name, audiences = ?audiences.values, "refreshing");
-        match idp.refresh(refresh_token, audiences, scope, session.subject.as_deref()).await {
+        let subject = session.subject.as_deref();
+        match idp.refresh(Refresh { refresh_token, audiences, scope, subject }).await {
             Ok(tokens) => {
                 if let Some(why) = &tokens.id_token_refused {
                     tracing::warn!(account = %account.name, %why, "refused the ID token of a refresh; keeping its other tokens and the last verified identity");

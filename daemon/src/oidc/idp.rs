@@ -30,16 +30,19 @@ pub struct CodeStart {
     pub exchange: Box<dyn FnOnce(String) -> Approval + Send>,
 }
 
+/// A refresh-token grant: see [`Provider::refresh`].
+pub struct Refresh<'a> {
+    pub refresh_token: &'a SecretString,
+    pub audiences: &'a Audiences,
+    /// A narrower scope, if asked.
+    pub scope: Option<&'a str>,
+    /// The session's: a new ID token must be about the same user.
+    pub subject: Option<&'a str>,
+}
+
 /// One IdP as one client (an account) sees it.
 pub trait Idp: Send + Sync {
-    /// The refresh-token grant: see [`Provider::refresh`].
-    fn refresh<'a>(
-        &'a self,
-        refresh_token: &'a SecretString,
-        audiences: &'a Audiences,
-        scope: Option<&'a str>,
-        subject: Option<&'a str>,
-    ) -> IdpFuture<'a, TokenSet>;
+    fn refresh<'a>(&'a self, grant: Refresh<'a>) -> IdpFuture<'a, TokenSet>;
 
     /// Start a device login: what the user is shown, and the polling that ends it.
     fn start_device<'a>(
@@ -126,14 +129,8 @@ impl Connect for Connector {
 }
 
 impl Idp for Provider {
-    fn refresh<'a>(
-        &'a self,
-        refresh_token: &'a SecretString,
-        audiences: &'a Audiences,
-        scope: Option<&'a str>,
-        subject: Option<&'a str>,
-    ) -> IdpFuture<'a, TokenSet> {
-        Box::pin(Provider::refresh(self, refresh_token, audiences, scope, subject))
+    fn refresh<'a>(&'a self, grant: Refresh<'a>) -> IdpFuture<'a, TokenSet> {
+        Box::pin(Provider::refresh(self, grant.refresh_token, grant.audiences, grant.scope, grant.subject))
     }
 
     fn start_device<'a>(

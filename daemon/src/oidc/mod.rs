@@ -26,7 +26,7 @@ use secrecy::SecretString;
 
 pub use discovery::{EndpointOverrides, Offers, Provider};
 pub use error::{Grant, OidcError};
-pub use idp::{Approval, ClientSettings, Connect, Connector, Idp};
+pub use idp::{Approval, ClientSettings, Connect, Connector, Idp, Refresh};
 pub use idp_text::printable;
 pub use loopback::Loopback;
 pub use management::{ApiError, ManagementApi};
