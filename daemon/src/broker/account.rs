@@ -12,8 +12,7 @@ use super::error::{Error, Result};
 use super::session::{Session, now};
 use super::token::Token;
 use crate::config::AccountConfig;
-use crate::oidc::http::Http;
-use crate::oidc::{Audiences, EndpointOverrides, Provider};
+use crate::oidc::{Audiences, ClientSettings, Connect, EndpointOverrides, Idp};
 
 /// What a user-facing Management API token must carry to read and update the user's own
 /// metadata (Auth0's names).
@@ -26,7 +25,7 @@ pub struct Account {
     pub proactive: bool,
     /// Stops the account's background work when the daemon stops or a reload drops it.
     pub stop: CancellationToken,
-    provider: OnceCell<Arc<Provider>>,
+    idp: OnceCell<Arc<dyn Idp>>,
     state: RwLock<State>,
     /// Held for the whole of a refresh, login install or logout: the single flight. In an
     /// `Arc` so a refresh's own task can hold it (`lock_owned`) past its callers.
@@ -81,7 +80,7 @@ impl Account {
             config,
             proactive,
             stop: shutdown.child_token(),
-            provider: OnceCell::new(),
+            idp: OnceCell::new(),
             state: RwLock::new(State::default()),
             refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
             login_start: tokio::sync::Mutex::new(()),
@@ -89,30 +88,27 @@ impl Account {
         }
     }
 
-    /// The IdP's discovery document, fetched on first use; a failure is not cached.
-    pub async fn provider(&self, http: &Http) -> Result<&Arc<Provider>> {
-        self.provider
-            .get_or_try_init(|| async {
-                let c = &self.config;
-                let provider =
-                    Provider::discover(http.clone(), &c.issuer, &c.client_id, &self.endpoint_overrides()).await?;
-                Ok(Arc::new(
-                    provider
-                        .with_client_secret(c.client_secret.as_ref().map(|s| s.expose()))
-                        .with_auth_params(&c.auth_params),
-                ))
-            })
+    /// The account's IdP, discovered on first use; a failure is not cached.
+    pub async fn idp(&self, connect: &dyn Connect) -> Result<&Arc<dyn Idp>> {
+        self.idp
+            .get_or_try_init(|| async { connect.connect(&self.client_settings()).await })
             .await
             .map_err(|e| Error::from_oidc(&self.name, e))
     }
 
-    /// The endpoints the account's config sets itself.
-    pub fn endpoint_overrides(&self) -> EndpointOverrides {
+    /// Who the account is at its IdP, as its config says.
+    pub fn client_settings(&self) -> ClientSettings<'_> {
         let c = &self.config;
-        EndpointOverrides {
-            device_authorization: c.device_authorization_endpoint.clone(),
-            revocation: c.revocation_endpoint.clone(),
-            userinfo: c.userinfo_endpoint.clone(),
+        ClientSettings {
+            issuer: &c.issuer,
+            client_id: &c.client_id,
+            client_secret: c.client_secret.as_ref().map(|s| s.expose()),
+            auth_params: &c.auth_params,
+            overrides: EndpointOverrides {
+                device_authorization: c.device_authorization_endpoint.clone(),
+                revocation: c.revocation_endpoint.clone(),
+                userinfo: c.userinfo_endpoint.clone(),
+            },
         }
     }
 

@@ -7,7 +7,6 @@ use tokenbroker::protocol::{Check, Diagnosis};
 
 use super::{Account, Broker, offers};
 use crate::config::Config;
-use crate::oidc::Provider;
 use crate::store::StoreName;
 
 fn check(name: &str, result: Result<String, (String, &str)>) -> Check {
@@ -49,8 +48,7 @@ impl Broker {
         for account in self.accounts() {
             let started = Instant::now();
             let c = &account.config;
-            let found =
-                Provider::discover(self.http.clone(), &c.issuer, &c.client_id, &account.endpoint_overrides()).await;
+            let found = self.connect.connect(&account.client_settings()).await;
             checks.push(check(
                 &format!("identity provider of {}", account.name),
                 match &found {
@@ -62,8 +60,8 @@ impl Broker {
                 },
             ));
             if let Ok(provider) = &found {
-                checks.push(offers::features(&account.name, c, &provider.offers));
-                checks.push(offers::scopes(&account.name, c, &provider.offers));
+                checks.push(offers::features(&account.name, c, provider.offers()));
+                checks.push(offers::scopes(&account.name, c, provider.offers()));
             }
         }
         Diagnosis { checks }

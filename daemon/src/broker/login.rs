@@ -3,8 +3,6 @@
 //! the same flow joins it; one with the other flow replaces it (a browser login nobody can
 //! finish must not hold the account until it times out).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,7 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Account, Broker, Error, Event, Result, Session};
-use crate::oidc::{Loopback, OidcError, TokenSet, printable};
+use crate::oidc::{Approval, Loopback, OidcError, TokenSet, printable};
 
 /// How long a finished login's result stays available to `AwaitLogin`.
 const LINGER: Duration = Duration::from_secs(600);
@@ -92,9 +90,6 @@ impl PendingLogin {
     }
 }
 
-/// The part of a flow that waits for the user and ends with tokens.
-type Approval = Pin<Box<dyn Future<Output = Result<TokenSet, OidcError>> + Send>>;
-
 impl Broker {
     pub async fn login(self: &Arc<Self>, p: Login) -> Result<LoginChallenge> {
         let account = self.account(p.account.as_deref())?;
@@ -130,8 +125,8 @@ impl Broker {
     }
 
     async fn start_device(&self, account: &Account, login_id: String) -> Result<(LoginChallenge, Approval)> {
-        let provider = account.provider(&self.http).await?.clone();
-        let (challenge, device) = provider
+        let idp = account.idp(&*self.connect).await?.clone();
+        let (challenge, approval) = idp
             .start_device(&account.login_scopes(), &account.login_audiences())
             .await
             .map_err(|e| Error::from_oidc(&account.name, e))?;
@@ -144,15 +139,15 @@ impl Broker {
             user_code: Some(challenge.user_code),
             authorization_url: None,
         };
-        Ok((challenge, Box::pin(async move { provider.finish_device(&device).await })))
+        Ok((challenge, approval))
     }
 
     async fn start_code(&self, account: &Account, login_id: String) -> Result<(LoginChallenge, Approval)> {
-        let provider = account.provider(&self.http).await?.clone();
+        let idp = account.idp(&*self.connect).await?.clone();
         let loopback = Loopback::bind()
             .await
             .map_err(|e| Error::internal(format!("cannot listen on 127.0.0.1 for the login's redirect: {e}")))?;
-        let (url, login) = provider
+        let started = idp
             .start_code(&loopback.redirect_uri(), &account.login_scopes(), &account.login_audiences())
             .map_err(|e| Error::from_oidc(&account.name, e))?;
         let challenge = LoginChallenge {
@@ -162,12 +157,12 @@ impl Broker {
             verification_uri: None,
             verification_uri_complete: None,
             user_code: None,
-            authorization_url: Some(url),
+            authorization_url: Some(started.url),
         };
         let approval = async move {
-            let wait = loopback.wait(login.state());
+            let wait = loopback.wait(&started.state);
             let code = tokio::time::timeout(CODE_FLOW_TIMEOUT, wait).await.map_err(|_| OidcError::Expired)??;
-            provider.finish_code(login, code).await
+            (started.exchange)(code).await
         };
         Ok((challenge, Box::pin(approval)))
     }
@@ -291,8 +286,8 @@ impl Broker {
     /// none in the device flow): `Status` shows the subject, and later userinfo answers are
     /// held to it. Without userinfo the session still works, unnamed.
     async fn whoami(&self, account: &Account, tokens: &TokenSet) -> Option<Map<String, Value>> {
-        let provider = account.provider(&self.http).await.ok()?;
-        match provider.userinfo(&tokens.access_token, None).await {
+        let idp = account.idp(&*self.connect).await.ok()?;
+        match idp.userinfo(&tokens.access_token, None).await {
             Ok(claims) => Some(claims),
             Err(e) => {
                 tracing::warn!(account = %account.name, error = %e, "no ID token and no userinfo: the session has no known subject");

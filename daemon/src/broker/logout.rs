@@ -14,11 +14,11 @@ impl Broker {
         let mut revoked = false;
         let mut end_session_url = None;
         if let Some(session) = &session {
-            match account.provider(&self.http).await {
-                Ok(provider) => {
-                    end_session_url = provider.end_session_url();
+            match account.idp(&*self.connect).await {
+                Ok(idp) => {
+                    end_session_url = idp.end_session_url();
                     if let Some(refresh_token) = &session.refresh_token {
-                        match provider.revoke(refresh_token).await {
+                        match idp.revoke(refresh_token).await {
                             Ok(done) => revoked = done,
                             Err(e) => {
                                 tracing::warn!(account = %account.name, error = %e, "could not revoke the refresh token")

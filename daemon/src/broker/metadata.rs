@@ -45,7 +45,7 @@ impl Broker {
                 format!("account {:?} has no management_api in the config; user metadata needs one", account.name),
             ));
         };
-        let api = ManagementApi::new(self.http.clone(), base).map_err(|e| Error::from_oidc(&account.name, e))?;
+        let api = self.connect.management(base).map_err(|e| Error::from_oidc(&account.name, e))?;
         let key = AudienceKey::new(base, Some(MANAGEMENT_SCOPES));
         let token = self
             .fresh_audience(account, &key, |t, now| MIN_TTL.met_by(t.life, now))

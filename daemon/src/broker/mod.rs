@@ -3,8 +3,12 @@
 
 mod account;
 mod audience;
+#[cfg(test)]
+mod core_tests;
 mod doctor;
 mod error;
+#[cfg(test)]
+mod fake_idp;
 mod login;
 mod logout;
 mod metadata;
@@ -36,7 +40,7 @@ pub use token::Token;
 pub use tokens::Grant;
 
 use crate::config::Config;
-use crate::oidc::http::Http;
+use crate::oidc::Connect;
 use crate::store::SessionStore;
 
 /// What happened to an account, for whoever listens (the D-Bus door's signals, logs).
@@ -64,7 +68,8 @@ pub enum Event {
 pub struct Broker {
     roster: RwLock<Arc<Roster>>,
     config_path: PathBuf,
-    http: Http,
+    /// Finds each account's IdP (the real ones, or a fake in tests).
+    connect: Arc<dyn Connect>,
     store: SessionStore,
     logins: Mutex<HashMap<String, Arc<PendingLogin>>>,
     events: broadcast::Sender<Event>,
@@ -102,11 +107,16 @@ impl Roster {
 impl Broker {
     /// Build the core and load every account's session from the store, so a restart needs
     /// no new login. A store that cannot be read leaves accounts logged out, and says why.
-    pub async fn start(config_path: PathBuf, config: &Config, store: SessionStore, http: Http) -> Arc<Broker> {
+    pub async fn start(
+        config_path: PathBuf,
+        config: &Config,
+        store: SessionStore,
+        connect: Arc<dyn Connect>,
+    ) -> Arc<Broker> {
         let broker = Arc::new(Broker {
             roster: RwLock::new(Arc::new(Roster::default())),
             config_path,
-            http,
+            connect,
             store,
             logins: Mutex::new(HashMap::new()),
             events: broadcast::channel(64).0,
@@ -172,7 +182,7 @@ impl Broker {
     /// After a resume from suspend: the IdPs have closed our pooled connections, and every
     /// scheduler must look at the wall clock again.
     pub fn resumed(&self) {
-        self.http.forget_connections();
+        self.connect.resumed();
         self.wake_all();
     }
 

@@ -18,8 +18,8 @@ impl Broker {
         {
             return Ok(Profile { account: account.name.clone(), claims: (*claims).clone() });
         }
-        let provider = account.provider(&self.http).await?;
-        let userinfo = |s: Arc<Session>| async move { provider.userinfo(&s.access.secret, s.subject.as_deref()).await };
+        let idp = account.idp(&*self.connect).await?;
+        let userinfo = |s: Arc<Session>| async move { idp.userinfo(&s.access.secret, s.subject.as_deref()).await };
         let (session, claims) = match userinfo(session.clone()).await {
             // A refused access token (revoked, or bound to an API by the IdP) is not a dead
             // session: get a new one once and ask again. Only the token endpoint's

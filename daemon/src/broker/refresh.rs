@@ -11,7 +11,7 @@ use super::scheduler::RETRY_AFTER_MAX;
 use super::session::{now, now_ms};
 use super::token::Token;
 use super::{Account, Broker, Error, Event, Result, Session};
-use crate::oidc::{Audiences, OidcError, TokenSet};
+use crate::oidc::{Audiences, OidcError, Refresh, TokenSet};
 
 /// The last failure, while the IdP's `Retry-After` holds.
 fn held(s: &State) -> Option<Error> {
@@ -179,9 +179,10 @@ impl Broker {
             self.end_session(account).await;
             return Err(Error::login_required(&account.name));
         };
-        let provider = account.provider(&self.http).await?;
+        let idp = account.idp(&*self.connect).await?;
         tracing::debug!(account = %account.name, audiences = ?audiences.values, "refreshing");
-        match provider.refresh(refresh_token, audiences, scope, session.subject.as_deref()).await {
+        let subject = session.subject.as_deref();
+        match idp.refresh(Refresh { refresh_token, audiences, scope, subject }).await {
             Ok(tokens) => {
                 if let Some(why) = &tokens.id_token_refused {
                     tracing::warn!(account = %account.name, %why, "refused the ID token of a refresh; keeping its other tokens and the last verified identity");
@@ -215,37 +216,16 @@ impl Broker {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use secrecy::SecretString;
-
     use super::*;
-    use crate::config::Config;
-    use crate::oidc::http::Http;
-    use crate::store::{Memory, SessionStore};
+    use crate::broker::fake_idp::{FakeIdp, World};
 
     async fn broker_with_a_session() -> (Arc<Broker>, Arc<Account>) {
-        let config = Config::parse(
-            "proactive_refresh = false\n[accounts.work]\nissuer = \"https://idp.example.com/\"\nclient_id = \"c\"\n",
-        )
-        .unwrap();
-        let store = SessionStore::new(Arc::new(Memory::default()));
-        let http = Http::new(Duration::from_secs(1)).unwrap();
-        let broker = Broker::start(PathBuf::from("/nonexistent"), &config, store, http).await;
-        let account = broker.account(None).unwrap();
-        let tokens = TokenSet {
-            access_token: SecretString::from("at"),
-            token_type: "Bearer".into(),
-            expires_in: Some(Duration::from_secs(3600)),
-            refresh_token: Some(SecretString::from("rt")),
-            id_token: None,
-            id_token_refused: None,
-            scopes: None,
-        };
-        account.write(|s| s.session = Some(Arc::new(Session::from_login(tokens, &[]))));
-        (broker, account)
+        let world = World::logged_in(false, FakeIdp::new(3600)).await;
+        let account = world.broker.account(None).unwrap();
+        (world.broker, account)
     }
 
     /// A caller that goes away mid-refresh (its request dropped) must not hand the turn to

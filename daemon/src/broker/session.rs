@@ -32,12 +32,48 @@ pub struct IdToken {
     pub life: Life,
 }
 
+/// Unix seconds of the core's clock.
 pub fn now() -> i64 {
     now_ms() / 1000
 }
 
+/// Unix milliseconds of the core's clock: wall-clock time, deliberately, so that time spent
+/// asleep counts against a token (Tokio's clock stops in suspend).
+#[cfg(not(test))]
 pub fn now_ms() -> i64 {
+    wall_ms()
+}
+
+fn wall_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// In unit tests, the wall clock as Tokio's clock moves it, so that a test under a paused
+/// clock (`start_paused`) moves both: the wall time at first use, plus how far Tokio's clock
+/// is from that moment (either way: a runtime paused earlier is behind it), plus the time a
+/// test said the machine slept ([`suspend`]).
+#[cfg(test)]
+pub fn now_ms() -> i64 {
+    use std::time::Instant;
+    static ORIGIN: std::sync::OnceLock<(i64, Instant)> = std::sync::OnceLock::new();
+    let (wall, at) = *ORIGIN.get_or_init(|| (wall_ms(), Instant::now()));
+    let now = tokio::time::Instant::now().into_std();
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let offset = ms(now.saturating_duration_since(at)).saturating_sub(ms(at.saturating_duration_since(now)));
+    wall.saturating_add(offset).saturating_add(SLEPT.get())
+}
+
+#[cfg(test)]
+thread_local! {
+    static SLEPT: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// In unit tests: the machine sleeps for `d`. The wall clock jumps ahead while Tokio's clock
+/// and timers stand still, as in a real suspend. Per thread: for current-thread runtimes
+/// (`#[tokio::test]`'s default).
+#[cfg(test)]
+pub fn suspend(d: std::time::Duration) {
+    SLEPT.set(SLEPT.get().saturating_add(d.as_millis() as i64));
 }
 
 impl Session {

@@ -2,11 +2,12 @@
 //! userinfo and ID-token checks. It knows nothing of accounts, callers or storage.
 
 mod code;
-mod device;
+pub mod device;
 mod discovery;
 mod error;
 pub mod http;
 mod id_token;
+pub mod idp;
 mod idp_text;
 mod loopback;
 mod management;
@@ -25,6 +26,7 @@ use secrecy::SecretString;
 
 pub use discovery::{EndpointOverrides, Offers, Provider};
 pub use error::{Grant, OidcError};
+pub use idp::{Approval, ClientSettings, Connect, Connector, Idp, Refresh};
 pub use idp_text::printable;
 pub use loopback::Loopback;
 pub use management::{ApiError, ManagementApi};
