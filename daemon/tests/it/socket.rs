@@ -87,7 +87,9 @@ async fn the_socket_is_private_and_other_users_are_refused() {
     // access_denied, as D-Bus answers it: the refusal takes the one error mapping.
     assert_eq!(out.status.code(), Some(6), "{stderr}");
     assert!(stderr.contains("serves only its own user"), "{stderr}");
-    assert!(daemon.log().contains("refused a connection from another user"));
+    // Logged after the refusal is written: the client may have read it before the line lands.
+    let logged = || async { daemon.log().contains("refused a connection from another user") };
+    assert!(eventually(Duration::from_secs(5), logged).await, "{}", daemon.log());
     // The owner is still served.
     assert!(daemon.brokerctl(&["status"]).status.success());
 }
