@@ -51,8 +51,9 @@ pub(super) struct State {
     /// Unix milliseconds until which the IdP asked (`Retry-After`) not to be asked again:
     /// callers get the last failure instead of a new request until then.
     pub hold_until: Option<i64>,
-    /// The session in memory is newer than the store's copy (a write failed; being retried).
-    pub unsaved: bool,
+    /// Set while the session in memory is newer than the store's copy (a write failed): when
+    /// the scheduler tries the write again, in Unix milliseconds.
+    pub save_retry_at: Option<i64>,
     /// Userinfo claims and the access token's issue time they were fetched with.
     pub profile: Option<(i64, Arc<serde_json::Map<String, serde_json::Value>>)>,
     /// Tokens for the account's other APIs.
@@ -67,7 +68,7 @@ impl State {
         self.last_failure = None;
         self.retry_at = None;
         self.hold_until = None;
-        self.unsaved = false;
+        self.save_retry_at = None;
         self.audience_tokens.clear();
         self.session.take()
     }
@@ -122,7 +123,7 @@ impl Account {
 
     /// Whether the account holds a session the store has not taken (kept in memory only).
     pub fn unsaved(&self) -> bool {
-        self.read(|s| s.unsaved && s.session.is_some())
+        self.read(|s| s.save_retry_at.is_some() && s.session.is_some())
     }
 
     pub fn session(&self) -> Option<Arc<Session>> {

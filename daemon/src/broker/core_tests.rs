@@ -164,3 +164,25 @@ async fn invalid_grant_ends_the_session_and_deletes_its_record() {
     assert_eq!(access(&world.broker).await.unwrap_err().kind, ErrorKind::LoginRequired);
     assert_eq!(world.idp.refreshes(), 1);
 }
+
+/// Guards the one background loop's second job: a session the store refused is written again
+/// (for an account without proactive refresh too), backing off, until the store takes it.
+#[tokio::test(start_paused = true)]
+async fn a_refused_write_is_retried_until_the_store_takes_it() {
+    let world = World::logged_in(false, FakeIdp::new(60)).await;
+    let account = world.broker.account(None).unwrap();
+    world.store.refuse_writes(true);
+    sleep(secs(61)).await;
+    assert_eq!(access(&world.broker).await.unwrap(), "at-1", "served from memory");
+    assert!(account.unsaved());
+    sleep(secs(10)).await;
+    // Refused at the refresh, then retried after about 1, 1, 2 and 4 s (each plus up to half).
+    let refused = world.store.refused();
+    assert!((4..=5).contains(&refused), "{refused} refused writes in the first 10 s");
+    assert!(account.unsaved() && world.stored_refresh_token().as_deref() == Some("rt-0"));
+    world.store.refuse_writes(false);
+    sleep(secs(15)).await;
+    assert!(!account.unsaved(), "the write landed once the store took it");
+    assert_eq!(world.stored_refresh_token().as_deref(), Some("rt-1"));
+    assert_eq!(world.store.refused(), refused, "no retries after it landed");
+}

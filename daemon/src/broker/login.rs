@@ -272,9 +272,9 @@ impl Broker {
         account.write(|s| {
             // `persist` may just have marked the session for a retried write; the new
             // session is the one that flag is about.
-            let unsaved = s.unsaved;
+            let unsaved = s.save_retry_at;
             s.clear();
-            s.unsaved = unsaved;
+            s.save_retry_at = unsaved;
             s.profile = profile.map(|claims| (session.access.life.issued_at, Arc::new(claims)));
             s.session = Some(Arc::new(session));
         });

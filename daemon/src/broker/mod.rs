@@ -145,9 +145,7 @@ impl Broker {
                     let account =
                         Arc::new(Account::new(name.clone(), c.clone(), config.proactive_refresh, &self.shutdown));
                     self.load(&account).await;
-                    if account.proactive {
-                        self.tasks.spawn(self.clone().schedule(account.clone()));
-                    }
+                    self.tasks.spawn(self.clone().schedule(account.clone()));
                     account
                 }
             };
@@ -262,16 +260,16 @@ impl Broker {
     }
 
     /// Write a session to the store before anyone sees it. A failed write keeps the session
-    /// in memory (dropping a rotated refresh token would end the session), says so, and is
-    /// retried in the background until it lands.
+    /// in memory (dropping a rotated refresh token would end the session), says so, and leaves
+    /// the scheduler to retry it until it lands.
     async fn persist(self: &Arc<Self>, account: &Arc<Account>, session: &Session) {
         match self.save(account, session).await {
-            Ok(()) => account.write(|s| s.unsaved = false),
+            Ok(()) => account.write(|s| s.save_retry_at = None),
             Err(e) => {
                 tracing::error!(account = %account.name, error = %e, "could not store the session; keeping it in memory and retrying");
-                if !account.write(|s| std::mem::replace(&mut s.unsaved, true)) {
-                    self.tasks.spawn(self.clone().retry_save(account.clone()));
-                }
+                let first = scheduler::BACKOFF_MIN.as_millis() as i64;
+                account.write(|s| s.save_retry_at = s.save_retry_at.or(Some(session::now_ms() + first)));
+                account.wake.notify_one();
             }
         }
     }
@@ -280,32 +278,4 @@ impl Broker {
         let c = &account.config;
         self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await
     }
-
-    /// Store the account's current session until the store takes it, the session goes, or the
-    /// account stops. Under the account's refresh lock, so it never overwrites a newer session.
-    async fn retry_save(self: Arc<Self>, account: Arc<Account>) {
-        let mut wait = SAVE_RETRY_MIN;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = account.stop.cancelled() => return,
-            }
-            let _flight = account.refresh_lock.lock().await;
-            let Some(session) = account.read(|s| s.session.clone().filter(|_| s.unsaved)) else { return };
-            match self.save(&account, &session).await {
-                Ok(()) => {
-                    account.write(|s| s.unsaved = false);
-                    tracing::info!(account = %account.name, "stored the session after all");
-                    return;
-                }
-                Err(e) => {
-                    wait = (wait * 2).min(SAVE_RETRY_MAX);
-                    tracing::warn!(account = %account.name, error = %e, retry_in = ?wait, "still cannot store the session");
-                }
-            }
-        }
-    }
 }
-
-const SAVE_RETRY_MIN: std::time::Duration = std::time::Duration::from_secs(1);
-const SAVE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
