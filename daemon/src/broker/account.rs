@@ -37,11 +37,22 @@ pub struct Account {
     pub(super) wake: Notify,
 }
 
+/// Where an account is in its life: one of these, never two at once. Everything else in
+/// [`State`] is about the session of `LoggedIn` and goes with it (see the transitions).
+#[derive(Default)]
+pub(super) enum Phase {
+    /// Never logged in, or logged out.
+    #[default]
+    LoggedOut,
+    /// The IdP refused the session (revoked, expired); until the next login.
+    LoginRequired,
+    LoggedIn(Arc<Session>),
+}
+
 #[derive(Default)]
 pub(super) struct State {
-    pub session: Option<Arc<Session>>,
-    /// The IdP refused the session; cleared by the next login.
-    pub login_required: bool,
+    pub phase: Phase,
+    /// A refresh is in flight (any caller's or the scheduler's).
     pub refreshing: bool,
     /// Counts finished refresh attempts, so callers queued behind one can tell it happened.
     pub attempts: u64,
@@ -61,16 +72,48 @@ pub(super) struct State {
 }
 
 impl State {
-    /// Forget the session and everything derived from it.
-    pub fn clear(&mut self) -> Option<Arc<Session>> {
-        self.login_required = false;
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        match &self.phase {
+            Phase::LoggedIn(session) => Some(session),
+            Phase::LoggedOut | Phase::LoginRequired => None,
+        }
+    }
+
+    /// A login's session (or one loaded from the store): whatever was derived from an earlier
+    /// session goes. A pending store write stays: `persist` has just set it for this one.
+    pub fn log_in(&mut self, session: Arc<Session>) {
+        let pending_write = self.save_retry_at;
+        self.leave(Phase::LoggedIn(session));
+        self.save_retry_at = pending_write;
+    }
+
+    /// The same login, renewed by a refresh: what was derived from it stays.
+    pub fn renew(&mut self, session: Arc<Session>) {
+        self.phase = Phase::LoggedIn(session);
+    }
+
+    /// The user logged out; the session that was, if any.
+    pub fn log_out(&mut self) -> Option<Arc<Session>> {
+        match self.leave(Phase::LoggedOut) {
+            Phase::LoggedIn(session) => Some(session),
+            Phase::LoggedOut | Phase::LoginRequired => None,
+        }
+    }
+
+    /// The IdP refused the session.
+    pub fn refused(&mut self) {
+        self.leave(Phase::LoginRequired);
+    }
+
+    /// Into `next`, forgetting everything derived from the session left; the phase left.
+    fn leave(&mut self, next: Phase) -> Phase {
         self.profile = None;
         self.last_failure = None;
         self.retry_at = None;
         self.hold_until = None;
         self.save_retry_at = None;
         self.audience_tokens.clear();
-        self.session.take()
+        std::mem::replace(&mut self.phase, next)
     }
 }
 
@@ -123,26 +166,26 @@ impl Account {
 
     /// Whether the account holds a session the store has not taken (kept in memory only).
     pub fn unsaved(&self) -> bool {
-        self.read(|s| s.save_retry_at.is_some() && s.session.is_some())
+        self.read(|s| s.save_retry_at.is_some() && s.session().is_some())
     }
 
     pub fn session(&self) -> Option<Arc<Session>> {
-        self.read(|s| s.session.clone())
+        self.read(|s| s.session().cloned())
     }
 
     pub fn state(&self) -> AccountState {
-        self.read(|s| match &s.session {
-            _ if s.login_required => AccountState::LoginRequired,
-            None => AccountState::LoggedOut,
-            Some(_) if s.refreshing => AccountState::Refreshing,
-            Some(session) if session.access.life.expires_at > now() => AccountState::Valid,
-            Some(_) => AccountState::Expired,
+        self.read(|s| match &s.phase {
+            Phase::LoginRequired => AccountState::LoginRequired,
+            Phase::LoggedOut => AccountState::LoggedOut,
+            Phase::LoggedIn(_) if s.refreshing => AccountState::Refreshing,
+            Phase::LoggedIn(session) if session.access.life.expires_at > now() => AccountState::Valid,
+            Phase::LoggedIn(_) => AccountState::Expired,
         })
     }
 
     /// The error for an account with no usable session.
     pub fn no_session_error(&self) -> Error {
-        if self.read(|s| s.login_required) {
+        if self.read(|s| matches!(s.phase, Phase::LoginRequired)) {
             Error::login_required(&self.name)
         } else {
             Error::not_logged_in(&self.name)
@@ -174,5 +217,44 @@ impl Account {
             values.push(m.clone());
         }
         Audiences { param: c.audience_param.name(), values }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::{ExposeSecret, SecretString};
+
+    use super::*;
+    use crate::broker::token::Life;
+
+    fn session(access: &str) -> Arc<Session> {
+        let token = Token::new(SecretString::from(access), "Bearer".into(), vec![], Life::starting(now(), 60));
+        Arc::new(Session { refresh_token: None, access: Arc::new(token), id: None, id_current: false, subject: None })
+    }
+
+    /// What a session brought (an audience token, the profile) goes when another login, a
+    /// logout or a refusal replaces it, and stays while a refresh renews it.
+    #[test]
+    fn the_phases_and_what_each_transition_keeps() {
+        let mut s = State::default();
+        let derive = |s: &mut State| {
+            s.audience_tokens.insert(AudienceKey::new("api", None), s.session().unwrap().access.clone());
+            s.profile = Some((0, Arc::default()));
+        };
+        s.log_in(session("a"));
+        derive(&mut s);
+        s.renew(session("b"));
+        assert!(s.profile.is_some() && s.audience_tokens.len() == 1, "a refresh keeps what the login brought");
+        s.save_retry_at = Some(1);
+        s.log_in(session("c"));
+        assert!(s.profile.is_none() && s.audience_tokens.is_empty(), "a new login starts afresh");
+        assert_eq!(s.save_retry_at, Some(1), "the pending write is the new session's");
+        derive(&mut s);
+        s.refused();
+        assert!(matches!(s.phase, Phase::LoginRequired) && s.session().is_none() && s.audience_tokens.is_empty());
+        assert!(s.log_out().is_none(), "no session to give back");
+        s.log_in(session("d"));
+        assert!(s.log_out().is_some_and(|x| x.access.secret.expose_secret() == "d"));
+        assert!(matches!(s.phase, Phase::LoggedOut) && s.save_retry_at.is_none());
     }
 }

@@ -269,14 +269,10 @@ impl Broker {
             tracing::warn!(account = %account.name, "the identity provider issued no refresh token; the session ends when the access token expires (add offline_access to the scopes)");
         }
         self.persist(account, &session).await;
+        let issued_at = session.access.life.issued_at;
         account.write(|s| {
-            // `persist` may just have marked the session for a retried write; the new
-            // session is the one that flag is about.
-            let unsaved = s.save_retry_at;
-            s.clear();
-            s.save_retry_at = unsaved;
-            s.profile = profile.map(|claims| (session.access.life.issued_at, Arc::new(claims)));
-            s.session = Some(Arc::new(session));
+            s.log_in(Arc::new(session));
+            s.profile = profile.map(|claims| (issued_at, Arc::new(claims)));
         });
         account.wake.notify_one();
         Ok(who)

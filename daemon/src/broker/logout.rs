@@ -10,7 +10,7 @@ impl Broker {
     pub async fn logout(self: &Arc<Self>, p: AccountOnly) -> Result<LogoutDone> {
         let account = &self.account(p.account.as_deref())?;
         let _flight = account.refresh_lock.lock().await;
-        let session = account.write(|s| s.clear());
+        let session = account.write(|s| s.log_out());
         let mut revoked = false;
         let mut end_session_url = None;
         if let Some(session) = &session {

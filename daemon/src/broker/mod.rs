@@ -204,7 +204,7 @@ impl Broker {
         match Session::from_record(&record, &c.issuer, &c.client_id) {
             Ok(Some(session)) => {
                 tracing::info!(account = %account.name, expires_at = session.access.life.expires_at, "loaded stored session");
-                account.write(|s| s.session = Some(Arc::new(session)));
+                account.write(|s| s.log_in(Arc::new(session)));
             }
             Ok(None) => {
                 tracing::warn!(account = %account.name, "stored session belongs to another issuer or client; ignoring it")

@@ -25,7 +25,7 @@ impl Broker {
         account: &Arc<Account>,
         good: impl Fn(&Session, i64) -> bool,
     ) -> Result<Arc<Session>> {
-        let check = |s: &State, now: i64| s.session.clone().filter(|x| good(x, now));
+        let check = |s: &State, now: i64| s.session().filter(|x| good(x, now)).cloned();
         self.single_flight(account, check, |broker, account, session| async move {
             broker.renew_session(&account, &session).await
         })
@@ -61,7 +61,7 @@ impl Broker {
         T: Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let seen = match account.read(|s| check(s, now()).ok_or((s.attempts, s.session.is_some(), held(s)))) {
+        let seen = match account.read(|s| check(s, now()).ok_or((s.attempts, s.session().is_some(), held(s)))) {
             Ok(hit) => return Ok(hit),
             Err((_, false, _)) => return Err(account.no_session_error()),
             Err((_, true, Some(e))) => return Err(e),
@@ -87,7 +87,7 @@ impl Broker {
     {
         let flight = account.refresh_lock.clone().lock_owned().await;
         let (hit, attempts, failure, session) =
-            account.read(|s| (check(s, now()), s.attempts, s.last_failure.clone(), s.session.clone()));
+            account.read(|s| (check(s, now()), s.attempts, s.last_failure.clone(), s.session().cloned()));
         if let Some(hit) = hit {
             return Ok(hit);
         }
@@ -132,7 +132,7 @@ impl Broker {
         let tokens = self.exchange(account, session, &Audiences::default(), None).await?;
         let new = Arc::new(session.renewed(tokens));
         self.persist(account, &new).await;
-        account.write(|s| s.session = Some(new.clone()));
+        account.write(|s| s.renew(new.clone()));
         tracing::info!(account = %account.name, expires_at = new.access.life.expires_at, "refreshed");
         self.emit(Event::TokenRefreshed { account: account.name.clone(), expires_at: new.access.life.expires_at });
         Ok(new)
@@ -151,7 +151,7 @@ impl Broker {
         let new = Arc::new(session.rotated(tokens.refresh_token, tokens.id_token));
         self.persist(account, &new).await;
         account.write(|s| {
-            s.session = Some(new);
+            s.renew(new);
             s.audience_tokens.insert(key.clone(), token.clone());
         });
         tracing::info!(account = %account.name, audience = %key.audience, expires_at = token.life.expires_at, "got a token for another audience");
@@ -203,10 +203,7 @@ impl Broker {
 
     /// The IdP refused the session: forget it everywhere until the user logs in again.
     async fn end_session(&self, account: &Account) {
-        account.write(|s| {
-            s.clear();
-            s.login_required = true;
-        });
+        account.write(|s| s.refused());
         if let Err(e) = self.store.delete(&account.name).await {
             tracing::error!(account = %account.name, error = %e, "could not delete the refused session from the keyring");
         }
@@ -235,7 +232,7 @@ mod tests {
         let (broker, account) = broker_with_a_session().await;
         let renewals = Arc::new(AtomicUsize::new(0));
         // Good once any refresh has finished: the second caller needs none of its own.
-        let check = |s: &State, _: i64| s.session.clone().filter(|_| s.attempts > 0);
+        let check = |s: &State, _: i64| s.session().filter(|_| s.attempts > 0).cloned();
         let renew = |renewals: Arc<AtomicUsize>| {
             move |_: Arc<Broker>, _: Arc<Account>, session: Arc<Session>| async move {
                 renewals.fetch_add(1, Ordering::SeqCst);

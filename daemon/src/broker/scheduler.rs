@@ -48,14 +48,14 @@ impl Backoff {
 
 /// When a proactive refresh (or its retry) is due, in Unix milliseconds, if ever.
 fn refresh_due(s: &State) -> Option<i64> {
-    let session = s.session.as_ref().filter(|_| !s.login_required)?;
+    let session = s.session()?;
     let earliest = s.audience_tokens.values().map(|t| t.refresh_at).chain([session.access.refresh_at]).min();
     s.retry_at.or(earliest.map(|at| at * 1000))
 }
 
 /// When a refused session write is tried again, if one is pending.
 fn save_due(s: &State) -> Option<i64> {
-    s.session.as_ref().and(s.save_retry_at)
+    s.session().and(s.save_retry_at)
 }
 
 impl Broker {
@@ -123,7 +123,7 @@ impl Broker {
     /// lock, so it never overwrites a newer session.
     async fn retry_save(&self, account: &Account, backoff: &mut Backoff) {
         let _flight = account.refresh_lock.lock().await;
-        let Some(session) = account.read(|s| s.session.clone().filter(|_| s.save_retry_at.is_some())) else {
+        let Some(session) = account.read(|s| s.session().filter(|_| s.save_retry_at.is_some()).cloned()) else {
             return;
         };
         match self.save(account, &session).await {
