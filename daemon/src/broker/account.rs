@@ -27,9 +27,9 @@ pub struct Account {
     pub stop: CancellationToken,
     idp: OnceCell<Arc<dyn Idp>>,
     state: RwLock<State>,
-    /// Held for the whole of a refresh, login install or logout: the single flight. In an
-    /// `Arc` so a refresh's own task can hold it (`lock_owned`) past its callers.
-    pub(super) refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The account's turn (see [`Turn`]). In an `Arc` so a refresh's own task can hold it
+    /// past its callers.
+    turn: Arc<tokio::sync::Mutex<()>>,
     /// Held while a login starts (an IdP round trip), so a second Login finds the first
     /// pending and joins it instead of starting another flow.
     pub(super) login_start: tokio::sync::Mutex<()>,
@@ -47,6 +47,14 @@ pub(super) enum Phase {
     /// The IdP refused the session (revoked, expired); until the next login.
     LoginRequired,
     LoggedIn(Arc<Session>),
+}
+
+/// The account's turn, held for the whole of a refresh (the single flight), a login's install,
+/// a logout or a retried store write. The store's writes of the account's session take it
+/// (`Broker::persist`, `save`, `unstore`): so the holder is the one writer of the account's
+/// entry, and no two writes of it race or land out of order.
+pub(super) struct Turn {
+    _held: tokio::sync::OwnedMutexGuard<()>,
 }
 
 #[derive(Default)]
@@ -126,7 +134,7 @@ impl Account {
             stop: shutdown.child_token(),
             idp: OnceCell::new(),
             state: RwLock::new(State::default()),
-            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
             login_start: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
         }
@@ -154,6 +162,11 @@ impl Account {
                 userinfo: c.userinfo_endpoint.clone(),
             },
         }
+    }
+
+    /// Wait for the account's turn.
+    pub(super) async fn turn(&self) -> Turn {
+        Turn { _held: self.turn.clone().lock_owned().await }
     }
 
     pub(super) fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {

@@ -260,7 +260,7 @@ impl Broker {
             None => self.whoami(account, &tokens).await,
         };
         let who = Identity::of_login(&tokens, profile.as_ref());
-        let _flight = account.refresh_lock.lock().await;
+        let turn = account.turn().await;
         let mut session = Session::from_login(tokens, &account.login_scopes());
         if let Some(claims) = &profile {
             session.subject = claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned);
@@ -268,7 +268,7 @@ impl Broker {
         if session.refresh_token.is_none() {
             tracing::warn!(account = %account.name, "the identity provider issued no refresh token; the session ends when the access token expires (add offline_access to the scopes)");
         }
-        self.persist(account, &session).await;
+        self.persist(&turn, account, &session).await;
         let issued_at = session.access.life.issued_at;
         account.write(|s| {
             s.log_in(Arc::new(session));

@@ -9,7 +9,7 @@ impl Broker {
     /// the keyring entry, and drop every cached token and profile of the account.
     pub async fn logout(self: &Arc<Self>, p: AccountOnly) -> Result<LogoutDone> {
         let account = &self.account(p.account.as_deref())?;
-        let _flight = account.refresh_lock.lock().await;
+        let turn = account.turn().await;
         let session = account.write(|s| s.log_out());
         let mut revoked = false;
         let mut end_session_url = None;
@@ -31,7 +31,7 @@ impl Broker {
                 }
             }
         }
-        self.store.delete(&account.name).await.map_err(|e| Error::from_store(&account.name, e))?;
+        self.unstore(&turn, account).await.map_err(|e| Error::from_store(&account.name, e))?;
         account.wake.notify_one();
         tracing::info!(account = %account.name, revoked, "logged out");
         self.emit(Event::LoggedOut { account: account.name.clone() });

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use account::Account;
+use account::Turn;
 pub use error::{Error, Result};
 pub use login::Identity;
 use login::PendingLogin;
@@ -262,8 +263,8 @@ impl Broker {
     /// Write a session to the store before anyone sees it. A failed write keeps the session
     /// in memory (dropping a rotated refresh token would end the session), says so, and leaves
     /// the scheduler to retry it until it lands.
-    async fn persist(self: &Arc<Self>, account: &Arc<Account>, session: &Session) {
-        match self.save(account, session).await {
+    async fn persist(&self, turn: &Turn, account: &Account, session: &Session) {
+        match self.save(turn, account, session).await {
             Ok(()) => account.write(|s| s.save_retry_at = None),
             Err(e) => {
                 tracing::error!(account = %account.name, error = %e, "could not store the session; keeping it in memory and retrying");
@@ -274,8 +275,13 @@ impl Broker {
         }
     }
 
-    async fn save(&self, account: &Account, session: &Session) -> Result<(), crate::store::StoreError> {
+    async fn save(&self, _turn: &Turn, account: &Account, session: &Session) -> Result<(), crate::store::StoreError> {
         let c = &account.config;
         self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await
+    }
+
+    /// Delete the account's stored session (a logout, a refused session).
+    async fn unstore(&self, _turn: &Turn, account: &Account) -> Result<(), crate::store::StoreError> {
+        self.store.delete(&account.name).await
     }
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::account::State;
+use super::account::{State, Turn};
 use super::audience::AudienceKey;
 use super::scheduler::RETRY_AFTER_MAX;
 use super::session::{now, now_ms};
@@ -26,8 +26,8 @@ impl Broker {
         good: impl Fn(&Session, i64) -> bool,
     ) -> Result<Arc<Session>> {
         let check = |s: &State, now: i64| s.session().filter(|x| good(x, now)).cloned();
-        self.single_flight(account, check, |broker, account, session| async move {
-            broker.renew_session(&account, &session).await
+        self.single_flight(account, check, |broker, account, session, turn| async move {
+            broker.renew_session(&turn, &account, &session).await
         })
         .await
     }
@@ -41,8 +41,8 @@ impl Broker {
     ) -> Result<Arc<Token>> {
         let check = |s: &State, now: i64| s.audience_tokens.get(key).filter(|t| good(t, now)).cloned();
         let key = key.clone();
-        self.single_flight(account, check, |broker, account, session| async move {
-            broker.renew_audience(&account, &session, key).await
+        self.single_flight(account, check, |broker, account, session, turn| async move {
+            broker.renew_audience(&turn, &account, &session, key).await
         })
         .await
     }
@@ -55,7 +55,7 @@ impl Broker {
         self: &Arc<Self>,
         account: &Arc<Account>,
         check: impl Fn(&State, i64) -> Option<T>,
-        renew: impl FnOnce(Arc<Broker>, Arc<Account>, Arc<Session>) -> Fut,
+        renew: impl FnOnce(Arc<Broker>, Arc<Account>, Arc<Session>, Arc<Turn>) -> Fut,
     ) -> Result<T>
     where
         T: Send + 'static,
@@ -78,14 +78,14 @@ impl Broker {
         self: &Arc<Self>,
         account: &Arc<Account>,
         check: impl Fn(&State, i64) -> Option<T>,
-        renew: impl FnOnce(Arc<Broker>, Arc<Account>, Arc<Session>) -> Fut,
+        renew: impl FnOnce(Arc<Broker>, Arc<Account>, Arc<Session>, Arc<Turn>) -> Fut,
         seen: u64,
     ) -> Result<T>
     where
         T: Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let flight = account.refresh_lock.clone().lock_owned().await;
+        let turn = Arc::new(account.turn().await);
         let (hit, attempts, failure, session) =
             account.read(|s| (check(s, now()), s.attempts, s.last_failure.clone(), s.session().cloned()));
         if let Some(hit) = hit {
@@ -101,10 +101,10 @@ impl Broker {
         // away may cancel the write of the new one. The task holds the turn: were it the
         // caller's, a caller going away would let the next one spend the same refresh token.
         // Tracked, so a stop waits for the write too.
-        let work = renew(self.clone(), account.clone(), session);
+        let work = renew(self.clone(), account.clone(), session, turn.clone());
         let account = account.clone();
         let task = self.tasks.spawn(async move {
-            let _flight = flight;
+            let _turn = turn;
             account.write(|s| s.refreshing = true);
             let result = work.await;
             account.write(|s| {
@@ -128,10 +128,10 @@ impl Broker {
         task.await.map_err(|e| Error::internal(format!("refresh task failed: {e}")))?
     }
 
-    async fn renew_session(self: &Arc<Self>, account: &Arc<Account>, session: &Session) -> Result<Arc<Session>> {
-        let tokens = self.exchange(account, session, &Audiences::default(), None).await?;
+    async fn renew_session(&self, turn: &Turn, account: &Arc<Account>, session: &Session) -> Result<Arc<Session>> {
+        let tokens = self.exchange(turn, account, session, &Audiences::default(), None).await?;
         let new = Arc::new(session.renewed(tokens));
-        self.persist(account, &new).await;
+        self.persist(turn, account, &new).await;
         account.write(|s| s.renew(new.clone()));
         tracing::info!(account = %account.name, expires_at = new.access.life.expires_at, "refreshed");
         self.emit(Event::TokenRefreshed { account: account.name.clone(), expires_at: new.access.life.expires_at });
@@ -139,17 +139,18 @@ impl Broker {
     }
 
     async fn renew_audience(
-        self: &Arc<Self>,
+        &self,
+        turn: &Turn,
         account: &Arc<Account>,
         session: &Session,
         key: AudienceKey,
     ) -> Result<Arc<Token>> {
         let audiences = Audiences { param: account.config.audience_param.name(), values: vec![key.audience.clone()] };
-        let tokens = self.exchange(account, session, &audiences, key.scope.as_deref()).await?;
+        let tokens = self.exchange(turn, account, session, &audiences, key.scope.as_deref()).await?;
         let requested = || key.scope.iter().flat_map(|s| s.split(' ')).map(str::to_owned).collect();
         let token = Arc::new(Token::received(&tokens, now(), requested));
         let new = Arc::new(session.rotated(tokens.refresh_token, tokens.id_token));
-        self.persist(account, &new).await;
+        self.persist(turn, account, &new).await;
         account.write(|s| {
             s.renew(new);
             s.audience_tokens.insert(key.clone(), token.clone());
@@ -161,6 +162,7 @@ impl Broker {
     /// One refresh-token grant. A refused grant ends the session; other failures leave it.
     async fn exchange(
         &self,
+        turn: &Turn,
         account: &Account,
         session: &Session,
         audiences: &Audiences,
@@ -176,7 +178,7 @@ impl Broker {
                 )));
             }
             tracing::warn!(account = %account.name, "the access token expired and there is no refresh token (is offline_access among the scopes?)");
-            self.end_session(account).await;
+            self.end_session(turn, account).await;
             return Err(Error::login_required(&account.name));
         };
         let idp = account.idp(&*self.connect).await?;
@@ -191,7 +193,7 @@ impl Broker {
             }
             Err(OidcError::InvalidGrant(why)) => {
                 tracing::warn!(account = %account.name, %why, "the identity provider refused the refresh token; login required");
-                self.end_session(account).await;
+                self.end_session(turn, account).await;
                 Err(Error::login_required(&account.name))
             }
             Err(e) => {
@@ -202,9 +204,9 @@ impl Broker {
     }
 
     /// The IdP refused the session: forget it everywhere until the user logs in again.
-    async fn end_session(&self, account: &Account) {
+    async fn end_session(&self, turn: &Turn, account: &Account) {
         account.write(|s| s.refused());
-        if let Err(e) = self.store.delete(&account.name).await {
+        if let Err(e) = self.unstore(turn, account).await {
             tracing::error!(account = %account.name, error = %e, "could not delete the refused session from the keyring");
         }
         self.emit(Event::LoginRequired { account: account.name.clone() });
@@ -234,7 +236,7 @@ mod tests {
         // Good once any refresh has finished: the second caller needs none of its own.
         let check = |s: &State, _: i64| s.session().filter(|_| s.attempts > 0).cloned();
         let renew = |renewals: Arc<AtomicUsize>| {
-            move |_: Arc<Broker>, _: Arc<Account>, session: Arc<Session>| async move {
+            move |_: Arc<Broker>, _: Arc<Account>, session: Arc<Session>, _: Arc<Turn>| async move {
                 renewals.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 Ok(session)
@@ -260,7 +262,7 @@ mod tests {
         let written = Arc::new(AtomicUsize::new(0));
         let check = |_: &State, _: i64| None::<Arc<Session>>;
         let w = written.clone();
-        let renew = move |_: Arc<Broker>, _: Arc<Account>, session: Arc<Session>| async move {
+        let renew = move |_: Arc<Broker>, _: Arc<Account>, session: Arc<Session>, _: Arc<Turn>| async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
             w.fetch_add(1, Ordering::SeqCst);
             Ok(session)

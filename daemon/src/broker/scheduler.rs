@@ -122,11 +122,11 @@ impl Broker {
     /// Write the account's current session to the store again. Under the account's refresh
     /// lock, so it never overwrites a newer session.
     async fn retry_save(&self, account: &Account, backoff: &mut Backoff) {
-        let _flight = account.refresh_lock.lock().await;
+        let turn = account.turn().await;
         let Some(session) = account.read(|s| s.session().filter(|_| s.save_retry_at.is_some()).cloned()) else {
             return;
         };
-        match self.save(account, &session).await {
+        match self.save(&turn, account, &session).await {
             Ok(()) => {
                 backoff.succeeded();
                 account.write(|s| s.save_retry_at = None);
