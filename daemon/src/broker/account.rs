@@ -60,16 +60,7 @@ pub(super) struct Turn {
 #[derive(Default)]
 pub(super) struct State {
     pub phase: Phase,
-    /// A refresh is in flight (any caller's or the scheduler's).
-    pub refreshing: bool,
-    /// Counts finished refresh attempts, so callers queued behind one can tell it happened.
-    pub attempts: u64,
-    pub last_failure: Option<Error>,
-    /// Unix milliseconds before which the scheduler will not retry a failed refresh.
-    pub retry_at: Option<i64>,
-    /// Unix milliseconds until which the IdP asked (`Retry-After`) not to be asked again:
-    /// callers get the last failure instead of a new request until then.
-    pub hold_until: Option<i64>,
+    pub refresh: Refreshes,
     /// Set while the session in memory is newer than the store's copy (a write failed): when
     /// the scheduler tries the write again, in Unix milliseconds.
     pub save_retry_at: Option<i64>,
@@ -77,6 +68,22 @@ pub(super) struct State {
     pub profile: Option<(i64, Arc<serde_json::Map<String, serde_json::Value>>)>,
     /// Tokens for the account's other APIs.
     pub audience_tokens: HashMap<AudienceKey, Arc<Token>>,
+}
+
+/// How the refreshes of the session went: what callers and the scheduler go by until the
+/// next one.
+#[derive(Default)]
+pub(super) struct Refreshes {
+    /// One is in flight (any caller's or the scheduler's).
+    pub running: bool,
+    /// Finished attempts, so callers queued behind one can tell it happened.
+    pub attempts: u64,
+    pub last_failure: Option<Error>,
+    /// Unix milliseconds before which the scheduler will not retry a failed refresh.
+    pub retry_at: Option<i64>,
+    /// Unix milliseconds until which the IdP asked (`Retry-After`) not to be asked again:
+    /// callers get the last failure instead of a new request until then.
+    pub hold_until: Option<i64>,
 }
 
 impl State {
@@ -116,9 +123,9 @@ impl State {
     /// Into `next`, forgetting everything derived from the session left; the phase left.
     fn leave(&mut self, next: Phase) -> Phase {
         self.profile = None;
-        self.last_failure = None;
-        self.retry_at = None;
-        self.hold_until = None;
+        self.refresh.last_failure = None;
+        self.refresh.retry_at = None;
+        self.refresh.hold_until = None;
         self.save_retry_at = None;
         self.audience_tokens.clear();
         std::mem::replace(&mut self.phase, next)
@@ -190,7 +197,7 @@ impl Account {
         self.read(|s| match &s.phase {
             Phase::LoginRequired => AccountState::LoginRequired,
             Phase::LoggedOut => AccountState::LoggedOut,
-            Phase::LoggedIn(_) if s.refreshing => AccountState::Refreshing,
+            Phase::LoggedIn(_) if s.refresh.running => AccountState::Refreshing,
             Phase::LoggedIn(session) if session.access.life.expires_at > now() => AccountState::Valid,
             Phase::LoggedIn(_) => AccountState::Expired,
         })

@@ -20,7 +20,7 @@ const fn secs(n: u64) -> Duration {
 
 /// `GetAccessToken` for the default account: the access token.
 async fn access(broker: &Arc<Broker>) -> Result<String> {
-    let grant = broker.access_token(GetAccessToken::default()).await?;
+    let grant = super::tokens::access_token(broker, GetAccessToken::default()).await?;
     Ok(grant.token.secret.expose_secret().to_owned())
 }
 

@@ -16,58 +16,6 @@ fn check(name: &str, result: Result<String, (String, &str)>) -> Check {
     }
 }
 
-impl Broker {
-    pub async fn diagnose(self: &Arc<Self>) -> Diagnosis {
-        let mut checks = Vec::new();
-        let path = self.config_path.display();
-        checks.push(check(
-            "config",
-            match Config::load(&self.config_path) {
-                Ok(c) => Ok(format!("{path} parses ({} accounts)", c.accounts.len())),
-                Err(e) => Err((
-                    e.to_string(),
-                    "fix the file, then reload (SIGHUP, or `systemctl --user reload tokenbroker`); until then the daemon keeps its last good config",
-                )),
-            },
-        ));
-        let store = self.store.name();
-        let remedy = store.remedy();
-        let fix = match store {
-            StoreName::Keyring => format!("{remedy}, or choose store = \"memory\" in the config"),
-            _ => format!("{remedy}; until then sessions are kept in memory, and the daemon retries"),
-        };
-        checks.push(check(
-            store.label(),
-            match self.store.probe().await {
-                Ok(()) => Ok(format!("{store} takes a write, a read and a delete")),
-                Err(e) => Err((e.to_string(), &fix)),
-            },
-        ));
-        let fix = format!("{remedy}; the daemon retries the write until it lands, so keep it running until then");
-        checks.push(check("sessions", unsaved_sessions(&self.accounts(), &fix)));
-        for account in self.accounts() {
-            let started = Instant::now();
-            let c = &account.config;
-            let found = self.connect.connect(&account.client_settings()).await;
-            checks.push(check(
-                &format!("identity provider of {}", account.name),
-                match &found {
-                    Ok(_) => Ok(format!("{} answered discovery in {} ms", c.issuer, started.elapsed().as_millis())),
-                    Err(e) => Err((
-                        format!("{}: {e}", c.issuer),
-                        "check the network, and the account's issuer in the config (it must match the IdP's own issuer exactly)",
-                    )),
-                },
-            ));
-            if let Ok(provider) = &found {
-                checks.push(offers::features(&account.name, c, provider.offers()));
-                checks.push(offers::scopes(&account.name, c, provider.offers()));
-            }
-        }
-        Diagnosis { checks }
-    }
-}
-
 /// Sessions the store refused to take: they live in memory only, until a retried write lands.
 fn unsaved_sessions<'a>(accounts: &[Arc<Account>], fix: &'a str) -> Result<String, (String, &'a str)> {
     let unsaved: Vec<&str> = accounts.iter().filter(|a| a.unsaved()).map(|a| a.name.as_str()).collect();
@@ -81,4 +29,54 @@ fn unsaved_sessions<'a>(accounts: &[Arc<Account>], fix: &'a str) -> Result<Strin
         ),
         fix,
     ))
+}
+
+pub async fn diagnose(broker: &Arc<Broker>) -> Diagnosis {
+    let mut checks = Vec::new();
+    let path = broker.config_path.display();
+    checks.push(check(
+        "config",
+        match Config::load(&broker.config_path) {
+            Ok(c) => Ok(format!("{path} parses ({} accounts)", c.accounts.len())),
+            Err(e) => Err((
+                e.to_string(),
+                "fix the file, then reload (SIGHUP, or `systemctl --user reload tokenbroker`); until then the daemon keeps its last good config",
+            )),
+        },
+    ));
+    let store = broker.store.name();
+    let remedy = store.remedy();
+    let fix = match store {
+        StoreName::Keyring => format!("{remedy}, or choose store = \"memory\" in the config"),
+        _ => format!("{remedy}; until then sessions are kept in memory, and the daemon retries"),
+    };
+    checks.push(check(
+        store.label(),
+        match broker.store.probe().await {
+            Ok(()) => Ok(format!("{store} takes a write, a read and a delete")),
+            Err(e) => Err((e.to_string(), &fix)),
+        },
+    ));
+    let fix = format!("{remedy}; the daemon retries the write until it lands, so keep it running until then");
+    checks.push(check("sessions", unsaved_sessions(&broker.accounts(), &fix)));
+    for account in broker.accounts() {
+        let started = Instant::now();
+        let c = &account.config;
+        let found = broker.connect.connect(&account.client_settings()).await;
+        checks.push(check(
+            &format!("identity provider of {}", account.name),
+            match &found {
+                Ok(_) => Ok(format!("{} answered discovery in {} ms", c.issuer, started.elapsed().as_millis())),
+                Err(e) => Err((
+                    format!("{}: {e}", c.issuer),
+                    "check the network, and the account's issuer in the config (it must match the IdP's own issuer exactly)",
+                )),
+            },
+        ));
+        if let Ok(provider) = &found {
+            checks.push(offers::features(&account.name, c, provider.offers()));
+            checks.push(offers::scopes(&account.name, c, provider.offers()));
+        }
+    }
+    Diagnosis { checks }
 }

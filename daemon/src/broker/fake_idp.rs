@@ -258,8 +258,9 @@ impl World {
     /// As `new`, and logged in with the device flow.
     pub async fn logged_in(proactive: bool, idp: FakeIdp) -> World {
         let world = World::new(proactive, idp).await;
-        let challenge = world.broker.login(Login { account: None, flow: Some(Flow::Device) }).await.unwrap();
-        world.broker.await_login(&challenge.login_id).await.unwrap();
+        let challenge =
+            super::login::login(&world.broker, Login { account: None, flow: Some(Flow::Device) }).await.unwrap();
+        super::login::await_login(&world.broker, &challenge.login_id).await.unwrap();
         world
     }
 

@@ -91,39 +91,6 @@ impl PendingLogin {
 }
 
 impl Broker {
-    pub async fn login(self: &Arc<Self>, p: Login) -> Result<LoginChallenge> {
-        let account = self.account(p.account.as_deref())?;
-        let _starting = account.login_start.lock().await;
-        let flow = p.flow.unwrap_or(account.config.flow);
-        let replaced = self.pending_for(&account.name);
-        if let Some(pending) = &replaced
-            && pending.challenge.flow == flow
-        {
-            return Ok(pending.challenge.clone());
-        }
-        let login_id = format!("{:032x}", rand::random::<u128>());
-        let (challenge, approval) = match flow {
-            Flow::Device => self.start_device(&account, login_id.clone()).await?,
-            Flow::Code => self.start_code(&account, login_id.clone()).await?,
-        };
-        let pending = Arc::new(PendingLogin {
-            account: account.name.clone(),
-            challenge: challenge.clone(),
-            done: watch::channel(None).0,
-            cancel: CancellationToken::new(),
-            installing: AtomicBool::new(false),
-        });
-        // Only now that the new flow has started: a failed start leaves the old login alone.
-        if let Some(old) = replaced {
-            let why = format!("the login was replaced by a new one with the {flow} flow; follow that one instead");
-            self.end_login(&old, Err(Error::new(ErrorKind::LoginExpired, why)), true);
-        }
-        self.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
-        tracing::info!(account = %account.name, flow = %challenge.flow, "login started");
-        self.tasks.spawn(self.clone().finish_login(account.clone(), login_id, pending, approval));
-        Ok(challenge)
-    }
-
     async fn start_device(&self, account: &Account, login_id: String) -> Result<(LoginChallenge, Approval)> {
         let idp = account.idp(&*self.connect).await?.clone();
         let (challenge, approval) = idp
@@ -216,37 +183,6 @@ impl Broker {
         true
     }
 
-    /// `CancelLogin`: end the login `login_id` if it is still pending. Once its tokens are
-    /// being installed it is too late: `cancelled` is false and the login finishes.
-    pub fn cancel_login(&self, login_id: &str) -> LoginCancelled {
-        let pending = self.logins.lock().unwrap_or_else(|e| e.into_inner()).get(login_id).cloned();
-        let cancelled = pending.is_some_and(|p| {
-            self.end_login(&p, Err(Error::new(ErrorKind::LoginExpired, "the login was cancelled")), true)
-        });
-        LoginCancelled { cancelled }
-    }
-
-    pub async fn await_login(&self, login_id: &str) -> Result<LoginDone> {
-        let pending =
-            self.logins.lock().unwrap_or_else(|e| e.into_inner()).get(login_id).cloned().ok_or_else(|| {
-                Error::invalid_params("no login with that login_id (finished logins are kept for 10 minutes)")
-            })?;
-        let mut done = pending.done.subscribe();
-        let result = done
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| Error::internal("the login was abandoned"))?
-            .clone()
-            .expect("waited for Some");
-        result.map(|who| LoginDone {
-            account: pending.account.clone(),
-            status: "logged_in".into(),
-            subject: who.subject,
-            email: who.email,
-            name: who.name,
-        })
-    }
-
     fn pending_for(&self, account: &str) -> Option<Arc<PendingLogin>> {
         let logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
         logins.values().find(|p| p.account == account && p.done.borrow().is_none()).cloned()
@@ -291,6 +227,69 @@ impl Broker {
             }
         }
     }
+}
+
+pub async fn login(broker: &Arc<Broker>, p: Login) -> Result<LoginChallenge> {
+    let account = broker.account(p.account.as_deref())?;
+    let _starting = account.login_start.lock().await;
+    let flow = p.flow.unwrap_or(account.config.flow);
+    let replaced = broker.pending_for(&account.name);
+    if let Some(pending) = &replaced
+        && pending.challenge.flow == flow
+    {
+        return Ok(pending.challenge.clone());
+    }
+    let login_id = format!("{:032x}", rand::random::<u128>());
+    let (challenge, approval) = match flow {
+        Flow::Device => broker.start_device(&account, login_id.clone()).await?,
+        Flow::Code => broker.start_code(&account, login_id.clone()).await?,
+    };
+    let pending = Arc::new(PendingLogin {
+        account: account.name.clone(),
+        challenge: challenge.clone(),
+        done: watch::channel(None).0,
+        cancel: CancellationToken::new(),
+        installing: AtomicBool::new(false),
+    });
+    // Only now that the new flow has started: a failed start leaves the old login alone.
+    if let Some(old) = replaced {
+        let why = format!("the login was replaced by a new one with the {flow} flow; follow that one instead");
+        broker.end_login(&old, Err(Error::new(ErrorKind::LoginExpired, why)), true);
+    }
+    broker.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
+    tracing::info!(account = %account.name, flow = %challenge.flow, "login started");
+    broker.tasks.spawn(broker.clone().finish_login(account.clone(), login_id, pending, approval));
+    Ok(challenge)
+}
+
+pub async fn await_login(broker: &Broker, login_id: &str) -> Result<LoginDone> {
+    let pending = broker.logins.lock().unwrap_or_else(|e| e.into_inner()).get(login_id).cloned().ok_or_else(|| {
+        Error::invalid_params("no login with that login_id (finished logins are kept for 10 minutes)")
+    })?;
+    let mut done = pending.done.subscribe();
+    let result = done
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| Error::internal("the login was abandoned"))?
+        .clone()
+        .expect("waited for Some");
+    result.map(|who| LoginDone {
+        account: pending.account.clone(),
+        status: "logged_in".into(),
+        subject: who.subject,
+        email: who.email,
+        name: who.name,
+    })
+}
+
+/// `CancelLogin`: end the login `login_id` if it is still pending. Once its tokens are
+/// being installed it is too late: `cancelled` is false and the login finishes.
+pub fn cancel_login(broker: &Broker, login_id: &str) -> LoginCancelled {
+    let pending = broker.logins.lock().unwrap_or_else(|e| e.into_inner()).get(login_id).cloned();
+    let cancelled = pending.is_some_and(|p| {
+        broker.end_login(&p, Err(Error::new(ErrorKind::LoginExpired, "the login was cancelled")), true)
+    });
+    LoginCancelled { cancelled }
 }
 
 #[cfg(test)]

@@ -17,24 +17,6 @@ use crate::oidc::{ApiError, ManagementApi};
 const MIN_TTL: MinTtl = MinTtl::secs(10);
 
 impl Broker {
-    pub async fn metadata(self: &Arc<Self>, p: AccountOnly) -> Result<Metadata> {
-        let account = &self.account(p.account.as_deref())?;
-        let (api, token, user) = self.management(account).await?;
-        let user_metadata =
-            api.user_metadata(&user, &token.secret).await.map_err(|e| api_error(&account.name, &api, e))?;
-        Ok(Metadata { account: account.name.clone(), user_metadata })
-    }
-
-    pub async fn update_metadata(self: &Arc<Self>, p: UpdateMetadata) -> Result<Metadata> {
-        let account = &self.account(p.account.as_deref())?;
-        let (api, token, user) = self.management(account).await?;
-        let user_metadata = api
-            .update_user_metadata(&user, &token.secret, &p.user_metadata)
-            .await
-            .map_err(|e| api_error(&account.name, &api, e))?;
-        Ok(Metadata { account: account.name.clone(), user_metadata })
-    }
-
     async fn management(
         self: &Arc<Self>,
         account: &Arc<Account>,
@@ -91,6 +73,23 @@ fn api_error(account: &str, api: &ManagementApi, e: ApiError) -> Error {
         "account {account:?}: the management API at {} answered HTTP {status} ({reason}); {hint}",
         api.base()
     ))
+}
+
+pub async fn metadata(broker: &Arc<Broker>, p: AccountOnly) -> Result<Metadata> {
+    let account = &broker.account(p.account.as_deref())?;
+    let (api, token, user) = broker.management(account).await?;
+    let user_metadata = api.user_metadata(&user, &token.secret).await.map_err(|e| api_error(&account.name, &api, e))?;
+    Ok(Metadata { account: account.name.clone(), user_metadata })
+}
+
+pub async fn update_metadata(broker: &Arc<Broker>, p: UpdateMetadata) -> Result<Metadata> {
+    let account = &broker.account(p.account.as_deref())?;
+    let (api, token, user) = broker.management(account).await?;
+    let user_metadata = api
+        .update_user_metadata(&user, &token.secret, &p.user_metadata)
+        .await
+        .map_err(|e| api_error(&account.name, &api, e))?;
+    Ok(Metadata { account: account.name.clone(), user_metadata })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::oidc::{Audiences, OidcError, Refresh, TokenSet};
 
 /// The last failure, while the IdP's `Retry-After` holds.
 fn held(s: &State) -> Option<Error> {
-    s.hold_until.filter(|&until| until > now_ms()).and(s.last_failure.clone())
+    s.refresh.hold_until.filter(|&until| until > now_ms()).and(s.refresh.last_failure.clone())
 }
 
 impl Broker {
@@ -61,7 +61,7 @@ impl Broker {
         T: Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let seen = match account.read(|s| check(s, now()).ok_or((s.attempts, s.session().is_some(), held(s)))) {
+        let seen = match account.read(|s| check(s, now()).ok_or((s.refresh.attempts, s.session().is_some(), held(s)))) {
             Ok(hit) => return Ok(hit),
             Err((_, false, _)) => return Err(account.no_session_error()),
             Err((_, true, Some(e))) => return Err(e),
@@ -86,8 +86,8 @@ impl Broker {
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         let turn = Arc::new(account.turn().await);
-        let (hit, attempts, failure, session) =
-            account.read(|s| (check(s, now()), s.attempts, s.last_failure.clone(), s.session().cloned()));
+        let (hit, attempts, failure, session) = account
+            .read(|s| (check(s, now()), s.refresh.attempts, s.refresh.last_failure.clone(), s.session().cloned()));
         if let Some(hit) = hit {
             return Ok(hit);
         }
@@ -105,20 +105,21 @@ impl Broker {
         let account = account.clone();
         let task = self.tasks.spawn(async move {
             let _turn = turn;
-            account.write(|s| s.refreshing = true);
+            account.write(|s| s.refresh.running = true);
             let result = work.await;
             account.write(|s| {
-                s.refreshing = false;
-                s.attempts += 1;
+                s.refresh.running = false;
+                s.refresh.attempts += 1;
                 match &result {
                     Ok(_) => {
-                        s.last_failure = None;
-                        s.retry_at = None;
-                        s.hold_until = None;
+                        s.refresh.last_failure = None;
+                        s.refresh.retry_at = None;
+                        s.refresh.hold_until = None;
                     }
                     Err(e) => {
-                        s.hold_until = e.retry_after.map(|d| now_ms() + d.min(RETRY_AFTER_MAX).as_millis() as i64);
-                        s.last_failure = Some(e.clone());
+                        s.refresh.hold_until =
+                            e.retry_after.map(|d| now_ms() + d.min(RETRY_AFTER_MAX).as_millis() as i64);
+                        s.refresh.last_failure = Some(e.clone());
                     }
                 }
             });
@@ -234,7 +235,7 @@ mod tests {
         let (broker, account) = broker_with_a_session().await;
         let renewals = Arc::new(AtomicUsize::new(0));
         // Good once any refresh has finished: the second caller needs none of its own.
-        let check = |s: &State, _: i64| s.session().filter(|_| s.attempts > 0).cloned();
+        let check = |s: &State, _: i64| s.session().filter(|_| s.refresh.attempts > 0).cloned();
         let renew = |renewals: Arc<AtomicUsize>| {
             move |_: Arc<Broker>, _: Arc<Account>, session: Arc<Session>, _: Arc<Turn>| async move {
                 renewals.fetch_add(1, Ordering::SeqCst);

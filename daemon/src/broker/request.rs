@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use tokenbroker::ErrorKind;
 use tokenbroker::protocol::{self as wire, Method, method};
 
-use super::{Broker, Error, Grant, Result};
+use super::{Broker, Error, Grant, Result, doctor, login, logout, metadata, profile, tokens};
 
 /// The door a request came in by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,17 +71,17 @@ macro_rules! handlers {
 }
 
 handlers! {
-    GetAccessToken -> Grant: |broker, p| broker.access_token(p).await;
-    GetIdToken -> wire::IdToken: |broker, p| broker.id_token(p).await;
-    GetProfile -> wire::Profile: |broker, p| broker.profile(p).await;
-    GetMetadata -> wire::Metadata: |broker, p| broker.metadata(p).await;
-    UpdateMetadata -> wire::Metadata: |broker, p| broker.update_metadata(p).await;
-    Login -> wire::LoginChallenge: |broker, p| broker.login(p).await;
-    AwaitLogin -> wire::LoginDone: |broker, p| broker.await_login(&p.login_id).await;
-    CancelLogin -> wire::LoginCancelled: |broker, p| Ok(broker.cancel_login(&p.login_id));
-    Logout -> wire::LogoutDone: |broker, p| broker.logout(p).await;
+    GetAccessToken -> Grant: |broker, p| tokens::access_token(broker, p).await;
+    GetIdToken -> wire::IdToken: |broker, p| tokens::id_token(broker, p).await;
+    GetProfile -> wire::Profile: |broker, p| profile::profile(broker, p).await;
+    GetMetadata -> wire::Metadata: |broker, p| metadata::metadata(broker, p).await;
+    UpdateMetadata -> wire::Metadata: |broker, p| metadata::update_metadata(broker, p).await;
+    Login -> wire::LoginChallenge: |broker, p| login::login(broker, p).await;
+    AwaitLogin -> wire::LoginDone: |broker, p| login::await_login(broker, &p.login_id).await;
+    CancelLogin -> wire::LoginCancelled: |broker, p| Ok(login::cancel_login(broker, &p.login_id));
+    Logout -> wire::LogoutDone: |broker, p| logout::logout(broker, p).await;
     Status -> wire::Status: |broker, _| Ok(broker.status());
-    Diagnose -> wire::Diagnosis: |broker, _| Ok(broker.diagnose().await);
+    Diagnose -> wire::Diagnosis: |broker, _| Ok(doctor::diagnose(broker).await);
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ impl Backoff {
 fn refresh_due(s: &State) -> Option<i64> {
     let session = s.session()?;
     let earliest = s.audience_tokens.values().map(|t| t.refresh_at).chain([session.access.refresh_at]).min();
-    s.retry_at.or(earliest.map(|at| at * 1000))
+    s.refresh.retry_at.or(earliest.map(|at| at * 1000))
 }
 
 /// When a refused session write is tried again, if one is pending.
@@ -95,20 +95,20 @@ impl Broker {
             Err(e) if e.kind == ErrorKind::IdpUnavailable => {
                 let wait = backoff.failed(e.retry_after);
                 tracing::info!(account = %account.name, retry_in_ms = wait.as_millis() as u64, "will retry the refresh");
-                account.write(|s| s.retry_at = Some(now_ms() + wait.as_millis() as i64));
+                account.write(|s| s.refresh.retry_at = Some(now_ms() + wait.as_millis() as i64));
             }
             Err(e) => {
                 tracing::debug!(account = %account.name, error = %e, "scheduled refresh failed");
                 // A refused session is gone (the loop then waits for a login); anything
                 // else is a configuration problem, retried rarely rather than in a loop.
-                account.write(|s| s.retry_at = Some(now_ms() + BACKOFF_MAX.as_millis() as i64));
+                account.write(|s| s.refresh.retry_at = Some(now_ms() + BACKOFF_MAX.as_millis() as i64));
             }
         }
     }
 
     /// Refresh the session and every audience token whose time has come.
     async fn refresh_due(self: &Arc<Self>, account: &Arc<Account>) -> Result<()> {
-        account.write(|s| s.retry_at = None);
+        account.write(|s| s.refresh.retry_at = None);
         self.fresh(account, |s, now| s.access.refresh_at > now).await?;
         let due: Vec<_> = account.read(|s| {
             s.audience_tokens.iter().filter(|(_, t)| t.refresh_at <= now()).map(|(k, _)| k.clone()).collect()

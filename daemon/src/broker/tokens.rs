@@ -41,32 +41,6 @@ impl serde::Serialize for Grant {
 }
 
 impl Broker {
-    pub async fn access_token(self: &Arc<Self>, p: GetAccessToken) -> Result<Grant> {
-        let account = self.account(p.account.as_deref())?;
-        let min_ttl = MinTtl::new(p.min_ttl);
-        let token = match &p.audience {
-            // Boxed, as the rare path: see `single_flight`.
-            Some(audience) => {
-                Box::pin(self.audience_access_token(&account, audience, p.scope.as_deref(), min_ttl)).await?
-            }
-            None => {
-                // Judged on the session at hand before any refresh: a refresh would not change
-                // the lifetime the IdP grants or the scopes of the login.
-                if (min_ttl.asked() || p.scope.is_some())
-                    && let Some(current) = account.session()
-                {
-                    min_ttl.fits(current.access.life)?;
-                    check_granted(p.scope.as_deref(), &current.access.scopes)?;
-                }
-                let session = self.fresh(&account, |s, now| min_ttl.met_by(s.access.life, now)).await?;
-                min_ttl.fits(session.access.life)?;
-                check_granted(p.scope.as_deref(), &session.access.scopes)?;
-                session.access.clone()
-            }
-        };
-        Ok(Grant { account, token })
-    }
-
     /// A token for one of the account's APIs, got with the refresh token and cached per
     /// (audience, scope). Only APIs the login asked for qualify: IdPs refuse others, and with
     /// rotation a refused refresh can cost the whole session.
@@ -103,41 +77,6 @@ impl Broker {
         min_ttl.fits(token.life)?;
         Ok(token)
     }
-
-    pub async fn id_token(self: &Arc<Self>, p: GetIdToken) -> Result<IdToken> {
-        let account = &self.account(p.account.as_deref())?;
-        let min_ttl = MinTtl::new(p.min_ttl);
-        if let Some(id) = account.session().and_then(|s| s.id.clone()) {
-            min_ttl.fits(id.life)?;
-        }
-        // A session whose last refresh brought no good ID token is not refreshed again for one:
-        // IdPs that renew ID tokens only at login (Google) would be asked on every call.
-        let good = |s: &Session, now| !s.id_current || s.id.as_ref().is_none_or(|id| min_ttl.met_by(id.life, now));
-        let session = self.fresh(account, good).await?;
-        let Some(id) = &session.id else {
-            return Err(Error::new(
-                tokenbroker::ErrorKind::NotSupported,
-                "the identity provider issued no ID token for this login (some issue none in the device flow; \
-                 is \"openid\" among the scopes?); `brokerctl profile` says who is logged in",
-            ));
-        };
-        // The refresh keeps the last verified ID token when its own was refused or missing:
-        // that one may not last as long as asked.
-        if !min_ttl.served_by(id.life, now(), session.id_current)? {
-            return Err(Error::new(
-                tokenbroker::ErrorKind::NotSupported,
-                format!(
-                    "account {name:?}'s identity provider sent no new valid ID token with the last refresh (some \
-                     renew ID tokens only at login; a refused one is in the daemon's log), and the one kept lasts \
-                     {left}s more; log in again for a new one: `brokerctl login --account {name}`",
-                    name = account.name,
-                    left = id.life.remaining(now()).max(0),
-                ),
-            ));
-        }
-        let (id_token, expires_at) = (Secret::new(id.token.expose_secret()), id.life.expires_at);
-        Ok(IdToken { account: account.name.clone(), id_token, expires_at })
-    }
 }
 
 fn check_granted(scope: Option<&str>, granted: &[String]) -> Result<()> {
@@ -151,4 +90,65 @@ fn check_granted(scope: Option<&str>, granted: &[String]) -> Result<()> {
         missing.join(" "),
         granted.join(" ")
     )))
+}
+
+pub async fn access_token(broker: &Arc<Broker>, p: GetAccessToken) -> Result<Grant> {
+    let account = broker.account(p.account.as_deref())?;
+    let min_ttl = MinTtl::new(p.min_ttl);
+    let token = match &p.audience {
+        // Boxed, as the rare path: see `single_flight`.
+        Some(audience) => {
+            Box::pin(broker.audience_access_token(&account, audience, p.scope.as_deref(), min_ttl)).await?
+        }
+        None => {
+            // Judged on the session at hand before any refresh: a refresh would not change
+            // the lifetime the IdP grants or the scopes of the login.
+            if (min_ttl.asked() || p.scope.is_some())
+                && let Some(current) = account.session()
+            {
+                min_ttl.fits(current.access.life)?;
+                check_granted(p.scope.as_deref(), &current.access.scopes)?;
+            }
+            let session = broker.fresh(&account, |s, now| min_ttl.met_by(s.access.life, now)).await?;
+            min_ttl.fits(session.access.life)?;
+            check_granted(p.scope.as_deref(), &session.access.scopes)?;
+            session.access.clone()
+        }
+    };
+    Ok(Grant { account, token })
+}
+
+pub async fn id_token(broker: &Arc<Broker>, p: GetIdToken) -> Result<IdToken> {
+    let account = &broker.account(p.account.as_deref())?;
+    let min_ttl = MinTtl::new(p.min_ttl);
+    if let Some(id) = account.session().and_then(|s| s.id.clone()) {
+        min_ttl.fits(id.life)?;
+    }
+    // A session whose last refresh brought no good ID token is not refreshed again for one:
+    // IdPs that renew ID tokens only at login (Google) would be asked on every call.
+    let good = |s: &Session, now| !s.id_current || s.id.as_ref().is_none_or(|id| min_ttl.met_by(id.life, now));
+    let session = broker.fresh(account, good).await?;
+    let Some(id) = &session.id else {
+        return Err(Error::new(
+            tokenbroker::ErrorKind::NotSupported,
+            "the identity provider issued no ID token for this login (some issue none in the device flow; \
+             is \"openid\" among the scopes?); `brokerctl profile` says who is logged in",
+        ));
+    };
+    // The refresh keeps the last verified ID token when its own was refused or missing:
+    // that one may not last as long as asked.
+    if !min_ttl.served_by(id.life, now(), session.id_current)? {
+        return Err(Error::new(
+            tokenbroker::ErrorKind::NotSupported,
+            format!(
+                "account {name:?}'s identity provider sent no new valid ID token with the last refresh (some \
+                 renew ID tokens only at login; a refused one is in the daemon's log), and the one kept lasts \
+                 {left}s more; log in again for a new one: `brokerctl login --account {name}`",
+                name = account.name,
+                left = id.life.remaining(now()).max(0),
+            ),
+        ));
+    }
+    let (id_token, expires_at) = (Secret::new(id.token.expose_secret()), id.life.expires_at);
+    Ok(IdToken { account: account.name.clone(), id_token, expires_at })
 }
