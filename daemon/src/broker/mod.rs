@@ -37,7 +37,7 @@ pub use error::{Error, Result};
 pub use login::Identity;
 use login::PendingLogin;
 pub use session::Session;
-pub use token::Token;
+pub use token::{Memo, Token};
 pub use tokens::Grant;
 
 use crate::config::Config;

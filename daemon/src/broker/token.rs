@@ -49,11 +49,23 @@ pub struct Token {
     pub life: Life,
     /// When the scheduler renews it ([`Life::refresh_at`], drawn once). Not stored.
     pub refresh_at: i64,
+    /// A door's memo of this token (the socket's encoded answer): made by the door, once, and
+    /// dropped with the token, so it never outlives it. The core never reads it.
+    pub memo: std::sync::OnceLock<Memo>,
+}
+
+/// What a door keeps with a token, opaque to the core.
+pub struct Memo(pub Box<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
 }
 
 impl Token {
     pub fn new(secret: SecretString, token_type: String, scopes: Vec<String>, life: Life) -> Token {
-        Token { secret, token_type, scopes, life, refresh_at: life.refresh_at() }
+        Token { secret, token_type, scopes, life, refresh_at: life.refresh_at(), memo: Default::default() }
     }
 
     /// The access token of a token response received at `now`; `requested` are the scopes

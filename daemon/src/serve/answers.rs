@@ -1,58 +1,42 @@
-//! The socket door's cache of `GetAccessToken` answers: encoded once per token and shared by
-//! every request that token serves. Encoding an answer (a kilobyte of JWT, escaped) costs
-//! about a microsecond, an eighth of a request's time in the daemon at full load; copying the
-//! cached bytes costs a hundredth of that.
+//! The socket door's cache of `GetAccessToken` answers: encoded once per token, kept in the
+//! token's memo (so it lives and dies with the token, and no lock or table stands between
+//! connections), and copied into every answer that token serves. Encoding an answer (a
+//! kilobyte of JWT, escaped) costs about a microsecond, an eighth of a request's time in the
+//! daemon at full load; copying the encoded bytes costs a hundredth of that.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::broker::{Grant, Token};
+use crate::broker::{Grant, Memo, Token};
 
-/// An answer's JSON, wiped from memory when the last holder drops it.
+/// An answer's JSON, wiped from memory when dropped (a token's memo: with the token).
 pub enum Json {
-    Shared(Arc<Zeroizing<Vec<u8>>>),
+    Memo(Arc<Token>),
     Owned(Zeroizing<Vec<u8>>),
 }
+
+/// The socket's encoding of an answer, as kept in a token's memo.
+struct Encoded(Zeroizing<Vec<u8>>);
 
 impl Json {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            Json::Shared(bytes) => bytes,
+            Json::Memo(token) => encoded(token).expect("encoded before it is handed out"),
             Json::Owned(bytes) => bytes,
         }
     }
 }
 
-/// One entry per token still in use, a handful at most (one per account and audience).
-#[derive(Default)]
-pub struct Answers {
-    entries: Mutex<Vec<Entry>>,
+fn encoded(token: &Token) -> Option<&[u8]> {
+    token.memo.get()?.0.downcast_ref::<Encoded>().map(|e| e.0.as_slice())
 }
 
-struct Entry {
-    /// Weak: the cache never keeps a token the core has let go of (refreshed, logged out).
-    token: Weak<Token>,
-    json: Arc<Zeroizing<Vec<u8>>>,
-}
-
-impl Answers {
-    /// The answer for `grant`, encoded now if its token has none yet.
-    pub fn get(&self, grant: &Grant) -> Json {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = entries.iter().find(|e| std::ptr::eq(e.token.as_ptr(), Arc::as_ptr(&grant.token))) {
-            return Json::Shared(e.json.clone());
-        }
-        entries.retain(|e| e.token.strong_count() > 0);
-        let json =
-            Arc::new(Zeroizing::new(serde_json::to_vec(grant).expect("an access token answer always serializes")));
-        entries.push(Entry { token: Arc::downgrade(&grant.token), json: json.clone() });
-        Json::Shared(json)
-    }
-
-    /// Drop the answers of tokens the core no longer holds, so their copies do not outlive
-    /// them in memory (called on the core's events: refresh, logout, login required).
-    pub fn forget_dropped(&self) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).retain(|e| e.token.strong_count() > 0);
-    }
+/// The answer for `grant`, encoded now if its token has none yet.
+pub fn cached(grant: &Grant) -> Json {
+    grant.token.memo.get_or_init(|| {
+        let json = serde_json::to_vec(grant).expect("an access token answer always serializes");
+        Memo(Box::new(Encoded(Zeroizing::new(json))))
+    });
+    Json::Memo(grant.token.clone())
 }

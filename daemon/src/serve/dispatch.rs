@@ -8,18 +8,17 @@ use serde::Serialize;
 use tokenbroker::protocol::{Call, method};
 use zeroize::Zeroizing;
 
-use super::answers::{Answers, Json};
+use super::answers::{Json, cached};
 use crate::broker::request::{Caller, handle};
 use crate::broker::{Broker, Error, Result};
 
-/// Run `call` for `caller`; its result's JSON. `answers` caches token answers (the socket's).
-pub async fn dispatch(broker: &Arc<Broker>, caller: &Caller, call: Call, answers: Option<&Answers>) -> Result<Json> {
+/// Run `call` for `caller`; its result's JSON. With `cache`, token answers come from the
+/// token's memo (the socket's answers).
+pub async fn dispatch(broker: &Arc<Broker>, caller: &Caller, call: Call, cache: bool) -> Result<Json> {
     // The hot path inline; the rest boxed, so that a connection's task, which holds this
     // future while it waits, stays the size of a token request (thousands may be open).
-    match (call, answers) {
-        (Call::GetAccessToken(p), Some(answers)) => {
-            Ok(answers.get(&handle::<method::GetAccessToken>(broker, caller, p).await?))
-        }
+    match (call, cache) {
+        (Call::GetAccessToken(p), true) => Ok(cached(&handle::<method::GetAccessToken>(broker, caller, p).await?)),
         (call, _) => Box::pin(dispatch_any(broker, caller, call)).await,
     }
 }

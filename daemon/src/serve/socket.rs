@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::answers::Answers;
 use super::dispatch::dispatch;
 use super::lines::{KEEP_AT_MOST, Line, SMALL, read_line, shrink_after_long_line};
 use super::log_limit::LogLimit;
@@ -69,8 +68,6 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let answers = Arc::new(Answers::default());
-    tracker.spawn(forget_dropped_answers(broker.clone(), answers.clone(), shutdown.clone()));
     let slots = Slots::new(limits.max_connections);
     let mut refusals = LogLimit::new(REFUSAL_LOG_WINDOW);
     // Counts held back by the rate limit are logged when their window ends, so a burst that
@@ -114,7 +111,7 @@ pub async fn serve(
             Ok(caller) => match admit(&caller) {
                 Ok(()) => match slots.try_take() {
                     Some(slot) => {
-                        let peer = Peer { broker: broker.clone(), answers: answers.clone(), caller };
+                        let peer = Peer { broker: broker.clone(), caller };
                         let shutdown = shutdown.clone();
                         let idle_timeout = limits.idle_timeout;
                         tracker.spawn(async move {
@@ -184,25 +181,9 @@ fn refuse(stream: &UnixStream, why: Error) {
     let _ = stream.try_write(&out);
 }
 
-/// Token answers encode their token: once it is gone from the core, its cached answer goes too.
-async fn forget_dropped_answers(broker: Arc<Broker>, answers: Arc<Answers>, shutdown: CancellationToken) {
-    let mut events = broker.subscribe();
-    drop(broker);
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => answers.forget_dropped(),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
-            _ = shutdown.cancelled() => return,
-        }
-    }
-}
-
 /// What a connection's requests go with: one allocation per connection, shared by its task.
 struct Peer {
     broker: Arc<Broker>,
-    answers: Arc<Answers>,
     caller: Caller,
 }
 
@@ -303,7 +284,7 @@ async fn handle(peer: &Peer, line: &[u8], out: &mut Vec<u8>) -> bool {
         }
         Decoded::Call { id, call } => {
             let answer_id = id.unwrap_or(NULL_ID);
-            match dispatch(&peer.broker, &peer.caller, call, Some(&peer.answers)).await {
+            match dispatch(&peer.broker, &peer.caller, call, true).await {
                 Ok(result) => frame(out, answer_id, "result", result.as_bytes()),
                 Err(e) => broker_error(out, answer_id, e),
             }

@@ -306,7 +306,7 @@ impl BrokerIface {
             self.remember_login_caller(&p.login_id, &header);
         }
         let caller = self.caller(&header, conn).await?;
-        let tracked = self.broker.tasks().track_future(dispatch(&self.broker, &caller, call, None));
+        let tracked = self.broker.tasks().track_future(dispatch(&self.broker, &caller, call, false));
         let json = tracked.await?;
         String::from_utf8(json.as_bytes().to_vec()).map_err(internal)
     }
