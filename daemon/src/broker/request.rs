@@ -26,7 +26,7 @@ pub struct Caller {
 }
 
 /// The daemon's own UID: the only user it serves.
-fn me() -> u32 {
+pub fn me() -> u32 {
     static ME: OnceLock<u32> = OnceLock::new();
     *ME.get_or_init(|| rustix::process::getuid().as_raw())
 }

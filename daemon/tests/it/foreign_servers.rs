@@ -365,3 +365,35 @@ async fn another_user_on_an_open_bus_sees_account_names_states_and_expiry_only()
         assert!(!text.contains(who), "another user saw {who:?}:\n{text}");
     }
 }
+
+/// Another user on an open bus who awaits the owner's pending login is refused, and is not
+/// remembered as one of the login's callers: `LoggedInAs` (who logged in) never reaches them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
+async fn another_user_awaiting_a_login_is_not_told_who_logged_in() {
+    let idp = IdpOptions { id_token_claims: true, ..Default::default() };
+    let Env { bus, idp, daemon: _daemon } = Fixture::new().open_bus().idp(idp).start().await;
+    let client = bus.dbus_client().await;
+    let challenge = client.login(tokenbroker::protocol::Login::default()).await.unwrap();
+    let (address, login_id) = (bus.address.clone(), challenge.login_id.clone());
+    let (refused_tx, refused) = mpsc::channel();
+    let other = on_thread_as(other_user(), move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            use futures_util::StreamExt;
+            let conn = zbus::connection::Builder::address(address.as_str()).unwrap().build().await.unwrap();
+            let signals = zbus::MatchRule::builder().msg_type(zbus::message::Type::Signal);
+            let rule = signals.member("LoggedInAs").unwrap().build();
+            let mut told = zbus::MessageStream::for_match_rule(rule, &conn, None).await.unwrap();
+            let iface = Some(DBUS_NAME);
+            let args = (login_id.as_str(),);
+            let call = conn.call_method(Some(DBUS_NAME), DBUS_PATH, iface, "AwaitLoginResult", &args);
+            refused_tx.send(call.await.is_err()).unwrap();
+            tokio::time::timeout(Duration::from_secs(10), told.next()).await.is_ok()
+        })
+    });
+    assert!(refused.recv_timeout(Duration::from_secs(20)).unwrap(), "another user's AwaitLoginResult was served");
+    idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
+    assert_eq!(client.await_login(&challenge.login_id).await.unwrap().email.as_deref(), Some("alice@example.com"));
+    assert!(!other.join().unwrap(), "another user was told who logged in");
+}

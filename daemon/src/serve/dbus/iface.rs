@@ -47,9 +47,10 @@ impl BrokerIface {
         }
     }
 
-    /// Remember the (checked) sender as one to tell who the login `login_id` logged in.
-    fn remember_login_caller(&self, login_id: &str, header: &Header<'_>) {
-        let Some(sender) = header.sender() else { return };
+    /// Remember the sender as one to tell who the login `login_id` logged in, if it is a
+    /// caller the pipeline admits: another user's connection is never told.
+    fn remember_login_caller(&self, login_id: &str, header: &Header<'_>, caller: &Caller) {
+        let Some(sender) = header.sender().filter(|_| request::admit(caller).is_ok()) else { return };
         let mut callers = self.login_callers.lock().unwrap_or_else(|e| e.into_inner());
         if callers.len() >= MAX_LOGINS_REMEMBERED && !callers.contains_key(login_id) {
             callers.clear();
@@ -69,7 +70,7 @@ impl BrokerIface {
     async fn caller(&self, header: &Header<'_>, conn: &Connection) -> Reply<Caller> {
         let Some(sender) = header.sender() else {
             return if conn.unique_name().is_none() {
-                Ok(Caller { uid: rustix::process::getuid().as_raw(), pid: None, door: request::Door::Dbus })
+                Ok(Caller { uid: request::me(), pid: None, door: request::Door::Dbus })
             } else {
                 Err(broker::Error::new(ErrorKind::AccessDenied, "a D-Bus call without a sender").into())
             };
@@ -95,8 +96,18 @@ impl BrokerIface {
     /// One request down the pipeline, tracked like the socket's requests: a stop waits for it
     /// (a logout's keyring delete, a refresh's answer) instead of cutting it off.
     async fn run<M: Handler>(&self, header: &Header<'_>, conn: &Connection, params: M::Params) -> Reply<M::Output> {
+        self.run_as::<M>(&self.caller(header, conn).await?, params).await
+    }
+
+    async fn run_as<M: Handler>(&self, caller: &Caller, params: M::Params) -> Reply<M::Output> {
+        Ok(self.broker.tasks().track_future(handle::<M>(&self.broker, caller, params)).await?)
+    }
+
+    /// `AwaitLogin`, its caller remembered first (once admitted) to be told who logged in.
+    async fn await_login_as(&self, header: &Header<'_>, conn: &Connection, login_id: &str) -> Reply<LoginDone> {
         let caller = self.caller(header, conn).await?;
-        Ok(self.broker.tasks().track_future(handle::<M>(&self.broker, &caller, params)).await?)
+        self.remember_login_caller(login_id, header, &caller);
+        self.run_as::<method::AwaitLogin>(&caller, login_id.into()).await
     }
 }
 
@@ -195,8 +206,9 @@ impl BrokerIface {
             }
         };
         let p = Login { account: self::account(account), flow };
-        let challenge = self.run::<method::Login>(&header, conn, p).await?;
-        self.remember_login_caller(&challenge.login_id, &header);
+        let caller = self.caller(&header, conn).await?;
+        let challenge = self.run_as::<method::Login>(&caller, p).await?;
+        self.remember_login_caller(&challenge.login_id, &header, &caller);
         let Ok(Json::Object(fields)) = serde_json::to_value(&challenge) else {
             return Err(broker::Error::internal("encoding the challenge").into());
         };
@@ -220,8 +232,7 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
-        self.remember_login_caller(login_id, &header);
-        Ok(self.run::<method::AwaitLogin>(&header, conn, login_id.into()).await?.account)
+        Ok(self.await_login_as(&header, conn, login_id).await?.account)
     }
 
     /// Wait until the login `login_id` is approved; the socket's `AwaitLogin` result as a
@@ -233,8 +244,7 @@ impl BrokerIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<HashMap<String, OwnedValue>, DbusError> {
-        self.remember_login_caller(login_id, &header);
-        let done = self.run::<method::AwaitLogin>(&header, conn, login_id.into()).await?;
+        let done = self.await_login_as(&header, conn, login_id).await?;
         let fields = [
             ("account", Some(done.account)),
             ("status", Some(done.status)),
@@ -302,10 +312,10 @@ impl BrokerIface {
             Err(None) => return Err(invalid(format!("no method {method:?}; methods: {}", Call::METHODS.join(", ")))),
             Err(Some(why)) => return Err(invalid(format!("invalid params for {method}: {why}"))),
         };
-        if let Call::AwaitLogin(p) = &call {
-            self.remember_login_caller(&p.login_id, &header);
-        }
         let caller = self.caller(&header, conn).await?;
+        if let Call::AwaitLogin(p) = &call {
+            self.remember_login_caller(&p.login_id, &header, &caller);
+        }
         let tracked = self.broker.tasks().track_future(dispatch(&self.broker, &caller, call, false));
         let json = tracked.await?;
         String::from_utf8(json.as_bytes().to_vec()).map_err(internal)
