@@ -98,7 +98,7 @@ pub async fn run(
     let http =
         oidc::http::Http::new(Duration::from_secs(config.idp_timeout.max(1))).context("building the HTTP client")?;
     let connect = Arc::new(oidc::Connector::new(http));
-    let broker = Broker::start(config_path.clone(), &config, store, connect).await;
+    let broker = Broker::start(config_path.clone(), &config, store, connect, crate::audit::Audit::off()).await;
 
     let bus = if args.no_dbus {
         tracing::info!("D-Bus is off (--no-dbus); serving the socket only");

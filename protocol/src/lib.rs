@@ -7,6 +7,7 @@
 //! runtime, no HTTP, no D-Bus, so that every side can depend on it and the decoder can be
 //! fuzzed alone.
 
+mod audit;
 mod envelope;
 mod errors;
 mod methods;
@@ -15,6 +16,7 @@ mod secret;
 pub mod ttl;
 mod types;
 
+pub use audit::{AuditDecision, AuditRecord};
 pub use envelope::*;
 pub use errors::*;
 pub use methods::{Call, Method, method};

@@ -252,7 +252,7 @@ impl World {
 
     async fn broker(config: &Config, store: &Arc<Memory>, connect: &Arc<FakeConnect>) -> Arc<Broker> {
         let store = SessionStore::new(store.clone());
-        Broker::start(PathBuf::from("/nonexistent"), config, store, connect.clone()).await
+        Broker::start(PathBuf::from("/nonexistent"), config, store, connect.clone(), crate::audit::Audit::off()).await
     }
 
     /// As `new`, and logged in with the device flow.

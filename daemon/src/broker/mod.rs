@@ -13,6 +13,8 @@ mod login;
 mod logout;
 mod metadata;
 mod offers;
+#[allow(dead_code)] // issue 15: decided on the request path next
+pub mod policy;
 mod profile;
 mod refresh;
 pub mod request;
@@ -40,6 +42,7 @@ pub use session::Session;
 pub use token::{Memo, Token};
 pub use tokens::Grant;
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::oidc::Connect;
 use crate::store::SessionStore;
@@ -79,6 +82,9 @@ pub struct Broker {
     /// wait for them: a refresh cut off between the IdP's answer and the store write would
     /// lose a rotated refresh token, and with it the session.
     tasks: TaskTracker,
+    /// Where every grant and refusal is recorded.
+    #[allow(dead_code)]
+    audit: Audit,
 }
 
 /// The configured accounts, replaced whole when the config is reloaded.
@@ -113,6 +119,7 @@ impl Broker {
         config: &Config,
         store: SessionStore,
         connect: Arc<dyn Connect>,
+        audit: Audit,
     ) -> Arc<Broker> {
         let broker = Arc::new(Broker {
             roster: RwLock::new(Arc::new(Roster::default())),
@@ -123,6 +130,7 @@ impl Broker {
             events: broadcast::channel(64).0,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            audit,
         });
         broker.reload(config).await;
         broker
@@ -226,6 +234,12 @@ impl Broker {
     /// so one `close` and `wait` at stop drains them all.
     pub fn tasks(&self) -> &TaskTracker {
         &self.tasks
+    }
+
+    /// The audit trail's entrance.
+    #[allow(dead_code)]
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// The core's events, for doors that announce them (D-Bus signals).

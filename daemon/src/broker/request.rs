@@ -17,12 +17,40 @@ pub enum Door {
     Dbus,
 }
 
-/// Who asks: as the kernel (`SO_PEERCRED`) or the bus (`GetConnectionCredentials`) says.
+impl Door {
+    #[allow(dead_code)]
+    /// The contract's name, which policy rules match (`door = "socket"`) and audit records carry.
+    pub fn name(self) -> &'static str {
+        match self {
+            Door::Socket => "socket",
+            Door::Dbus => "dbus",
+        }
+    }
+}
+
+/// Who asks: as the kernel (`SO_PEERCRED`) or the bus (`GetConnectionCredentials`) says, and
+/// what the process is, as far as it could be told without guessing. Unknown parts are `None`.
+/// Cheap to clone: a connection keeps one and every request borrows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub uid: u32,
     pub pid: Option<i32>,
     pub door: Door,
+    /// The resolved `/proc/PID/exe` of the very process that connected (never of a later
+    /// process that reused its pid); `None` when that cannot be made sure of, or not UTF-8.
+    pub exe: Option<Arc<str>>,
+    /// The systemd unit whose cgroup holds the process (`app-foo@1.service`, `bar.scope`).
+    pub unit: Option<Arc<str>>,
+    /// The Flatpak application ID, or the snap's name (`snap.NAME`).
+    pub app_id: Option<Arc<str>>,
+}
+
+impl Caller {
+    /// A caller known only by its credentials: what a door has before (or without) looking at
+    /// the process.
+    pub fn new(uid: u32, pid: Option<i32>, door: Door) -> Caller {
+        Caller { uid, pid, door, exe: None, unit: None, app_id: None }
+    }
 }
 
 /// The daemon's own UID: the only user it serves.
@@ -91,8 +119,8 @@ mod tests {
     #[test]
     fn only_the_daemons_own_user_is_admitted_at_any_door() {
         for door in [Door::Socket, Door::Dbus] {
-            assert!(admit(&Caller { uid: me(), pid: None, door }).is_ok());
-            let other = Caller { uid: me().wrapping_add(1), pid: Some(1), door };
+            assert!(admit(&Caller::new(me(), None, door)).is_ok());
+            let other = Caller::new(me().wrapping_add(1), Some(1), door);
             assert_eq!(admit(&other).unwrap_err().kind, ErrorKind::AccessDenied);
         }
     }

@@ -106,7 +106,7 @@ pub async fn serve(
         };
         // The peer first: another user's connection never takes a slot, so a loop of them
         // cannot crowd out the owner's clients.
-        let caller = stream.peer_cred().map(|c| Caller { uid: c.uid(), pid: c.pid(), door: Door::Socket });
+        let caller = stream.peer_cred().map(|c| Caller::new(c.uid(), c.pid(), Door::Socket));
         let refused = match caller {
             Ok(caller) => match admit(&caller) {
                 Ok(()) => match slots.try_take() {

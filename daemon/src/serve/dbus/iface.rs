@@ -70,7 +70,7 @@ impl BrokerIface {
     async fn caller(&self, header: &Header<'_>, conn: &Connection) -> Reply<Caller> {
         let Some(sender) = header.sender() else {
             return if conn.unique_name().is_none() {
-                Ok(Caller { uid: request::me(), pid: None, door: request::Door::Dbus })
+                Ok(Caller::new(request::me(), None, request::Door::Dbus))
             } else {
                 Err(broker::Error::new(ErrorKind::AccessDenied, "a D-Bus call without a sender").into())
             };
@@ -84,7 +84,7 @@ impl BrokerIface {
             return Err(broker::Error::new(ErrorKind::AccessDenied, "the bus does not say who sent this call").into());
         };
         let pid = creds.process_id().and_then(|p| i32::try_from(p).ok());
-        let caller = Caller { uid, pid, door: request::Door::Dbus };
+        let caller = Caller::new(uid, pid, request::Door::Dbus);
         let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
         if callers.len() > 4096 {
             callers.clear();
