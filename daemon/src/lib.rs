@@ -17,7 +17,6 @@ mod oidc;
 mod run;
 mod serve;
 mod sleep;
-#[allow(dead_code)] // issue 15: the audit trail and remembered consent live there
 mod state_dir;
 mod store;
 
