@@ -72,18 +72,19 @@ async fn every_entry_recorded_before_finish_is_written_and_the_modes_are_private
     let tmp = tempfile::tempdir().unwrap();
     let (path, trail) = trail_in(tmp.path(), ROTATE_AT);
     let (audit, writer) = Audit::start_with(trail);
-    for n in 0..500 {
+    // More than one batch's worth, all queued when the finish is asked for.
+    for n in 0..5000 {
         audit.record(entry(n));
     }
     assert!(writer.finish(deadline()).await);
     let written = lines(&path);
-    assert_eq!(written.len(), 500, "none lost at the stop");
+    assert_eq!(written.len(), 5000, "none lost at the stop");
     assert!(written.iter().enumerate().all(|(n, r)| r.rule == format!("rule {}", n + 1)), "in order");
     assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
-    audit.record(entry(500));
+    audit.record(entry(5000));
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(lines(&path).len(), 500, "nothing is taken after the finish (and record does not fail)");
+    assert_eq!(lines(&path).len(), 5000, "nothing is taken after the finish (and record does not fail)");
 }
 
 #[tokio::test]
