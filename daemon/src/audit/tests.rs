@@ -185,7 +185,8 @@ async fn a_failing_or_hung_disk_never_holds_up_record_and_is_tried_again() {
 
     // The writer hangs (as on a stuck disk): record still returns at once, every time.
     let hung = stall.lock().unwrap();
-    audit.record(entry(0));
+    let first = audit.clone();
+    std::thread::spawn(move || first.record(entry(0))).join().unwrap();
     // (The writer runs on the other worker, into the stall.)
     std::thread::sleep(Duration::from_millis(100));
     let (done, recorded) = std::sync::mpsc::channel();
