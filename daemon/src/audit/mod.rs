@@ -95,7 +95,14 @@ const BATCH: usize = 1024;
 /// runs empty. The file work runs on the blocking pool, so a slow or failing disk holds up
 /// only this task, never a request.
 async fn write_all(mut rx: mpsc::UnboundedReceiver<Entry>, close: CancellationToken, trail: trail::Trail) {
-    let mut trail = Some(trail);
+    // Opened now, so a state directory the daemon cannot write is said at start.
+    let mut trail = tokio::task::spawn_blocking(move || {
+        let mut trail = trail;
+        trail.write(&[]);
+        trail
+    })
+    .await
+    .ok();
     let mut batch = Vec::new();
     loop {
         tokio::select! {

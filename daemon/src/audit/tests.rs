@@ -88,12 +88,18 @@ async fn every_entry_recorded_before_finish_is_written_and_the_modes_are_private
 }
 
 #[tokio::test]
-async fn a_record_is_in_the_file_as_soon_as_the_writer_is_idle() {
+async fn the_file_is_made_at_start_and_a_record_is_in_it_as_soon_as_the_writer_is_idle() {
     let tmp = tempfile::tempdir().unwrap();
     let (path, trail) = trail_in(tmp.path(), ROTATE_AT);
     let (audit, writer) = Audit::start_with(trail);
-    audit.record(entry(0));
     let mut waited = Duration::ZERO;
+    while !path.exists() {
+        assert!(waited < Duration::from_secs(5), "the file was not made at start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    audit.record(entry(0));
     while lines(&path).is_empty() {
         assert!(waited < Duration::from_secs(5), "the record was not flushed while the writer idled");
         tokio::time::sleep(Duration::from_millis(10)).await;

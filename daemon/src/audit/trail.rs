@@ -138,7 +138,8 @@ impl Trail {
     }
 
     /// Log and append a batch; the file is written once (more only across a rotation), and
-    /// never synced: the records reach the kernel, which keeps them past our exit.
+    /// never synced: the records reach the kernel, which keeps them past our exit. An empty
+    /// batch only opens the file, if it is not open.
     pub fn write(&mut self, batch: &[Entry]) {
         #[cfg(test)]
         if let Some(stall) = &self.stall {
