@@ -98,7 +98,10 @@ pub async fn run(
     let http =
         oidc::http::Http::new(Duration::from_secs(config.idp_timeout.max(1))).context("building the HTTP client")?;
     let connect = Arc::new(oidc::Connector::new(http));
-    let broker = Broker::start(config_path.clone(), &config, store, connect, crate::audit::Audit::off()).await;
+    let consents =
+        crate::broker::consent::Consents::load(crate::state_dir::state_dir().map(|d| d.join("consent.json")));
+    let broker =
+        Broker::start(config_path.clone(), &config, store, connect, crate::audit::Audit::off(), consents).await;
 
     let bus = if args.no_dbus {
         tracing::info!("D-Bus is off (--no-dbus); serving the socket only");

@@ -10,6 +10,7 @@ use crate::broker::request::Caller;
 
 /// What the request path knows of a decision; formatted later, by the writer.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // the writer (next) formats every field
 pub struct Entry {
     /// Wall-clock milliseconds since the Unix epoch.
     pub time_ms: i64,
