@@ -31,6 +31,54 @@ pub struct Config {
     pub idp_timeout: u64,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
+    /// Which programs may have what; absent, every program of the user may have everything.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// `[policy]`: a default for callers no rule matches, and rules, the first match winning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub default: Action,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleConfig>,
+}
+
+/// `[[policy.rule]]`: matches a caller when every matcher it has matches (`*` in a matcher
+/// stands for any run of characters, `/` included).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub exe: Option<String>,
+    pub unit: Option<String>,
+    pub app_id: Option<String>,
+    pub door: Option<String>,
+    /// Default: every account.
+    pub accounts: Option<Vec<String>>,
+    /// Default: every audience the account has.
+    pub audiences: Option<Vec<String>>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    #[default]
+    Allow,
+    Ask,
+    Deny,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Ask => "ask",
+            Action::Deny => "deny",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -228,6 +276,20 @@ impl Config {
             if let Some(key) = a.auth_params.keys().find(|k| RESERVED_AUTH_PARAMS.contains(&k.as_str())) {
                 return Err(format!(
                     "[accounts.{name}] auth_params.{key}: set by the login flow itself; use the account's own keys (scopes, audience, …)"
+                ));
+            }
+        }
+        for (n, rule) in self.policy.rules.iter().enumerate() {
+            let matchers = [("exe", &rule.exe), ("unit", &rule.unit), ("app_id", &rule.app_id), ("door", &rule.door)];
+            for (key, value) in matchers {
+                if value.as_deref().is_some_and(str::is_empty) {
+                    return Err(format!("[[policy.rule]] number {}: {key} is empty; leave it out to match any", n + 1));
+                }
+            }
+            if rule.accounts.as_ref().is_some_and(Vec::is_empty) || rule.audiences.as_ref().is_some_and(Vec::is_empty) {
+                return Err(format!(
+                    "[[policy.rule]] number {}: an empty accounts or audiences list matches nothing; leave it out to match all",
+                    n + 1
                 ));
             }
         }

@@ -7,7 +7,6 @@
 //! - `store`: where sessions live between runs (keyring, sealed file, memory).
 
 mod activation;
-#[allow(dead_code)] // issue 15: the request path records into it next
 mod audit;
 mod broker;
 mod config;

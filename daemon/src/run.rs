@@ -100,8 +100,9 @@ pub async fn run(
     let http =
         oidc::http::Http::new(Duration::from_secs(config.idp_timeout.max(1))).context("building the HTTP client")?;
     let connect = Arc::new(oidc::Connector::new(http));
+    let consents = crate::broker::consent::Consents::load(state_dir::state_dir().map(|d| d.join("consent.json")));
     let (audit, audit_writer) = Audit::start(state_dir::state_dir());
-    let broker = Broker::start(config_path.clone(), &config, store, connect, audit).await;
+    let broker = Broker::start(config_path.clone(), &config, store, connect, audit, consents).await;
 
     let bus = if args.no_dbus {
         tracing::info!("D-Bus is off (--no-dbus); serving the socket only");

@@ -8,6 +8,7 @@
 //! fuzzed alone.
 
 mod audit;
+mod consent;
 mod envelope;
 mod errors;
 mod methods;
@@ -17,6 +18,7 @@ pub mod ttl;
 mod types;
 
 pub use audit::{AuditDecision, AuditRecord};
+pub use consent::*;
 pub use envelope::*;
 pub use errors::*;
 pub use methods::{Call, Method, method};

@@ -46,6 +46,12 @@ macro_rules! for_each_method {
             Status status [$crate::Empty] () -> $crate::Status;
             /// The daemon's health checks (an extension): its config, the store, each IdP.
             Diagnose diagnose [$crate::Empty] () -> $crate::Diagnosis;
+            /// The questions waiting for the person, and the remembered "always" answers.
+            ListConsents list_consents [$crate::Empty] () -> $crate::Consents;
+            /// Answer a waiting question: allow (once, or always) or deny.
+            AnswerConsent answer_consent [$crate::AnswerConsent] (p: $crate::AnswerConsent) -> $crate::ConsentAnswered;
+            /// Forget a remembered "always".
+            RevokeConsent revoke_consent [$crate::ConsentId] (id: &str) -> $crate::ConsentRevoked;
         }
     };
 }
@@ -164,11 +170,13 @@ mod tests {
 
     #[test]
     fn every_method_round_trips_through_its_name() {
-        assert_eq!(Call::METHODS.len(), 11);
+        assert_eq!(Call::METHODS.len(), 14);
         for m in Call::METHODS {
             let params = match *m {
                 "AwaitLogin" | "CancelLogin" => Some(json!({"login_id": "x"})),
                 "UpdateMetadata" => Some(json!({"user_metadata": {}})),
+                "AnswerConsent" => Some(json!({"id": "x", "allow": true})),
+                "RevokeConsent" => Some(json!({"id": "x"})),
                 _ => None,
             };
             assert_eq!(Call::decode(m, params.map(raw).as_deref()).unwrap().method(), *m);

@@ -39,6 +39,7 @@ pub struct Audit {
 
 impl Audit {
     /// No trail (tests of other things).
+    #[cfg(test)]
     pub fn off() -> Audit {
         Audit { tx: None }
     }

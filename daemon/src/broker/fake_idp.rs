@@ -235,24 +235,45 @@ pub struct World {
     pub connect: Arc<FakeConnect>,
     pub store: Arc<Memory>,
     config: Config,
+    audit: crate::audit::Audit,
+    consent_file: Option<PathBuf>,
 }
 
 impl World {
     /// Started with the scheduler on (`proactive`) or off, nobody logged in.
     pub async fn new(proactive: bool, idp: FakeIdp) -> World {
+        World::with(proactive, idp, "", crate::audit::Audit::off(), None).await
+    }
+
+    /// As `new`, with more config (`extra`, such as a `[policy]`), an audit trail and a file
+    /// for remembered consent.
+    pub async fn with(
+        proactive: bool,
+        idp: FakeIdp,
+        extra: &str,
+        audit: crate::audit::Audit,
+        consent_file: Option<PathBuf>,
+    ) -> World {
         let text = format!(
-            "proactive_refresh = {proactive}\n[accounts.work]\nissuer = \"https://idp.example.com/\"\nclient_id = \"c\"\n"
+            "proactive_refresh = {proactive}\n{extra}\n[accounts.work]\nissuer = \"https://idp.example.com/\"\nclient_id = \"c\"\naudience = \"https://api\"\n"
         );
         let config = Config::parse(&text).unwrap();
         let connect = Arc::new(FakeConnect { idp: Arc::new(idp), resumes: AtomicUsize::new(0) });
         let store = Arc::new(Memory::default());
-        let broker = World::broker(&config, &store, &connect).await;
-        World { broker, idp: connect.idp.clone(), connect, store, config }
+        let broker = World::start(&config, &store, &connect, &audit, &consent_file).await;
+        World { broker, idp: connect.idp.clone(), connect, store, config, audit, consent_file }
     }
 
-    async fn broker(config: &Config, store: &Arc<Memory>, connect: &Arc<FakeConnect>) -> Arc<Broker> {
+    async fn start(
+        config: &Config,
+        store: &Arc<Memory>,
+        connect: &Arc<FakeConnect>,
+        audit: &crate::audit::Audit,
+        consent_file: &Option<PathBuf>,
+    ) -> Arc<Broker> {
         let store = SessionStore::new(store.clone());
-        Broker::start(PathBuf::from("/nonexistent"), config, store, connect.clone(), crate::audit::Audit::off()).await
+        let consents = super::consent::Consents::load(consent_file.clone());
+        Broker::start(PathBuf::from("/nonexistent"), config, store, connect.clone(), audit.clone(), consents).await
     }
 
     /// As `new`, and logged in with the device flow.
@@ -267,7 +288,7 @@ impl World {
     /// The daemon stops and starts again on the same store and IdP.
     pub async fn restart(&mut self) {
         self.broker.shutdown();
-        self.broker = World::broker(&self.config, &self.store, &self.connect).await;
+        self.broker = World::start(&self.config, &self.store, &self.connect, &self.audit, &self.consent_file).await;
     }
 
     /// The refresh token in the store.

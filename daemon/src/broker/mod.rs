@@ -3,6 +3,7 @@
 
 mod account;
 mod audience;
+pub mod consent;
 #[cfg(test)]
 mod core_tests;
 mod doctor;
@@ -13,8 +14,9 @@ mod login;
 mod logout;
 mod metadata;
 mod offers;
-#[allow(dead_code)] // issue 15: decided on the request path next
 pub mod policy;
+#[cfg(test)]
+mod policy_tests;
 mod profile;
 mod refresh;
 pub mod request;
@@ -60,6 +62,12 @@ pub enum Event {
     LoginRequired {
         account: String,
     },
+    /// A program's request waits for the person: show them the question.
+    ConsentAsked(Arc<tokenbroker::protocol::ConsentQuestion>),
+    /// The question was answered (anywhere) or ended unanswered: stop showing it.
+    ConsentClosed {
+        id: String,
+    },
     /// `who` is set when the login succeeded.
     LoginFinished {
         account: String,
@@ -83,8 +91,9 @@ pub struct Broker {
     /// lose a rotated refresh token, and with it the session.
     tasks: TaskTracker,
     /// Where every grant and refusal is recorded.
-    #[allow(dead_code)]
     audit: Audit,
+    /// The policy's questions to the person, and their remembered answers.
+    consents: consent::Consents,
 }
 
 /// The configured accounts, replaced whole when the config is reloaded.
@@ -92,6 +101,7 @@ pub struct Broker {
 struct Roster {
     accounts: BTreeMap<String, Arc<Account>>,
     default_account: Option<String>,
+    policy: policy::Policy,
 }
 
 /// What a reload changed, by account name.
@@ -120,6 +130,7 @@ impl Broker {
         store: SessionStore,
         connect: Arc<dyn Connect>,
         audit: Audit,
+        consents: consent::Consents,
     ) -> Arc<Broker> {
         let broker = Arc::new(Broker {
             roster: RwLock::new(Arc::new(Roster::default())),
@@ -131,6 +142,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             audit,
+            consents,
         });
         broker.reload(config).await;
         broker
@@ -169,7 +181,8 @@ impl Broker {
             }
         }
         let default_account = config.default_account().map(str::to_owned);
-        *self.roster.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Roster { accounts, default_account });
+        *self.roster.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(Roster { accounts, default_account, policy: policy::Policy::new(&config.policy) });
         summary
     }
 
@@ -237,7 +250,6 @@ impl Broker {
     }
 
     /// The audit trail's entrance.
-    #[allow(dead_code)]
     pub fn audit(&self) -> &Audit {
         &self.audit
     }

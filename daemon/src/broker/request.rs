@@ -6,9 +6,12 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use tokenbroker::ErrorKind;
-use tokenbroker::protocol::{self as wire, Method, method};
+use tokenbroker::protocol::{self as wire, AuditDecision, Method, method};
 
-use super::{Broker, Error, Grant, Result, doctor, login, logout, metadata, profile, tokens};
+use super::policy::{Answer, By};
+use super::{Broker, Error, Grant, Result, consent, doctor, login, logout, metadata, profile, session, tokens};
+use crate::audit::Entry;
+use crate::config::Action;
 
 /// The door a request came in by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +21,6 @@ pub enum Door {
 }
 
 impl Door {
-    #[allow(dead_code)]
     /// The contract's name, which policy rules match (`door = "socket"`) and audit records carry.
     pub fn name(self) -> &'static str {
         match self {
@@ -68,48 +70,136 @@ pub fn admit(caller: &Caller) -> Result<()> {
     Err(Error::new(ErrorKind::AccessDenied, "tokenbrokerd serves only its own user"))
 }
 
-/// Run one request: admit the caller, then the method's handler.
+/// What a request is about, for policy and audit: the account and audience its params name.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Target<'a> {
+    pub account: Option<&'a str>,
+    pub audience: Option<&'a str>,
+}
+
+/// Run one request: admit the caller, let the policy (and perhaps the person) decide, run the
+/// method's handler, and record what was granted or refused.
 pub async fn handle<M: Handler>(broker: &Arc<Broker>, caller: &Caller, params: M::Params) -> Result<M::Output> {
     if let Err(e) = admit(caller) {
         tracing::warn!(peer_uid = caller.uid, peer_pid = ?caller.pid, door = ?caller.door, method = M::NAME, "refused a call from another user");
         return Err(e);
     }
-    M::run(broker, params).await
+    let Some(target) = M::target(&params) else { return M::run(broker, caller, params).await };
+    let Some(allowed) = decide(broker, caller, M::NAME, target).await? else {
+        return M::run(broker, caller, params).await;
+    };
+    let output = M::run(broker, caller, params).await?;
+    broker.audit().record(allowed);
+    Ok(output)
+}
+
+/// The policy's decision on one request: the audit entry to record once it is granted, or the
+/// refusal (recorded here). `None` when the request names no account the policy could judge
+/// (the handler refuses it).
+async fn decide(
+    broker: &Arc<Broker>,
+    caller: &Caller,
+    method: &'static str,
+    target: Target<'_>,
+) -> Result<Option<Entry>> {
+    let roster = broker.roster();
+    let Some(account) = target.account.filter(|a| !a.is_empty()).or(roster.default_account.as_deref()) else {
+        return Ok(None);
+    };
+    let audience = target
+        .audience
+        .filter(|a| !a.is_empty())
+        .or_else(|| roster.accounts.get(account).and_then(|a| a.config.audience.as_deref()));
+    let decision = if roster.policy.allows_all() {
+        super::policy::Decision { action: Action::Allow, by: By::Default }
+    } else {
+        roster.policy.decide(caller, account, audience)
+    };
+    let entry = |decision, by| Entry {
+        time_ms: session::now_ms(),
+        caller: caller.clone(),
+        method,
+        account: Some(account.to_owned()),
+        audience: audience.map(str::to_owned),
+        decision,
+        by,
+    };
+    let by = match decision.action {
+        Action::Allow => decision.by,
+        Action::Deny => decision.by,
+        Action::Ask => consent::ask(broker, consent::Question::new(caller, method, account, audience)).await,
+    };
+    let allowed = matches!((decision.action, by), (Action::Allow, _) | (_, By::Consent(Answer::Once | Answer::Always)));
+    if allowed {
+        return Ok(Some(entry(AuditDecision::Allow, by)));
+    }
+    broker.audit().record(entry(AuditDecision::Deny, by));
+    Err(Error::new(ErrorKind::AccessDenied, refusal(method, account, by)))
+}
+
+/// The refusal's sentence: what was refused and what refused it.
+fn refusal(method: &str, account: &str, by: By) -> String {
+    let why = match by {
+        By::Rule(n) => format!("[[policy.rule]] number {n} of the config denies it to this program"),
+        By::Default => "the policy's default denies it to programs no rule names".into(),
+        By::Consent(Answer::Unanswered) => format!("nobody answered the question within {} s", consent::WAIT.as_secs()),
+        By::Consent(_) => "the person asked denied it".into(),
+    };
+    format!("{method} for account {account:?} refused: {why}")
 }
 
 /// A method's handler: what the core does for it, and the typed result it gives the door.
 pub trait Handler: Method {
     /// The contract's result, or what a door encodes it from ([`Grant`] shares the token).
     type Output: Send;
-    fn run(broker: &Arc<Broker>, params: Self::Params) -> impl Future<Output = Result<Self::Output>> + Send;
+    /// What the policy judges, for the methods it covers; `None` for the rest.
+    fn target(params: &Self::Params) -> Option<Target<'_>>;
+    fn run(
+        broker: &Arc<Broker>,
+        caller: &Caller,
+        params: Self::Params,
+    ) -> impl Future<Output = Result<Self::Output>> + Send;
 }
 
-/// `Method -> Output: |broker, params| body;`, one handler a line.
+/// `Method -> Output [policy: account, audience]: |broker, caller, params| body;`, one handler a line;
+/// the `[policy: …]` names the params' fields the policy judges, `[]` for methods it does not
+/// cover.
 macro_rules! handlers {
-    ($($name:ident -> $output:ty: |$broker:ident, $params:pat_param| $body:expr;)*) => {
+    ($($name:ident -> $output:ty [$(policy: $account:ident $(, $audience:ident)?)?]: |$broker:ident, $caller:pat_param, $params:pat_param| $body:expr;)*) => {
         $(
             impl Handler for method::$name {
                 type Output = $output;
-                async fn run($broker: &Arc<Broker>, $params: Self::Params) -> Result<$output> {
+                fn target(params: &Self::Params) -> Option<Target<'_>> {
+                    handlers!(@target params $($account $(, $audience)?)?)
+                }
+                async fn run($broker: &Arc<Broker>, $caller: &Caller, $params: Self::Params) -> Result<$output> {
                     $body
                 }
             }
         )*
     };
+    (@target $p:ident) => { { let _ = $p; None } };
+    (@target $p:ident $account:ident) => { Some(Target { account: $p.$account.as_deref(), audience: None }) };
+    (@target $p:ident $account:ident, $audience:ident) => {
+        Some(Target { account: $p.$account.as_deref(), audience: $p.$audience.as_deref() })
+    };
 }
 
 handlers! {
-    GetAccessToken -> Grant: |broker, p| tokens::access_token(broker, p).await;
-    GetIdToken -> wire::IdToken: |broker, p| tokens::id_token(broker, p).await;
-    GetProfile -> wire::Profile: |broker, p| profile::profile(broker, p).await;
-    GetMetadata -> wire::Metadata: |broker, p| metadata::metadata(broker, p).await;
-    UpdateMetadata -> wire::Metadata: |broker, p| metadata::update_metadata(broker, p).await;
-    Login -> wire::LoginChallenge: |broker, p| login::login(broker, p).await;
-    AwaitLogin -> wire::LoginDone: |broker, p| login::await_login(broker, &p.login_id).await;
-    CancelLogin -> wire::LoginCancelled: |broker, p| Ok(login::cancel_login(broker, &p.login_id));
-    Logout -> wire::LogoutDone: |broker, p| logout::logout(broker, p).await;
-    Status -> wire::Status: |broker, _| Ok(broker.status());
-    Diagnose -> wire::Diagnosis: |broker, _| Ok(doctor::diagnose(broker).await);
+    GetAccessToken -> Grant [policy: account, audience]: |broker, _, p| tokens::access_token(broker, p).await;
+    GetIdToken -> wire::IdToken [policy: account]: |broker, _, p| tokens::id_token(broker, p).await;
+    GetProfile -> wire::Profile [policy: account]: |broker, _, p| profile::profile(broker, p).await;
+    GetMetadata -> wire::Metadata [policy: account]: |broker, _, p| metadata::metadata(broker, p).await;
+    UpdateMetadata -> wire::Metadata [policy: account]: |broker, _, p| metadata::update_metadata(broker, p).await;
+    Login -> wire::LoginChallenge []: |broker, _, p| login::login(broker, p).await;
+    AwaitLogin -> wire::LoginDone []: |broker, _, p| login::await_login(broker, &p.login_id).await;
+    CancelLogin -> wire::LoginCancelled []: |broker, _, p| Ok(login::cancel_login(broker, &p.login_id));
+    Logout -> wire::LogoutDone []: |broker, _, p| logout::logout(broker, p).await;
+    Status -> wire::Status []: |broker, _, _| Ok(broker.status());
+    Diagnose -> wire::Diagnosis []: |broker, _, _| Ok(doctor::diagnose(broker).await);
+    ListConsents -> wire::Consents []: |broker, _, _| Ok(consent::list(broker));
+    AnswerConsent -> wire::ConsentAnswered []: |broker, caller, p| consent::answer_as(broker, caller, p);
+    RevokeConsent -> wire::ConsentRevoked []: |broker, _, p| Ok(consent::revoke(broker, &p.id));
 }
 
 #[cfg(test)]

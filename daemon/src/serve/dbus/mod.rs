@@ -120,6 +120,8 @@ pub async fn start(broker: Arc<Broker>) -> Result<Door, StartError> {
             };
             let emitter = iface.signal_emitter();
             let sent = match &event {
+                // Not signals: questions for the person, shown as desktop notifications.
+                Event::ConsentAsked(_) | Event::ConsentClosed { .. } => continue,
                 Event::TokenRefreshed { account, expires_at } => {
                     BrokerIface::token_refreshed(emitter, account, *expires_at).await
                 }
