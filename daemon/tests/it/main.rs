@@ -32,6 +32,7 @@ mod login;
 mod login_cancel;
 mod login_link;
 mod oidc;
+mod policy;
 mod refresh;
 mod resources;
 mod secrets;
