@@ -26,6 +26,7 @@ mod faults;
 mod foreign_servers;
 mod hardening;
 mod id_tokens;
+mod identity;
 mod input;
 mod load;
 mod login;
