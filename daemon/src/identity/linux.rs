@@ -61,6 +61,19 @@ impl Pin {
         self.resolve_with(pid, read_parts)
     }
 
+    /// [`Pin::resolve`] when it needs nothing but procfs, which never waits on a disk or a
+    /// network: an executable already found under its path (same device and inode) needs no
+    /// new `stat` of that path. `None` when it would.
+    pub fn resolve_without_blocking(&self, pid: i32) -> Option<Identity> {
+        let mut unknown_exe = false;
+        let found = self.resolve_with(pid, |pid| {
+            let (parts, known) = read_parts_with(pid, |link| known_exe(link));
+            unknown_exe = !known;
+            parts
+        });
+        (!unknown_exe).then_some(found)
+    }
+
     /// [`Pin::resolve`] with the reads given (tests put a PID's reuse in the middle of them).
     fn resolve_with(&self, pid: i32, read: impl FnOnce(i32) -> Identity) -> Identity {
         if pid <= 0 {
@@ -162,23 +175,62 @@ fn parse_start_time(stat: &str) -> Option<u64> {
 
 /// Every part, read with no regard for PID reuse: the callers above see to that.
 fn read_parts(pid: i32) -> Identity {
-    let exe = exe(pid);
+    read_parts_with(pid, |link| (exe(link), true)).0
+}
+
+/// The parts, the executable found by `exe` (which says whether it could tell).
+fn read_parts_with(pid: i32, exe: impl FnOnce(&str) -> (Option<Arc<str>>, bool)) -> (Identity, bool) {
+    let (exe, told) = exe(&format!("/proc/{pid}/exe"));
     let cgroup = read_text(&format!("/proc/{pid}/cgroup")).map(|t| cgroup::parse(&t)).unwrap_or_default();
     let app_id = flatpak_id(pid).or_else(|| apparmor_snap(pid)).or(cgroup.snap).map(Arc::from);
-    Identity { exe, unit: cgroup.unit.map(Arc::from), app_id }
+    (Identity { exe, unit: cgroup.unit.map(Arc::from), app_id }, told)
 }
 
 /// `/proc/PID/exe` resolved, if that path (absolute, UTF-8) names the very file the process
 /// runs now — same device and inode. Not so for an executable deleted or replaced since it
 /// was started (`… (deleted)`), nor for a path of another mount namespace (a Flatpak's
 /// `/usr/bin/git` is its runtime's, not the host's): those are `None`.
-fn exe(pid: i32) -> Option<Arc<str>> {
-    let link = format!("/proc/{pid}/exe");
-    let path = std::fs::read_link(&link).ok()?;
+fn exe(link: &str) -> Option<Arc<str>> {
+    let (path, running) = running_exe(link)?;
+    let named = std::fs::metadata(&*path).ok()?;
+    let same = running.dev() == named.dev() && running.ino() == named.ino();
+    same.then(|| remember_exe(&path, &running));
+    same.then_some(path)
+}
+
+/// What the link says and the file it leads to (procfs only: the kernel's own handle on the
+/// running file, no walk of the path).
+fn running_exe(link: &str) -> Option<(Arc<str>, std::fs::Metadata)> {
+    let path = std::fs::read_link(link).ok()?;
     let path = path.to_str().filter(|p| p.starts_with('/'))?;
-    let running = std::fs::metadata(&link).ok()?;
-    let named = std::fs::metadata(path).ok()?;
-    (running.dev() == named.dev() && running.ino() == named.ino()).then(|| Arc::from(path))
+    Some((Arc::from(path), std::fs::metadata(link).ok()?))
+}
+
+/// Executables found under their paths lately, by device and inode: most callers are the same
+/// few programs, and the `stat` of a path may wait on a slow disk or a network mount. A file
+/// replaced or moved since shows another path in `/proc/PID/exe` (`… (deleted)`, the new
+/// name), and a new file at the path has another inode: neither matches an entry.
+static FOUND: std::sync::Mutex<Vec<(u64, u64, Arc<str>)>> = std::sync::Mutex::new(Vec::new());
+
+fn remember_exe(path: &Arc<str>, running: &std::fs::Metadata) {
+    let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+    if found.len() >= 256 {
+        found.clear();
+    }
+    if !found.iter().any(|(d, i, p)| (*d, *i) == (running.dev(), running.ino()) && p == path) {
+        found.push((running.dev(), running.ino(), path.clone()));
+    }
+}
+
+/// The executable if it was found under this path before (told), else not told.
+fn known_exe(link: &str) -> (Option<Arc<str>>, bool) {
+    let Some((path, running)) = running_exe(link) else { return (None, true) };
+    let found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+    let known = found.iter().find(|(d, i, p)| (*d, *i) == (running.dev(), running.ino()) && *p == path);
+    match known {
+        Some((_, _, p)) => (Some(p.clone()), true),
+        None => (None, false),
+    }
 }
 
 /// The ID in the process's own `/.flatpak-info` (see `flatpak`): `/proc/PID/root` is the

@@ -368,3 +368,23 @@ fn reads_are_capped() {
     assert_eq!(read_capped(&[b'a'; 10][..], 10).map(|v| v.len()), Some(10));
     assert_eq!(read_capped(&[b'a'; 11][..], 10), None);
 }
+
+/// The quick road (procfs only) names an executable only as found under its path before, and
+/// never a file replaced since.
+#[test]
+fn a_program_seen_before_is_named_without_a_stat_and_a_replaced_one_is_not() {
+    let lab = Lab::new();
+    let program = lab.program("quick");
+    let (first, _server, _client) = lab.connected(&program);
+    let pin = Pin::Pidfd(pidfd_open(pid(&first)));
+    assert_eq!(pin.resolve_without_blocking(pid(&first)), None, "never seen: the path must be looked at");
+    assert_eq!(pin.resolve(pid(&first)).exe, exe(&program));
+    assert_eq!(pin.resolve_without_blocking(pid(&first)).and_then(|i| i.exe), exe(&program));
+    // A new file put at the path: the running process's file is no longer under it.
+    let fresh = lab.program("fresh");
+    std::fs::rename(&fresh, &program).unwrap();
+    let quick = pin.resolve_without_blocking(pid(&first));
+    assert!(quick.as_ref().is_none_or(|i| i.exe.is_none()), "{quick:?}");
+    assert_eq!(pin.resolve(pid(&first)).exe, None);
+    end(first);
+}

@@ -19,6 +19,11 @@ use super::Identity;
 pub struct Pin(Option<i32>);
 
 impl Pin {
+    /// `proc_pidpath` asks the kernel only: it never waits.
+    pub fn resolve_without_blocking(&self, pid: i32) -> Option<Identity> {
+        Some(self.resolve(pid))
+    }
+
     pub fn resolve(&self, pid: i32) -> Identity {
         if self.0 != Some(pid) || pid <= 0 {
             return Identity::default();

@@ -66,11 +66,21 @@ const LOOKUP_LIMIT: Duration = Duration::from_secs(5);
 #[cfg(any(target_os = "linux", target_os = "macos"))]
 pub async fn resolve(pin: Pin, pid: Option<i32>) -> Identity {
     static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LOOKUPS_AT_ONCE);
+    let Some(pid) = pid else { return Identity::default() };
+    // Most lookups need procfs alone (a program seen before): on this task, at once.
+    if let Some(found) = pin.resolve_without_blocking(pid) {
+        return found;
+    }
     let lookup = async {
         let permit = LOOKUPS.acquire().await.ok()?;
+        // A crowd of one new program's connections waits here for the first of them; then
+        // the rest need procfs alone.
+        if let Some(found) = pin.resolve_without_blocking(pid) {
+            return Some(found);
+        }
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            pid.map(|pid| pin.resolve(pid)).unwrap_or_default()
+            pin.resolve(pid)
         })
         .await
         .ok()

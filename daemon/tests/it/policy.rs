@@ -6,7 +6,8 @@ use std::process::Output;
 
 use tokenbroker_testkit::{Env, Fixture, binary, brokerctl_path};
 
-/// Copies of brokerctl and mini-token (opens the socket, asks for a token, prints the answer)
+/// Copies of brokerctl (with its D-Bus half, brokerctl-dbus, which it runs from beside itself)
+/// and mini-token (opens the socket, asks for a token, prints the answer)
 /// in `allowed/` and `denied/` under a fresh directory.
 struct Programs {
     dir: tempfile::TempDir,
@@ -17,7 +18,7 @@ impl Programs {
         let dir = tempfile::tempdir().unwrap();
         for place in ["allowed", "denied"] {
             std::fs::create_dir(dir.path().join(place)).unwrap();
-            for name in ["brokerctl", "mini-token"] {
+            for name in ["brokerctl", "brokerctl-dbus", "mini-token"] {
                 std::fs::copy(binary(name), dir.path().join(place).join(name)).unwrap();
             }
         }
@@ -34,7 +35,12 @@ impl Programs {
 }
 
 fn run(env: &Env, program: &Path, args: &[&str]) -> Output {
-    env.bus.command(program.to_str().unwrap()).args(args).env("TOKENBROKER_SOCKET", env.daemon.socket()).output().unwrap()
+    env.bus
+        .command(program.to_str().unwrap())
+        .args(args)
+        .env("TOKENBROKER_SOCKET", env.daemon.socket())
+        .output()
+        .unwrap()
 }
 
 fn stderr(out: &Output) -> String {
