@@ -67,7 +67,7 @@ impl Pin {
     pub fn resolve_without_blocking(&self, pid: i32) -> Option<Identity> {
         let mut unknown_exe = false;
         let found = self.resolve_with(pid, |pid| {
-            let (parts, known) = read_parts_with(pid, |link| known_exe(link));
+            let (parts, known) = read_parts_with(pid, known_exe);
             unknown_exe = !known;
             parts
         });
