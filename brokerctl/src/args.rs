@@ -59,6 +59,31 @@ pub enum Command {
     /// Check that the daemon runs, its config parses, the session store answers and each identity
     /// provider is reachable; say what to do about each failure.
     Doctor,
+    /// Answer the policy's questions ("ask"): which program may use which account.
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConsentCommand {
+    /// Show the questions waiting for an answer and the programs always allowed.
+    List,
+    /// Allow the program of question ID (once, or --always for that program, account and API).
+    /// Exit code 1 if no such question waits.
+    Allow {
+        id: String,
+        /// Remember the answer: the program is not asked again for this account and API.
+        #[arg(long)]
+        always: bool,
+    },
+    /// Refuse the program of question ID (its waiting requests fail with access_denied).
+    /// Exit code 1 if no such question waits.
+    Deny { id: String },
+    /// Forget an "always" (by the ID `consent list` shows): the program is asked again.
+    /// Exit code 1 if nothing is remembered under ID.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
