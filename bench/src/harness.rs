@@ -4,6 +4,8 @@
 //! inside a private one), and a logged-in session. The testkit is async: a runtime of one
 //! worker thread of its own drives the IdP's proxy, apart from the runtimes that measure.
 
+use std::path::Path;
+
 use tokenbroker_testkit::{Daemon, Idp, IdpOptions};
 
 pub struct Harness {
@@ -28,6 +30,21 @@ impl Harness {
         daemon.log_level = "warn".into();
         daemon.args = args.iter().map(|a| a.to_string()).collect();
         daemon.spawn_on_own_session();
+        daemon
+    }
+
+    /// tokenbrokerd built from `binary` (`None`: this tree's), socket only, at the log level of
+    /// a default install (`info`: the audit trail's log lines included), its state in its
+    /// own directory.
+    pub fn daemon_from(&self, binary: Option<&Path>, name: &str, idp: &Idp) -> Daemon {
+        let mut daemon = Daemon::prepare(&idp.account_config(name));
+        daemon.log_level = "info".into();
+        daemon.args = vec!["--no-dbus".into()];
+        daemon.env.push(("XDG_STATE_HOME".into(), daemon.dir.path().join("state").display().to_string()));
+        match binary {
+            Some(b) => daemon.spawn_binary_on_own_session(b),
+            None => daemon.spawn_on_own_session(),
+        }
         daemon
     }
 

@@ -178,6 +178,30 @@ fn run(quick: bool) -> anyhow::Result<()> {
     let times = (format!("{:.1} µs", us(d50)), format!("{:.1} µs", us(bare50)));
     report.slower_by_at_most("D-Bus GetAccessToken p50", times, r, 1.15);
 
+    // 3b. Policy and audit on the request path: this daemon with the default policy (allow)
+    // and its audit trail against the daemon from before them, both at a default install's
+    // log level, taking turns call by call. scripts/bench builds the earlier one.
+    match std::env::var_os("TOKENBROKER_BENCH_BEFORE_POLICY").map(PathBuf::from) {
+        Some(before) => {
+            eprintln!("policy and audit against the daemon before them…");
+            let now = kit.daemon_from(None, "now", &idp);
+            let then = kit.daemon_from(Some(&before), "then", &idp);
+            kit.login(&now, &idp);
+            kit.login(&then, &idp);
+            let (mut nc, mut tc) = (RawConn::open(&now.socket()), RawConn::open(&then.socket()));
+            socket::alternating(&mut nc, &mut tc, 2000 / scale);
+            let (mut n, mut t) = socket::alternating(&mut nc, &mut tc, 50_000 / scale);
+            let (n50, t50) = (percentile(&mut n, 0.5), percentile(&mut t, 0.5));
+            let records = std::fs::read_to_string(now.dir.path().join("state/tokenbroker/audit.jsonl"))
+                .map(|text| text.lines().count())
+                .unwrap_or(0);
+            let times = (format!("{:.1} µs", us(n50)), format!("{:.1} µs (before policy)", us(t50)));
+            let what = format!("socket GetAccessToken p50, default policy + audit ({records} records written)");
+            report.slower_by_at_most(&what, times, us(n50) / us(t50), 1.1);
+        }
+        None => eprintln!("no TOKENBROKER_BENCH_BEFORE_POLICY: the policy and audit row is left out"),
+    }
+
     // 4. brokerctl token as a whole process.
     eprintln!("brokerctl token processes…");
     let runs = 200 / scale;

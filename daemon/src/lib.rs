@@ -11,6 +11,7 @@ mod audit;
 mod broker;
 mod config;
 mod harden;
+mod identity;
 mod logging;
 mod oidc;
 mod run;

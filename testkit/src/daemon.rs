@@ -94,6 +94,12 @@ impl Daemon {
         self.launch(Command::new(tokenbrokerd_path()));
     }
 
+    /// As [`Daemon::spawn_on_own_session`], another build of the daemon (the benchmarks
+    /// measure this one against an earlier one).
+    pub fn spawn_binary_on_own_session(&mut self, binary: &std::path::Path) {
+        self.launch(Command::new(binary));
+    }
+
     fn launch(&mut self, mut cmd: Command) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let child = cmd

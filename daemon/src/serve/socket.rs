@@ -1,6 +1,7 @@
 //! The Unix-socket door: newline-delimited JSON-RPC 2.0, one request at a time per
 //! connection, same-UID peers only.
 
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use super::log_limit::LogLimit;
 use super::slots::Slots;
 use crate::broker::request::{Caller, Door, admit};
 use crate::broker::{Broker, Error};
+use crate::identity;
 
 pub struct Limits {
     pub max_connections: usize,
@@ -187,7 +189,18 @@ struct Peer {
     caller: Caller,
 }
 
-async fn connection(stream: UnixStream, peer: Peer, shutdown: CancellationToken, idle_timeout: Duration) {
+async fn connection(stream: UnixStream, mut peer: Peer, shutdown: CancellationToken, idle_timeout: Duration) {
+    // What the caller's process is: looked up once per connection, here rather than in the
+    // accept loop (which must stay quick), before its first request is read. Another user's
+    // connection never gets this far, so costs no reading of /proc.
+    let pin = identity::pin_peer(stream.as_fd());
+    tokio::select! {
+        biased;
+        found = identity::resolve(pin, peer.caller.pid) => found.fill(&mut peer.caller),
+        _ = shutdown.cancelled() => return,
+    }
+    let c = &peer.caller;
+    tracing::debug!(pid = ?c.pid, exe = ?c.exe, unit = ?c.unit, app_id = ?c.app_id, door = c.door.name(), "caller identified");
     let (read, mut write) = stream.into_split();
     // Small: most requests are a hundred bytes, and a thousand idle clients should not cost
     // megabytes. Longer lines still arrive whole, over several reads.

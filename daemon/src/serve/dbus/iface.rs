@@ -2,6 +2,8 @@
 //! the contract's params, takes the one request pipeline, and encodes the typed result.
 
 use std::collections::HashMap;
+#[cfg(target_os = "linux")]
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 
 use secrecy::ExposeSecret;
@@ -18,6 +20,8 @@ use super::args::{account, options, to_json};
 use super::error::{DbusError, Reply, internal, invalid};
 use crate::broker::request::{self, Caller, Handler, handle};
 use crate::broker::{self, Broker};
+#[cfg(target_os = "linux")]
+use crate::identity;
 use crate::serve::dispatch::dispatch;
 
 pub struct BrokerIface {
@@ -84,7 +88,18 @@ impl BrokerIface {
             return Err(broker::Error::new(ErrorKind::AccessDenied, "the bus does not say who sent this call").into());
         };
         let pid = creds.process_id().and_then(|p| i32::try_from(p).ok());
-        let caller = Caller::new(uid, pid, request::Door::Dbus);
+        let mut caller = Caller::new(uid, pid, request::Door::Dbus);
+        // What the process is, only for a caller the pipeline admits (another user's costs no
+        // reading of /proc): pinned by the bus's ProcessFD (a pidfd, from dbus-broker or a
+        // recent dbus-daemon) when it offers one, else by the process's start time.
+        // (Linux only: elsewhere a bus gives no handle on the process.)
+        #[cfg(target_os = "linux")]
+        if request::admit(&caller).is_ok() {
+            let pin = identity::Pin::from_pidfd(creds.process_fd().and_then(|fd| fd.as_fd().try_clone_to_owned().ok()));
+            identity::resolve(pin, pid).await.fill(&mut caller);
+            let c = &caller;
+            tracing::debug!(pid = ?c.pid, exe = ?c.exe, unit = ?c.unit, app_id = ?c.app_id, door = c.door.name(), sender = %sender, "caller identified");
+        }
         let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
         if callers.len() > 4096 {
             callers.clear();
