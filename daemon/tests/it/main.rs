@@ -17,6 +17,7 @@ macro_rules! cases {
 
 mod audiences;
 mod clients;
+mod consent;
 mod dbus;
 mod device_hygiene;
 mod discovery;
