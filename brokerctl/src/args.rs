@@ -70,20 +70,30 @@ pub enum Command {
 pub enum ConsentCommand {
     /// Show the questions waiting for an answer and the programs always allowed.
     List,
-    /// Allow the program of question ID (once, or --always for that program, account and API).
-    /// Exit code 1 if no such question waits.
+    /// Allow the program of a waiting question (once, or always with --always).
+    ///
+    /// Exits 1 if no question waits under ID (answered already, ended unanswered, never asked).
     Allow {
+        /// The question's ID, as `brokerctl consent list` shows it.
         id: String,
         /// Remember the answer: the program is not asked again for this account and API.
         #[arg(long)]
         always: bool,
     },
-    /// Refuse the program of question ID (its waiting requests fail with access_denied).
-    /// Exit code 1 if no such question waits.
-    Deny { id: String },
-    /// Forget an "always" (by the ID `consent list` shows): the program is asked again.
-    /// Exit code 1 if nothing is remembered under ID.
-    Revoke { id: String },
+    /// Refuse the program of a waiting question: its requests fail with access_denied.
+    ///
+    /// Exits 1 if no question waits under ID.
+    Deny {
+        /// The question's ID, as `brokerctl consent list` shows it.
+        id: String,
+    },
+    /// Forget an "always": the program is asked again next time.
+    ///
+    /// Exits 1 if nothing is remembered under ID.
+    Revoke {
+        /// The remembered answer's ID, as `brokerctl consent list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
