@@ -10,8 +10,8 @@
 //! not shown to a notification service of another user at all (it names our program, account
 //! and API).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -136,14 +136,17 @@ pub fn spawn(conn: &Connection, broker: Arc<Broker>, stop: CancellationToken) ->
             Ok(rule) => zbus::MessageStream::for_match_rule(rule, &conn, Some(64)).await,
             Err(e) => Err(e),
         };
-        let mut signals = match signals {
+        let signals = match signals {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen to desktop notifications; questions are answered with `brokerctl consent` only");
                 return;
             }
         };
-        let mut notifier = Notifier { conn, broker, shown: HashMap::new(), by_question: HashMap::new(), told: None };
+        let servers = Arc::new(Mutex::new(HashSet::new()));
+        let mut signals = sift(signals, servers.clone(), stop.clone());
+        let mut notifier =
+            Notifier { conn, broker, shown: HashMap::new(), by_question: HashMap::new(), told: None, servers };
         loop {
             tokio::select! {
                 biased;
@@ -158,14 +161,46 @@ pub fn spawn(conn: &Connection, broker: Arc<Broker>, stop: CancellationToken) ->
                 Some(reply) = probe_rx.recv() => {
                     let _ = reply.send(probe(&notifier.conn).await);
                 }
-                message = signals.next() => match message {
-                    Some(Ok(m)) => notifier.signal(&m).await,
-                    Some(Err(_)) => {}
-                    None => return,
-                },
+                Some(message) = signals.recv() => notifier.signal(&message).await,
             }
         }
     })
+}
+
+/// The signals of the notification services we showed questions on, read off the bus at once:
+/// zbus holds up the connection's reader while a stream's queue is full, and anyone on the bus
+/// may send signals that match ours. Others' are dropped here; ours wait (64 at most, more are
+/// dropped) while the notifier is busy with a call.
+fn sift(
+    mut signals: zbus::MessageStream,
+    servers: Arc<Mutex<HashSet<OwnedUniqueName>>>,
+    stop: CancellationToken,
+) -> tokio::sync::mpsc::Receiver<zbus::Message> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                _ = stop.cancelled() => return,
+                message = signals.next() => match message {
+                    Some(Ok(m)) => m,
+                    Some(Err(_)) => continue,
+                    None => return,
+                },
+            };
+            let ours = message.header().sender().is_some_and(|sender| {
+                let servers = servers.lock().unwrap_or_else(|e| e.into_inner());
+                servers.iter().any(|s| s.as_str() == sender.as_str())
+            });
+            if !ours {
+                tracing::trace!("ignored a notification signal from a connection we showed nothing on");
+                continue;
+            }
+            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(message) {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 struct Notifier {
@@ -178,6 +213,8 @@ struct Notifier {
     /// What was last said in the log about the notification service not being there, so it
     /// is said once, not for every question.
     told: Option<Desk>,
+    /// The services we showed a question on: only their signals are read.
+    servers: Arc<Mutex<HashSet<OwnedUniqueName>>>,
 }
 
 struct Shown {
@@ -206,6 +243,8 @@ impl Notifier {
             }
         };
         self.told = None;
+        // Before the notification exists, so no signal of it is dropped.
+        self.servers.lock().unwrap_or_else(|e| e.into_inner()).insert(server.clone());
         let shown = async {
             let proxy = proxy(&self.conn, &server).await?;
             let markup = proxy.get_capabilities().await?.iter().any(|c| c == "body-markup");
