@@ -35,16 +35,27 @@ impl Asker {
 
     /// `brokerctl token ARGS` from this copy, running (stdout and stderr captured).
     fn token(&self, daemon: &Daemon, args: &[&str]) -> Child {
-        Command::new(&self.exe)
-            .arg("token")
-            .args(args)
-            .env("TOKENBROKER_SOCKET", daemon.socket())
-            .env_remove("TOKENBROKER_TRANSPORT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        let mut tries = 0;
+        loop {
+            let spawned = Command::new(&self.exe)
+                .arg("token")
+                .args(args)
+                .env("TOKENBROKER_SOCKET", daemon.socket())
+                .env_remove("TOKENBROKER_TRANSPORT")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn();
+            match spawned {
+                // The copy was just written: a process another test forked meanwhile may still
+                // hold the written file open until it execs ("text file busy").
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other.unwrap(),
+            }
+        }
     }
 }
 
