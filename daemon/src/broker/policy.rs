@@ -217,4 +217,17 @@ action = "ask"
         let e = Config::parse("[[policy.rule]]\nexe = \"/x\"\n").unwrap_err();
         assert!(e.contains("action"), "{e}");
     }
+
+    #[test]
+    fn the_wait_for_an_answer_is_60_s_unless_ask_timeout_says_otherwise() {
+        assert_eq!(policy("").wait(), Duration::from_secs(60));
+        assert_eq!(policy("[policy]\nask_timeout = 5\n").wait(), Duration::from_secs(5));
+        for bad in ["0", "3601"] {
+            let text =
+                format!("[accounts.work]\nissuer = \"https://x/\"\nclient_id = \"c\"\n[policy]\nask_timeout = {bad}\n");
+            assert!(Config::parse(&text).unwrap_err().contains("ask_timeout"));
+        }
+        assert!(!policy("").asks() && policy("[policy]\ndefault = \"ask\"\n").asks());
+        assert!(policy("[[policy.rule]]\nexe = \"/x\"\naction = \"ask\"\n").asks());
+    }
 }

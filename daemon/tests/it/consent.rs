@@ -189,6 +189,10 @@ async fn always_allow_is_remembered_until_revoked() {
 async fn deny_refuses_with_exit_6_naming_consent() {
     let env = ask_env().await;
     let notes = Notifications::start(&env.bus);
+    // The doctor finds the service that shows the questions.
+    let doctor = text(&env.daemon.brokerctl(&["doctor"]).stdout);
+    assert!(doctor.contains("ok   questions: shown as desktop notifications by tokenbroker-testkit 0.1"), "{doctor}");
+    assert!(!doctor.contains("warn terminal"), "{doctor}");
     let asker = Asker::new();
     let child = api_token(&asker, &env.daemon);
     let shown = notes.wait_for(1, Duration::from_secs(10)).await;
