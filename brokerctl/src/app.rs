@@ -64,7 +64,7 @@ fn exit_code(e: &Failure) -> u8 {
     match e {
         Failure::Usage(_) => 2,
         // Not done: the question was not waiting, or nothing was remembered under the ID.
-        Failure::Unhealthy | Failure::Unsafe(_) | Failure::NotFound(_) => 1,
+        Failure::Unhealthy | Failure::Unsafe(_) | Failure::NotFound(_) | Failure::Unreadable(_) => 1,
         Failure::Unreachable => 5,
         // What a shell reports for a command ended by SIGINT.
         Failure::Interrupted => 130,
@@ -96,12 +96,17 @@ enum Failure {
     Unsafe(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Unreadable(std::io::Error),
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let dbus = cli.dbus || std::env::var("TOKENBROKER_TRANSPORT").is_ok_and(|t| t == "dbus");
-    if let Command::Doctor = cli.command {
-        return doctor(cli.json);
+    match cli.command {
+        Command::Doctor => return doctor(cli.json),
+        // Read from the files: no daemon needed.
+        Command::Audit { since } => return audit(since, cli.account.as_deref(), cli.json),
+        _ => {}
     }
     let client = Transport::connect(dbus)?;
     let account = cli.account.clone();
@@ -146,7 +151,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let m = client.update_metadata(UpdateMetadata { account, user_metadata })?;
             print_json(&m.user_metadata);
         }
-        Command::Doctor => unreachable!("handled above"),
+        Command::Doctor | Command::Audit { .. } => unreachable!("handled above"),
         Command::Consent { command } => consent(&client, command, cli.json)?,
         Command::Login { flow, no_browser } => {
             let flow = flow.map(|f| match f {
@@ -376,6 +381,33 @@ fn no_desk_and_no_terminal(checks: &[Check], terminal: bool) -> Option<Check> {
             .into(),
         fix: Some("run `brokerctl consent list` in a terminal to see and answer the questions".into()),
     })
+}
+
+/// `brokerctl audit`: the trail's records, filtered, as a table or as their JSON lines.
+fn audit(since: Option<std::time::Duration>, account: Option<&str>, json: bool) -> Result<(), Failure> {
+    use crate::audit;
+    let Some(dir) = audit::state_dir() else {
+        return Err(Failure::Usage("no state directory: set XDG_STATE_HOME or HOME".into()));
+    };
+    let trail = audit::read(&dir).map_err(Failure::Unreadable)?;
+    if trail.unreadable > 0 {
+        eprintln!("brokerctl: skipped {} line(s) of the audit trail that are not records", trail.unreadable);
+    }
+    if !trail.found {
+        eprintln!("brokerctl: no audit trail in {} yet", dir.display());
+    }
+    let since = since.map(|d| std::time::SystemTime::now().checked_sub(d).unwrap_or(std::time::UNIX_EPOCH));
+    let lines = audit::select(&trail.lines, since, account);
+    let mut out = std::io::stdout().lock();
+    let _ = if json {
+        lines.iter().try_for_each(|l| writeln!(out, "{}", audit::json_line(&l.raw)))
+    } else if lines.is_empty() {
+        Ok(())
+    } else {
+        out.write_all(audit::table(&lines).as_bytes())
+    };
+    let _ = out.flush();
+    Ok(())
 }
 
 /// Open the browser on a one-time link to `url` (see `handoff`: an opener's arguments are

@@ -64,6 +64,17 @@ pub enum Command {
         #[command(subcommand)]
         command: ConsentCommand,
     },
+    /// Print the audit trail: every grant and refusal of a token, profile or metadata request,
+    /// oldest first, with the program that asked and the rule that decided.
+    ///
+    /// Read from $XDG_STATE_HOME/tokenbroker/audit.jsonl (and the rotated audit.jsonl.1 and .2);
+    /// the daemon need not be running. --account keeps one account's records; --json prints the
+    /// records as they are written, one JSON object per line.
+    Audit {
+        /// Only records from the last DURATION: 10m, 2h, 1d, "1h 30m".
+        #[arg(long, value_name = "DURATION", value_parser = crate::audit::parse_since)]
+        since: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Subcommand)]

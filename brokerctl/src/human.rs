@@ -163,8 +163,12 @@ pub fn logged_in(done: &LoginDone) -> String {
 
 /// Without control characters or bidirectional overrides, which a terminal would act on.
 pub fn terminal_text(text: &str) -> String {
-    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    text.chars().filter(|&c| !c.is_control() && !bidi(c)).collect()
+    text.chars().filter(|&c| !c.is_control() && !is_bidi(c)).collect()
+}
+
+/// A bidirectional mark, embedding, override or isolate: it reorders what follows on screen.
+pub fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 pub fn profile(p: &Profile) -> String {

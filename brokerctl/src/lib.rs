@@ -4,6 +4,7 @@
 
 mod app;
 mod args;
+mod audit;
 mod challenge;
 mod handoff;
 mod human;

@@ -1,5 +1,6 @@
 //! The daemon's wiring: arguments, logging, hardening, the store, the core, the doors, the
-//! service manager's notifications, and the signals: SIGTERM/SIGINT stop, SIGHUP reloads.
+//! service manager's notifications, the audit trail's writer, and the signals: SIGTERM/SIGINT
+//! stop, SIGHUP reloads.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,10 +12,11 @@ use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::Audit;
 use crate::broker::Broker;
 use crate::config::{Config, StoreKind};
 use crate::store::SessionStore;
-use crate::{activation, harden, logging, oidc, serve, sleep, store};
+use crate::{activation, harden, logging, oidc, serve, sleep, state_dir, store};
 
 /// How long a stop waits for in-flight requests and the core's tasks (a refresh on its way to
 /// the store) before it gives up on them.
@@ -98,10 +100,9 @@ pub async fn run(
     let http =
         oidc::http::Http::new(Duration::from_secs(config.idp_timeout.max(1))).context("building the HTTP client")?;
     let connect = Arc::new(oidc::Connector::new(http));
-    let consents =
-        crate::broker::consent::Consents::load(crate::state_dir::state_dir().map(|d| d.join("consent.json")));
-    let broker =
-        Broker::start(config_path.clone(), &config, store, connect, crate::audit::Audit::off(), consents).await;
+    let consents = crate::broker::consent::Consents::load(state_dir::state_dir().map(|d| d.join("consent.json")));
+    let (audit, audit_writer) = Audit::start(state_dir::state_dir());
+    let broker = Broker::start(config_path.clone(), &config, store, connect, audit, consents).await;
 
     let bus = if args.no_dbus {
         tracing::info!("D-Bus is off (--no-dbus); serving the socket only");
@@ -162,6 +163,10 @@ pub async fn run(
     tracker.close();
     if tokio::time::timeout_at(deadline, tracker.wait()).await.is_err() {
         tracing::warn!("some requests or refreshes did not finish within {DRAIN_TIMEOUT:?}");
+    }
+    // After the drain, so every request that finished has recorded its grant or refusal.
+    if !audit_writer.finish(deadline).await {
+        tracing::warn!("audit records were still being written after {DRAIN_TIMEOUT:?}");
     }
     // After the drain, so what it finished (a refresh) is still announced.
     if let Some(door) = bus

@@ -36,6 +36,22 @@ impl Daemon {
         self.dir.path().join("daemon.log")
     }
 
+    /// The daemon's `$XDG_STATE_HOME` (its own, as every test daemon's).
+    pub fn state_home(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The audit trail the daemon writes (in `$XDG_STATE_HOME/tokenbroker`).
+    pub fn audit_path(&self) -> PathBuf {
+        self.state_home().join("tokenbroker/audit.jsonl")
+    }
+
+    /// The audit trail's records as written, one JSON value per line.
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
@@ -108,6 +124,8 @@ impl Daemon {
             .arg("--socket")
             .arg(self.socket())
             .args(&self.args)
+            // Its own state directory (the audit trail), never the user's; `env` may override.
+            .env("XDG_STATE_HOME", self.state_home())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", &self.log_level)
             .env("NO_COLOR", "1")
@@ -147,7 +165,9 @@ impl Daemon {
     /// brokerctl pointed at this daemon's socket, to add to (another user, more environment).
     pub fn brokerctl_command(&self) -> Command {
         let mut cmd = Command::new(brokerctl_path());
-        cmd.env("TOKENBROKER_SOCKET", self.socket()).env_remove("TOKENBROKER_TRANSPORT");
+        cmd.env("TOKENBROKER_SOCKET", self.socket())
+            .env("XDG_STATE_HOME", self.state_home())
+            .env_remove("TOKENBROKER_TRANSPORT");
         cmd
     }
 

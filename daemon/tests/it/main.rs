@@ -16,6 +16,7 @@ macro_rules! cases {
 }
 
 mod audiences;
+mod audit;
 mod clients;
 mod consent;
 mod dbus;

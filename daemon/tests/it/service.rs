@@ -394,8 +394,9 @@ fn sigint_stops_the_daemon_as_sigterm_does() {
 }
 
 /// The unit's file-system view, rebuilt with mount namespaces (systemd itself does not run
-/// here): home read-only, its `ReadWritePaths=` writable, `ExecStartPre=+` run unsandboxed
-/// first. The daemon with `store = "file"` and the default path must start there.
+/// here): home read-only, its `ReadWritePaths=` and `StateDirectory=` writable, `ExecStartPre=+`
+/// run unsandboxed first. The daemon with `store = "file"` and the default path must start
+/// there, and write its audit trail.
 #[test]
 #[ignore = "needs root"]
 fn the_default_sealed_file_is_writable_in_the_units_sandbox() {
@@ -413,10 +414,20 @@ fn the_default_sealed_file_is_writable_in_the_units_sandbox() {
         let ok = Command::new("sh").arg("-c").arg(pre).status().unwrap().success();
         assert!(ok, "ExecStartPre {pre} failed");
     }
-    let mut script = String::from("set -e; mount --bind \"$HOME\" \"$HOME\"; mount -o remount,bind,ro \"$HOME\"\n");
-    for path in
-        setting("ReadWritePaths").iter().flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+    // StateDirectory=NAME of a user unit: systemd makes $XDG_STATE_HOME/NAME (StateDirectoryMode)
+    // and leaves it writable in the sandbox. The audit trail lives there.
+    let mode = setting("StateDirectoryMode").first().map(|m| u32::from_str_radix(m, 8).unwrap()).unwrap_or(0o755);
+    let mut writable = setting("ReadWritePaths");
+    for name in
+        setting("StateDirectory").iter().flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
     {
+        let dir = home.join(".local/state").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        writable.push(dir.to_str().unwrap().to_owned());
+    }
+    let mut script = String::from("set -e; mount --bind \"$HOME\" \"$HOME\"; mount -o remount,bind,ro \"$HOME\"\n");
+    for path in writable.iter().flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>()) {
         let (optional, path) = path.strip_prefix('-').map_or((false, path.as_str()), |p| (true, p));
         if std::path::Path::new(path).exists() {
             script += &format!("mount --bind '{path}' '{path}'; mount -o remount,bind,rw '{path}'\n");
@@ -441,6 +452,7 @@ fn the_default_sealed_file_is_writable_in_the_units_sandbox() {
             .arg(&socket)
             .env("HOME", home)
             .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_STATE_HOME")
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -460,4 +472,17 @@ fn the_default_sealed_file_is_writable_in_the_units_sandbox() {
     let sealed = home.join(".local/share/tokenbroker/sessions.sealed");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&sealed).unwrap().permissions().mode() & 0o777, 0o600);
+    // The audit trail is opened at start, in the state directory.
+    let audit = home.join(".local/state/tokenbroker/audit.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !audit.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let made = std::fs::metadata(&audit).unwrap_or_else(|e| {
+        daemon.signal(libc::SIGTERM);
+        let mut err = String::new();
+        std::io::Read::read_to_string(daemon.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        panic!("{}: {e}; the daemon said:\n{err}", audit.display())
+    });
+    assert_eq!(made.permissions().mode() & 0o777, 0o600);
 }
