@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tokenbroker::protocol::*;
 use tokenbroker::{Error, ErrorKind};
 
-use crate::args::{Cli, Command, FlowArg, MetadataCommand};
+use crate::args::{Cli, Command, ConsentCommand, FlowArg, MetadataCommand};
 use crate::challenge;
 use crate::handoff::Handoff;
 use crate::human;
@@ -63,7 +63,8 @@ fn token(client: &Transport, p: GetAccessToken, json: bool) -> Result<(), Failur
 fn exit_code(e: &Failure) -> u8 {
     match e {
         Failure::Usage(_) => 2,
-        Failure::Unhealthy | Failure::Unsafe(_) | Failure::Unreadable(_) => 1,
+        // Not done: the question was not waiting, or nothing was remembered under the ID.
+        Failure::Unhealthy | Failure::Unsafe(_) | Failure::NotFound(_) | Failure::Unreadable(_) => 1,
         Failure::Unreachable => 5,
         // What a shell reports for a command ended by SIGINT.
         Failure::Interrupted => 130,
@@ -93,6 +94,8 @@ enum Failure {
     Interrupted,
     #[error("{0}")]
     Unsafe(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Unreadable(std::io::Error),
 }
@@ -149,12 +152,71 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print_json(&m.user_metadata);
         }
         Command::Doctor | Command::Audit { .. } => unreachable!("handled above"),
+        Command::Consent { command } => consent(&client, command, cli.json)?,
         Command::Login { flow, no_browser } => {
             let flow = flow.map(|f| match f {
                 FlowArg::Device => Flow::Device,
                 FlowArg::Code => Flow::Code,
             });
             login(&client, dbus, Login { account, flow }, cli.json, no_browser)?;
+        }
+    }
+    Ok(())
+}
+
+/// `brokerctl consent …`: the questions of the policy's "ask", answered from a terminal.
+fn consent(client: &Transport, command: ConsentCommand, json: bool) -> Result<(), Failure> {
+    let not_waiting = |id: &str| {
+        Failure::NotFound(format!(
+            "no question {:?} is waiting (answered already, ended unanswered, or never asked); \
+             `brokerctl consent list` shows those that wait",
+            human::terminal_text(id)
+        ))
+    };
+    match command {
+        ConsentCommand::List => {
+            let c = client.list_consents()?;
+            if json { print_json(&c) } else { print!("{}", human::consents(&c, human::now())) }
+        }
+        ConsentCommand::Allow { id, always } => {
+            let done = client.answer_consent(AnswerConsent { id: id.clone(), allow: true, always })?;
+            if json {
+                print_json(&done);
+            }
+            if !done.answered {
+                return Err(not_waiting(&id));
+            }
+            if !json {
+                let how = if always { "always (until `brokerctl consent revoke`)" } else { "once" };
+                println!("Allowed {how}: question {}.", human::terminal_text(&id));
+            }
+        }
+        ConsentCommand::Deny { id } => {
+            let done = client.answer_consent(AnswerConsent { id: id.clone(), allow: false, always: false })?;
+            if json {
+                print_json(&done);
+            }
+            if !done.answered {
+                return Err(not_waiting(&id));
+            }
+            if !json {
+                println!("Denied: question {}; its requests are refused.", human::terminal_text(&id));
+            }
+        }
+        ConsentCommand::Revoke { id } => {
+            let done = client.revoke_consent(&id)?;
+            if json {
+                print_json(&done);
+            }
+            if !done.revoked {
+                return Err(Failure::NotFound(format!(
+                    "nothing is remembered under {:?}; `brokerctl consent list` shows what is",
+                    human::terminal_text(&id)
+                )));
+            }
+            if !json {
+                println!("Forgotten: {}; that program is asked again next time.", human::terminal_text(&id));
+            }
         }
     }
     Ok(())
@@ -277,6 +339,11 @@ fn doctor(json: bool) -> Result<(), Failure> {
     if let Ok((_, diagnosis)) = daemon {
         checks.extend(diagnosis.checks);
     }
+    // SAFETY: isatty only looks at the descriptor.
+    let terminal = unsafe { libc::isatty(0) } == 1;
+    if let Some(warning) = no_desk_and_no_terminal(&checks, terminal) {
+        checks.push(warning);
+    }
     let healthy = checks.iter().all(|c| c.ok);
     if json {
         print_json(&Diagnosis { checks });
@@ -299,6 +366,21 @@ fn doctor(json: bool) -> Result<(), Failure> {
         (true, false) => Err(Failure::Unhealthy),
         (true, true) => Ok(()),
     }
+}
+
+/// With no notification service to show the policy's questions (the daemon's `questions`
+/// warning) and no terminal here either, nobody may be there to answer: say so.
+fn no_desk_and_no_terminal(checks: &[Check], terminal: bool) -> Option<Check> {
+    let no_desk = checks.iter().any(|c| c.name == "questions" && c.ok && c.fix.is_some());
+    (no_desk && !terminal).then(|| Check {
+        name: "terminal".into(),
+        ok: true,
+        detail: "this brokerctl has no terminal (stdin is not a tty) and no notification service shows questions: \
+                 a program the policy asks about waits until it is refused, unless someone answers with \
+                 `brokerctl consent` in a terminal"
+            .into(),
+        fix: Some("run `brokerctl consent list` in a terminal to see and answer the questions".into()),
+    })
 }
 
 /// `brokerctl audit`: the trail's records, filtered, as a table or as their JSON lines.
@@ -379,4 +461,25 @@ fn print_json(value: &impl Serialize) {
     let _ = serde_json::to_writer(&mut out, value);
     let _ = writeln!(out);
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doctor_without_a_terminal_repeats_the_no_notification_warning() {
+        let warn = Check {
+            name: "questions".into(),
+            ok: true,
+            detail: "no notification service".into(),
+            fix: Some("x".into()),
+        };
+        let fine = Check { fix: None, ..warn.clone() };
+        let said = no_desk_and_no_terminal(std::slice::from_ref(&warn), false).expect("said");
+        assert!(said.detail.contains("no terminal") && said.fix.is_some(), "{said:?}");
+        assert!(no_desk_and_no_terminal(std::slice::from_ref(&warn), true).is_none(), "in a terminal");
+        assert!(no_desk_and_no_terminal(&[fine], false).is_none(), "questions are shown");
+        assert!(no_desk_and_no_terminal(&[], false).is_none(), "no policy asks");
+    }
 }

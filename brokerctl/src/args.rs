@@ -59,6 +59,11 @@ pub enum Command {
     /// Check that the daemon runs, its config parses, the session store answers and each identity
     /// provider is reachable; say what to do about each failure.
     Doctor,
+    /// Answer the policy's questions ("ask"): which program may use which account.
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
     /// Print the audit trail: every grant and refusal of a token, profile or metadata request,
     /// oldest first, with the program that asked and the rule that decided.
     ///
@@ -69,6 +74,36 @@ pub enum Command {
         /// Only records from the last DURATION: 10m, 2h, 1d, "1h 30m".
         #[arg(long, value_name = "DURATION", value_parser = crate::audit::parse_since)]
         since: Option<std::time::Duration>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConsentCommand {
+    /// Show the questions waiting for an answer and the programs always allowed.
+    List,
+    /// Allow the program of a waiting question (once, or always with --always).
+    ///
+    /// Exits 1 if no question waits under ID (answered already, ended unanswered, never asked).
+    Allow {
+        /// The question's ID, as `brokerctl consent list` shows it.
+        id: String,
+        /// Remember the answer: the program is not asked again for this account and API.
+        #[arg(long)]
+        always: bool,
+    },
+    /// Refuse the program of a waiting question: its requests fail with access_denied.
+    ///
+    /// Exits 1 if no question waits under ID.
+    Deny {
+        /// The question's ID, as `brokerctl consent list` shows it.
+        id: String,
+    },
+    /// Forget an "always": the program is asked again next time.
+    ///
+    /// Exits 1 if nothing is remembered under ID.
+    Revoke {
+        /// The remembered answer's ID, as `brokerctl consent list` shows it.
+        id: String,
     },
 }
 

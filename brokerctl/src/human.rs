@@ -1,6 +1,6 @@
 //! Text for people: times as "in 42 minutes", accounts as aligned lines.
 
-use tokenbroker::protocol::{AccountState, LoginDone, Profile, Status};
+use tokenbroker::protocol::{AccountState, Consents, LoginDone, PolicyStatus, Profile, Status};
 
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -59,6 +59,88 @@ pub fn status(s: &Status) -> String {
             out.push_str(&format!("    {NOT_SAVED}\n"));
         }
     }
+    if let Some(p) = &s.policy {
+        out.push_str(&format!("{}\n", policy(p)));
+    }
+    out
+}
+
+/// "policy: default ask, 3 rules, 1 question waiting".
+pub fn policy(p: &PolicyStatus) -> String {
+    let plural = |n: u32, one: &str, many: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {many}") };
+    let mut line = format!(
+        "policy: default {}, {}, {} waiting",
+        terminal_text(&p.default),
+        plural(p.rules, "rule", "rules"),
+        plural(p.asking, "question", "questions")
+    );
+    if p.remembered > 0 {
+        line.push_str(&format!(", {} always allowed", plural(p.remembered, "program", "programs")));
+    }
+    line
+}
+
+/// Rows as aligned columns (the last one unpadded), two spaces apart, indented by two.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|t| t.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (c, cell) in row.iter().enumerate() {
+            line.push(' ');
+            line.push_str(cell);
+            if c + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 1));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `brokerctl consent list`: the questions waiting and the "always" answers. Every word from
+/// other processes (a program's exe path, above all) is made printable first.
+pub fn consents(c: &Consents, now: i64) -> String {
+    let t = |s: &str| terminal_text(s);
+    let opt = |s: &Option<String>| s.as_deref().map_or("(the account's own)".to_owned(), terminal_text);
+    let mut out = String::new();
+    if c.pending.is_empty() {
+        out.push_str("No question is waiting.\n");
+    } else {
+        out.push_str("Waiting for an answer (`brokerctl consent allow ID [--always]` or `deny ID`):\n");
+        let mut rows = vec![
+            ["ID", "PROGRAM", "PIDS", "ACCOUNT", "AUDIENCE", "METHODS", "WAITING", "LEFT"].map(String::from).to_vec(),
+        ];
+        for q in &c.pending {
+            let pids: Vec<String> = q.pids.iter().map(i32::to_string).collect();
+            let methods: Vec<String> = q.methods.iter().map(|m| t(m)).collect();
+            rows.push(vec![
+                t(&q.id),
+                t(&q.program),
+                pids.join(","),
+                t(&q.account),
+                opt(&q.audience),
+                methods.join(","),
+                q.waiting.to_string(),
+                format!("{} s", q.expires_at.saturating_sub(now).max(0)),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    if c.remembered.is_empty() {
+        out.push_str("No program is always allowed.\n");
+    } else {
+        out.push_str("Always allowed (`brokerctl consent revoke ID` to ask again):\n");
+        let mut rows = vec![["ID", "PROGRAM", "ACCOUNT", "AUDIENCE", "SINCE"].map(String::from).to_vec()];
+        for r in &c.remembered {
+            rows.push(vec![t(&r.id), t(&r.program), t(&r.account), opt(&r.audience), relative(r.since, now)]);
+        }
+        out.push_str(&table(&rows));
+    }
     out
 }
 
@@ -112,8 +194,54 @@ pub fn profile(p: &Profile) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{lasting, logged_in, relative};
-    use tokenbroker::protocol::LoginDone;
+    use super::{consents, lasting, logged_in, policy, relative};
+    use tokenbroker::protocol::{ConsentQuestion, Consents, LoginDone, PolicyStatus, RememberedConsent};
+
+    #[test]
+    fn consent_questions_are_listed_in_columns_without_terminal_controls() {
+        let c = Consents {
+            pending: vec![ConsentQuestion {
+                id: "0a1b2c3d".into(),
+                program: "/tmp/\u{1b}]0;pwned\u{7}evil\u{202e}".into(),
+                exe: Some("/tmp/evil".into()),
+                app_id: None,
+                pids: vec![41, 42],
+                account: "work".into(),
+                audience: Some("https://api".into()),
+                methods: vec!["GetAccessToken".into(), "GetProfile".into()],
+                waiting: 3,
+                expires_at: 1045,
+            }],
+            remembered: vec![RememberedConsent {
+                id: "ffff0000".into(),
+                program: "/usr/bin/git".into(),
+                account: "work".into(),
+                audience: None,
+                since: 1000 - 7200,
+            }],
+        };
+        let text = consents(&c, 1000);
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\u{202e}'), "{text:?}");
+        let row = text.lines().find(|l| l.contains("0a1b2c3d")).unwrap();
+        for part in ["/tmp/]0;pwnedevil", "41,42", "work", "https://api", "GetAccessToken,GetProfile", " 3 ", "45 s"] {
+            assert!(row.contains(part), "{part:?} missing in {row:?}");
+        }
+        let row = text.lines().find(|l| l.contains("ffff0000")).unwrap();
+        assert!(
+            row.contains("/usr/bin/git") && row.contains("(the account's own)") && row.contains("2 hours ago"),
+            "{row}"
+        );
+        let empty = consents(&Consents::default(), 0);
+        assert!(empty.contains("No question is waiting") && empty.contains("No program is always allowed"), "{empty}");
+    }
+
+    #[test]
+    fn the_policy_is_one_line_of_status() {
+        let p = PolicyStatus { default: "ask".into(), rules: 3, asking: 1, remembered: 0 };
+        assert_eq!(policy(&p), "policy: default ask, 3 rules, 1 question waiting");
+        let p = PolicyStatus { default: "allow".into(), rules: 1, asking: 0, remembered: 2 };
+        assert_eq!(policy(&p), "policy: default allow, 1 rule, 0 questions waiting, 2 programs always allowed");
+    }
 
     #[test]
     fn who_logged_in_is_said_without_terminal_controls() {

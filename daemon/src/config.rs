@@ -37,13 +37,27 @@ pub struct Config {
 }
 
 /// `[policy]`: a default for callers no rule matches, and rules, the first match winning.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     #[serde(default)]
     pub default: Action,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RuleConfig>,
+    /// Seconds a caller waits for the person's answer to an `ask` before it is refused (an
+    /// extension; the contract's 60 by default).
+    #[serde(default = "default_ask_timeout")]
+    pub ask_timeout: u64,
+}
+
+fn default_ask_timeout() -> u64 {
+    60
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig { default: Action::default(), rules: Vec::new(), ask_timeout: default_ask_timeout() }
+    }
 }
 
 /// `[[policy.rule]]`: matches a caller when every matcher it has matches (`*` in a matcher
@@ -278,6 +292,9 @@ impl Config {
                     "[accounts.{name}] auth_params.{key}: set by the login flow itself; use the account's own keys (scopes, audience, …)"
                 ));
             }
+        }
+        if !(1..=3600).contains(&self.policy.ask_timeout) {
+            return Err("[policy] ask_timeout must be between 1 and 3600 seconds".into());
         }
         for (n, rule) in self.policy.rules.iter().enumerate() {
             let matchers = [("exe", &rule.exe), ("unit", &rule.unit), ("app_id", &rule.app_id), ("door", &rule.door)];

@@ -222,6 +222,21 @@ pub struct Diagnosis {
 pub struct Status {
     pub version: String,
     pub accounts: Vec<AccountStatus>,
+    /// The `[policy]` in force, and the questions out (an extension; absent from daemons
+    /// that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyStatus>,
+}
+
+/// `Status`'s summary of the policy: its default action, how many rules, how many questions
+/// wait for the person, how many "always" answers are remembered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    /// `allow`, `ask` or `deny`.
+    pub default: String,
+    pub rules: u32,
+    pub asking: u32,
+    pub remembered: u32,
 }
 
 /// `await_login("id")`: a login is named by its id alone.

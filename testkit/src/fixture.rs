@@ -26,6 +26,7 @@ pub struct Fixture {
     open_bus: bool,
     config: String,
     account: AccountSection,
+    policy: Option<String>,
     log_level: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -47,6 +48,7 @@ impl Default for Fixture {
             open_bus: false,
             config: String::new(),
             account: Box::new(|idp| idp.account_config("work")),
+            policy: None,
             log_level: "debug".into(),
             args: Vec::new(),
             env: Vec::new(),
@@ -90,6 +92,13 @@ impl Fixture {
         self
     }
 
+    /// The config's `[policy]`: its keys and, after them, any `[[policy.rule]]` tables
+    /// (`"default = \"ask\"\nask_timeout = 5\n"`). Written after the accounts.
+    pub fn policy(mut self, lines: &str) -> Fixture {
+        self.policy = Some(lines.into());
+        self
+    }
+
     /// The daemon's `RUST_LOG` (default `debug`).
     pub fn log_level(mut self, level: &str) -> Fixture {
         self.log_level = level.into();
@@ -112,7 +121,8 @@ impl Fixture {
     pub async fn start(self) -> Env {
         let bus = if self.open_bus { Bus::start_open_to_all_users() } else { Bus::start() };
         let idp = Idp::start(self.idp).await;
-        let mut daemon = Daemon::prepare(&format!("{}{}", self.config, (self.account)(&idp)));
+        let policy = self.policy.map(|p| format!("\n[policy]\n{p}")).unwrap_or_default();
+        let mut daemon = Daemon::prepare(&format!("{}{}{policy}", self.config, (self.account)(&idp)));
         daemon.log_level = self.log_level;
         daemon.args = self.args;
         daemon.env = self.env;

@@ -2,7 +2,7 @@
 //! itself: a private D-Bus session bus with an unlocked gnome-keyring ([`Bus`]), the
 //! oidc-provider test IdP in `testidp/` behind a fault-injecting proxy ([`Idp`], [`Proxy`]),
 //! the real `tokenbrokerd` binary ([`Daemon`]), and a client that speaks the socket protocol
-//! by hand ([`RawConn`]). [`Fixture`] starts the usual trio in one line:
+//! by hand ([`RawConn`]), a desktop notification service ([`Notifications`]). [`Fixture`] starts the usual trio in one line:
 //!
 //! ```no_run
 //! # async fn f() {
@@ -19,6 +19,7 @@ mod bus;
 mod daemon;
 mod fixture;
 mod idp;
+mod notifications;
 mod process;
 mod proxy;
 mod raw;
@@ -33,6 +34,7 @@ pub use bus::Bus;
 pub use daemon::{Daemon, SOCKET_ONLY};
 pub use fixture::{Env, Fixture};
 pub use idp::{API, Idp, IdpOptions, REPORTS};
+pub use notifications::{NOTIFICATIONS_NAME, NOTIFICATIONS_PATH, Notification, Notifications};
 pub use process::Proc;
 pub use proxy::{Fault, Proxy};
 pub use raw::{AsyncConn, GET_ACCESS_TOKEN, RawConn, STATUS};

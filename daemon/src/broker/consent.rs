@@ -6,7 +6,9 @@
 //! the notification's actions).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +21,9 @@ use super::policy::{Answer, By};
 use super::request::Caller;
 use super::{Broker, Error, Event, Result, session};
 
-/// How long a caller waits for the person before it is refused.
+/// How long a caller waits for the person before it is refused, unless `[policy]
+/// ask_timeout` says otherwise.
+#[cfg_attr(not(test), allow(dead_code))]
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// One request's question, before it is known whether another request already asked it.
@@ -84,7 +88,26 @@ pub struct Consents {
     remembered: Mutex<Vec<Remembered>>,
     /// Where the "always" answers are kept; `None`: in memory only (tests).
     file: Option<PathBuf>,
+    /// How to find out who shows the questions on the desktop: set by the D-Bus door.
+    desk: Mutex<Option<DeskProbe>>,
 }
+
+/// Who can show the person a question on the desktop, as the D-Bus door finds it (for the
+/// doctor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Desk {
+    /// No D-Bus door (no session bus, or `--no-dbus`).
+    NoBus,
+    /// Nobody serves `org.freedesktop.Notifications` on the session bus.
+    Missing,
+    /// It is served by a connection of another user (the UID), or of one the bus would not tell.
+    Foreign(Option<u32>),
+    /// It is served, by us; the server's name and version.
+    Shown(String),
+}
+
+/// Looks for the desktop's notification service, now.
+pub type DeskProbe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Desk> + Send>> + Send + Sync>;
 
 struct Pending {
     id: String,
@@ -121,7 +144,21 @@ impl Consents {
     /// is reported and taken as empty: the person is asked again, nothing is allowed unasked.
     pub fn load(file: Option<PathBuf>) -> Consents {
         let remembered = file.as_deref().map(read).unwrap_or_default();
-        Consents { pending: Mutex::default(), remembered: Mutex::new(remembered), file }
+        Consents { pending: Mutex::default(), remembered: Mutex::new(remembered), file, desk: Mutex::default() }
+    }
+
+    /// The D-Bus door says how it finds the notification service.
+    pub fn set_desk(&self, probe: DeskProbe) {
+        *self.desk.lock().unwrap_or_else(|e| e.into_inner()) = Some(probe);
+    }
+
+    /// Who shows questions on the desktop now.
+    pub async fn desk(&self) -> Desk {
+        let probe = self.desk.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match probe {
+            Some(probe) => probe().await,
+            None => Desk::NoBus,
+        }
     }
 
     fn remembered_for(&self, q: &Question) -> bool {
@@ -130,9 +167,13 @@ impl Consents {
     }
 
     /// How many questions are out (for `Status`).
-    #[allow(dead_code)] // Status shows it next
     pub fn waiting(&self) -> usize {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// How many "always" answers are kept (for `Status`).
+    pub fn remembered(&self) -> usize {
+        self.remembered.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -179,8 +220,8 @@ fn write(path: &Path, remembered: &[Remembered]) -> std::io::Result<()> {
 }
 
 /// Ask the person (unless they said "always" before) and wait for the answer, at most
-/// [`WAIT`] from when the question was first asked.
-pub async fn ask(broker: &Arc<Broker>, question: Question) -> By {
+/// `wait` (the policy's, [`WAIT`] by default) from when the question was first asked.
+pub async fn ask(broker: &Arc<Broker>, question: Question, wait: Duration) -> By {
     let consents = &broker.consents;
     if consents.remembered_for(&question) {
         return By::Consent(Answer::Always);
@@ -193,8 +234,8 @@ pub async fn ask(broker: &Arc<Broker>, question: Question) -> By {
             None => {
                 let pending = Arc::new(Pending {
                     id: format!("{:08x}", rand::random::<u32>()),
-                    expires_at: session::now_ms() / 1000 + WAIT.as_secs() as i64,
-                    deadline: tokio::time::Instant::now() + WAIT,
+                    expires_at: session::now_ms() / 1000 + wait.as_secs() as i64,
+                    deadline: tokio::time::Instant::now() + wait,
                     answer: watch::channel(None).0,
                     waiting: Mutex::default(),
                     first: question.clone_parts(),

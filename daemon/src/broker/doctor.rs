@@ -1,12 +1,15 @@
 //! Diagnose: the daemon's own health checks, in words, each with what to do when it fails.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokenbroker::protocol::{Check, Diagnosis};
 
+use super::consent::Desk;
+use super::policy::{Policy, glob};
 use super::{Account, Broker, offers};
-use crate::config::Config;
+use crate::config::{Config, RuleConfig};
 use crate::store::StoreName;
 
 fn check(name: &str, result: Result<String, (String, &str)>) -> Check {
@@ -78,5 +81,196 @@ pub async fn diagnose(broker: &Arc<Broker>) -> Diagnosis {
             checks.push(offers::scopes(&account.name, c, provider.offers()));
         }
     }
+    let roster = broker.roster();
+    checks.extend(policy_checks(&roster.policy, &broker.accounts()));
+    if roster.policy.asks() {
+        checks.push(questions(&broker.consents.desk().await, roster.policy.wait().as_secs()));
+    }
     Diagnosis { checks }
+}
+
+/// The policy in a line, then a warning for each rule that can never match.
+fn policy_checks(policy: &Policy, accounts: &[Arc<Account>]) -> Vec<Check> {
+    let n = policy.rules().len();
+    let rules = if n == 1 { "1 rule".to_owned() } else { format!("{n} rules") };
+    let summary = format!("default {}, {rules}", policy.default_action().name());
+    let mut checks = vec![check("policy", Ok(summary))];
+    let audiences = accounts.iter().map(|a| (a.name.clone(), a.login_audiences().values)).collect();
+    for (n, warning) in rule_warnings(policy.rules(), &audiences) {
+        checks.push(Check {
+            name: format!("policy rule {n}"),
+            ok: true,
+            detail: warning,
+            fix: Some(format!(
+                "fix or remove [[policy.rule]] number {n} in the config, then reload; until then it decides nothing"
+            )),
+        });
+    }
+    checks
+}
+
+/// Rules that can never match, by number (from 1), each with why: accounts that are not
+/// configured, audiences none of its accounts can have (`audiences`: per account, `audience`,
+/// `audiences` and the management API), an earlier rule that matches all it matches.
+fn rule_warnings(rules: &[RuleConfig], audiences: &BTreeMap<String, Vec<String>>) -> Vec<(usize, String)> {
+    let mut warnings = Vec::new();
+    let list = |names: &[&String]| names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+    for (i, rule) in rules.iter().enumerate() {
+        let n = i + 1;
+        let mut never = false;
+        let known: Vec<&String> = match &rule.accounts {
+            None => audiences.keys().collect(),
+            Some(names) => {
+                let (known, unknown): (Vec<&String>, Vec<&String>) =
+                    names.iter().partition(|a| audiences.contains_key(a.as_str()));
+                if known.is_empty() {
+                    never = true;
+                    warnings.push((n, format!("names no configured account ({}): it can never match", list(&unknown))));
+                } else if !unknown.is_empty() {
+                    warnings.push((n, format!("names accounts that are not configured: {}", list(&unknown))));
+                }
+                known
+            }
+        };
+        if let (Some(wanted), false) = (&rule.audiences, never || known.is_empty()) {
+            let can: Vec<&String> = known.iter().flat_map(|a| &audiences[a.as_str()]).collect();
+            let (_, unknown): (Vec<&String>, Vec<&String>) = wanted.iter().partition(|w| can.contains(w));
+            if unknown.len() == wanted.len() {
+                never = true;
+                warnings.push((
+                    n,
+                    format!(
+                        "none of its audiences ({}) is one its accounts can have: it can never match",
+                        list(&unknown)
+                    ),
+                ));
+            } else if !unknown.is_empty() {
+                warnings.push((n, format!("audiences none of its accounts can have: {}", list(&unknown))));
+            }
+        }
+        if !never && let Some(m) = rules[..i].iter().position(|earlier| covers(earlier, rule)) {
+            warnings
+                .push((n, format!("rule {} before it matches every request it matches: it can never decide", m + 1)));
+        }
+    }
+    warnings
+}
+
+/// Whether every request `later` matches is matched by `earlier` too.
+fn covers(earlier: &RuleConfig, later: &RuleConfig) -> bool {
+    let pattern = |e: &Option<String>, l: &Option<String>| match (e, l) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(e), Some(l)) => e == l || (!l.contains('*') && glob(e, l)),
+    };
+    let subset = |e: &Option<Vec<String>>, l: &Option<Vec<String>>| match (e, l) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(e), Some(l)) => l.iter().all(|x| e.contains(x)),
+    };
+    pattern(&earlier.exe, &later.exe)
+        && pattern(&earlier.unit, &later.unit)
+        && pattern(&earlier.app_id, &later.app_id)
+        && pattern(&earlier.door, &later.door)
+        && subset(&earlier.accounts, &later.accounts)
+        && subset(&earlier.audiences, &later.audiences)
+}
+
+/// Whether the policy's questions reach the person on the desktop.
+fn questions(desk: &Desk, wait: u64) -> Check {
+    let only = "questions can then only be answered with `brokerctl consent`";
+    let fix = format!(
+        "answer from a terminal (`brokerctl consent list`, then `brokerctl consent allow ID` or `deny ID`) \
+         within the {wait} s a caller waits, or start a notification service (the desktop's, or dunst, mako, …)"
+    );
+    let warn = |detail: String| Check { name: "questions".into(), ok: true, detail, fix: Some(fix.clone()) };
+    match desk {
+        Desk::Shown(server) => check(
+            "questions",
+            Ok(format!("shown as desktop notifications by {server}; `brokerctl consent` answers them too")),
+        ),
+        Desk::Missing => warn(format!("no notification service on the session bus: {only}")),
+        Desk::NoBus => warn(format!("no session bus (D-Bus is off), so no desktop notification: {only}")),
+        Desk::Foreign(uid) => {
+            let who = uid
+                .map_or("a connection whose user the bus would not tell".into(), |u| format!("another user (UID {u})"));
+            warn(format!(
+                "the notification service on the session bus is {who}, which is not shown our questions: {only}"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(text: &str) -> Vec<RuleConfig> {
+        let config = format!(
+            "[accounts.work]\nissuer = \"https://x/\"\nclient_id = \"c\"\naudience = \"https://api\"\n\
+             [accounts.home]\nissuer = \"https://y/\"\nclient_id = \"c\"\naudiences = [\"https://photos\"]\n{text}"
+        );
+        Config::parse(&config).unwrap().policy.rules
+    }
+
+    fn warnings(text: &str) -> Vec<(usize, String)> {
+        let audiences = BTreeMap::from([
+            ("work".to_owned(), vec!["https://api".to_owned()]),
+            ("home".to_owned(), vec!["https://photos".to_owned()]),
+        ]);
+        rule_warnings(&rules(text), &audiences)
+    }
+
+    #[test]
+    fn a_rule_naming_no_configured_account_is_warned_of() {
+        let w = warnings("[[policy.rule]]\naccounts = [\"wrok\"]\naction = \"deny\"\n");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].0, 1);
+        assert!(w[0].1.contains("no configured account (\"wrok\")") && w[0].1.contains("never match"), "{w:?}");
+        let w = warnings("[[policy.rule]]\naccounts = [\"work\", \"wrok\"]\naction = \"deny\"\n");
+        assert!(w.len() == 1 && w[0].1.contains("not configured: \"wrok\""), "{w:?}");
+        assert!(warnings("[[policy.rule]]\naccounts = [\"work\", \"home\"]\naction = \"deny\"\n").is_empty());
+    }
+
+    #[test]
+    fn a_rule_for_audiences_its_accounts_cannot_have_is_warned_of() {
+        // https://photos is home's, not work's.
+        let w =
+            warnings("[[policy.rule]]\naccounts = [\"work\"]\naudiences = [\"https://photos\"]\naction = \"ask\"\n");
+        assert!(w.len() == 1 && w[0].1.contains("never match") && w[0].1.contains("https://photos"), "{w:?}");
+        // Any account may: no warning.
+        assert!(warnings("[[policy.rule]]\naudiences = [\"https://photos\"]\naction = \"ask\"\n").is_empty());
+        let w = warnings("[[policy.rule]]\naudiences = [\"https://api\", \"https://nowhere\"]\naction = \"ask\"\n");
+        assert!(w.len() == 1 && w[0].1.contains("\"https://nowhere\"") && !w[0].1.contains("never"), "{w:?}");
+    }
+
+    #[test]
+    fn a_rule_after_one_that_matches_all_it_matches_is_warned_of() {
+        let w = warnings(
+            "[[policy.rule]]\naction = \"allow\"\n[[policy.rule]]\nexe = \"/usr/bin/git\"\naction = \"deny\"\n",
+        );
+        assert!(w.len() == 1 && w[0].0 == 2 && w[0].1.contains("rule 1 before it"), "{w:?}");
+        let w = warnings(
+            "[[policy.rule]]\nexe = \"/usr/bin/*\"\naction = \"allow\"\n\
+             [[policy.rule]]\nexe = \"/usr/bin/git\"\naccounts = [\"work\"]\naction = \"deny\"\n",
+        );
+        assert!(w.len() == 1 && w[0].0 == 2, "{w:?}");
+        // Narrower first, wider after: both can decide.
+        let fine = "[[policy.rule]]\nexe = \"/usr/bin/git\"\naction = \"allow\"\n\
+                    [[policy.rule]]\nexe = \"/usr/bin/*\"\naction = \"deny\"\n\
+                    [[policy.rule]]\naccounts = [\"work\"]\naction = \"deny\"\n\
+                    [[policy.rule]]\ndoor = \"dbus\"\naction = \"ask\"\n";
+        assert!(warnings(fine).is_empty(), "{:?}", warnings(fine));
+    }
+
+    #[test]
+    fn asking_without_a_notification_service_is_a_warning_naming_brokerctl_consent() {
+        for desk in [Desk::Missing, Desk::NoBus, Desk::Foreign(Some(1001))] {
+            let c = questions(&desk, 60);
+            assert!(c.ok && c.fix.is_some(), "{c:?}");
+            assert!(c.detail.contains("can then only be answered with `brokerctl consent`"), "{c:?}");
+        }
+        let c = questions(&Desk::Shown("dunst 1.9".into()), 60);
+        assert!(c.ok && c.fix.is_none() && c.detail.contains("dunst"), "{c:?}");
+    }
 }

@@ -254,6 +254,11 @@ impl Broker {
         &self.audit
     }
 
+    /// The policy's questions to the person.
+    pub fn consents(&self) -> &consent::Consents {
+        &self.consents
+    }
+
     /// The core's events, for doors that announce them (D-Bus signals).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()

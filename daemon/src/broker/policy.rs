@@ -2,15 +2,24 @@
 //! request path (`request::handle`). Rules are tried in order; the first that matches decides.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::request::Caller;
 use crate::config::{Action, PolicyConfig, RuleConfig};
 
 /// The config's policy, ready to decide. Replaced whole on reload, with the accounts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Policy {
     default: Action,
     rules: Vec<RuleConfig>,
+    /// How long a caller waits for the person's answer.
+    wait: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::new(&PolicyConfig::default())
+    }
 }
 
 /// What the policy says of one request, and which part of it said so.
@@ -42,7 +51,17 @@ pub enum Answer {
 
 impl Policy {
     pub fn new(config: &PolicyConfig) -> Policy {
-        Policy { default: config.default, rules: config.rules.clone() }
+        Policy { default: config.default, rules: config.rules.clone(), wait: Duration::from_secs(config.ask_timeout) }
+    }
+
+    /// How long a caller waits for the person before it is refused (`[policy] ask_timeout`).
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// Whether anything may ask the person: the default or a rule says `ask`.
+    pub fn asks(&self) -> bool {
+        self.default == Action::Ask || self.rules.iter().any(|r| r.action == Action::Ask)
     }
 
     /// Everything allowed to everyone (no rules, `default = "allow"`): nothing to decide.
@@ -50,12 +69,10 @@ impl Policy {
         self.rules.is_empty() && self.default == Action::Allow
     }
 
-    #[allow(dead_code)] // Status and doctor show it next
     pub fn default_action(&self) -> Action {
         self.default
     }
 
-    #[allow(dead_code)] // doctor checks them next
     pub fn rules(&self) -> &[RuleConfig] {
         &self.rules
     }
@@ -199,5 +216,18 @@ action = "ask"
         }
         let e = Config::parse("[[policy.rule]]\nexe = \"/x\"\n").unwrap_err();
         assert!(e.contains("action"), "{e}");
+    }
+
+    #[test]
+    fn the_wait_for_an_answer_is_60_s_unless_ask_timeout_says_otherwise() {
+        assert_eq!(policy("").wait(), Duration::from_secs(60));
+        assert_eq!(policy("[policy]\nask_timeout = 5\n").wait(), Duration::from_secs(5));
+        for bad in ["0", "3601"] {
+            let text =
+                format!("[accounts.work]\nissuer = \"https://x/\"\nclient_id = \"c\"\n[policy]\nask_timeout = {bad}\n");
+            assert!(Config::parse(&text).unwrap_err().contains("ask_timeout"));
+        }
+        assert!(!policy("").asks() && policy("[policy]\ndefault = \"ask\"\n").asks());
+        assert!(policy("[[policy.rule]]\nexe = \"/x\"\naction = \"ask\"\n").asks());
     }
 }

@@ -127,23 +127,26 @@ async fn decide(
     let by = match decision.action {
         Action::Allow => decision.by,
         Action::Deny => decision.by,
-        Action::Ask => consent::ask(broker, consent::Question::new(caller, method, account, audience)).await,
+        Action::Ask => {
+            let question = consent::Question::new(caller, method, account, audience);
+            consent::ask(broker, question, roster.policy.wait()).await
+        }
     };
     let allowed = matches!((decision.action, by), (Action::Allow, _) | (_, By::Consent(Answer::Once | Answer::Always)));
     if allowed {
         return Ok(Some(entry(AuditDecision::Allow, by)));
     }
     broker.audit().record(entry(AuditDecision::Deny, by));
-    Err(Error::new(ErrorKind::AccessDenied, refusal(method, account, by)))
+    Err(Error::new(ErrorKind::AccessDenied, refusal(method, account, by, roster.policy.wait())))
 }
 
 /// The refusal's sentence: what was refused and what refused it.
-fn refusal(method: &str, account: &str, by: By) -> String {
+fn refusal(method: &str, account: &str, by: By, wait: std::time::Duration) -> String {
     let why = match by {
         By::Rule(n) => format!("[[policy.rule]] number {n} of the config denies it to this program"),
         By::Default => "the policy's default denies it to programs no rule names".into(),
-        By::Consent(Answer::Unanswered) => format!("nobody answered the question within {} s", consent::WAIT.as_secs()),
-        By::Consent(_) => "the person asked denied it".into(),
+        By::Consent(Answer::Unanswered) => format!("nobody answered the consent question within {} s", wait.as_secs()),
+        By::Consent(_) => "the person asked for consent denied it".into(),
     };
     format!("{method} for account {account:?} refused: {why}")
 }

@@ -1,4 +1,4 @@
-use tokenbroker::protocol::{AccountStatus, Status};
+use tokenbroker::protocol::{AccountStatus, PolicyStatus, Status};
 
 use super::Broker;
 
@@ -22,6 +22,14 @@ impl Broker {
                 }
             })
             .collect();
-        Status { version: env!("CARGO_PKG_VERSION").into(), accounts }
+        let policy = &self.roster().policy;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let policy = PolicyStatus {
+            default: policy.default_action().name().into(),
+            rules: count(policy.rules().len()),
+            asking: count(self.consents.waiting()),
+            remembered: count(self.consents.remembered()),
+        };
+        Status { version: env!("CARGO_PKG_VERSION").into(), accounts, policy: Some(policy) }
     }
 }

@@ -23,7 +23,10 @@ fn group_of(uid: u32) -> u32 {
 /// Run `f` on a thread of its own that is `uid`. Linux keeps credentials per thread: libc's
 /// setuid changes every thread of the process, the raw system calls only the calling one. What
 /// that thread binds or connects, the kernel (and so SO_PEERCRED and the bus) records as `uid`.
-fn on_thread_as<T: Send + 'static>(uid: u32, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+pub(crate) fn on_thread_as<T: Send + 'static>(
+    uid: u32,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     let gid = group_of(uid);
     std::thread::spawn(move || {
         unsafe {

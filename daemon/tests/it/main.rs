@@ -18,6 +18,7 @@ macro_rules! cases {
 mod audiences;
 mod audit;
 mod clients;
+mod consent;
 mod dbus;
 mod device_hygiene;
 mod discovery;

@@ -6,6 +6,7 @@
 mod args;
 mod error;
 mod iface;
+mod notify;
 
 use std::sync::Arc;
 
@@ -68,6 +69,7 @@ pub struct Door {
     _conn: Connection,
     stop: CancellationToken,
     forwarder: tokio::task::JoinHandle<()>,
+    notifier: tokio::task::JoinHandle<()>,
 }
 
 impl Door {
@@ -76,6 +78,7 @@ impl Door {
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.forwarder.await;
+        let _ = self.notifier.await;
     }
 }
 
@@ -103,8 +106,9 @@ pub async fn start(broker: Arc<Broker>) -> Result<Door, StartError> {
         Err(e) => return Err(e.into()),
     }
     let iface = conn.object_server().interface::<_, BrokerIface>(DBUS_PATH).await?;
-    let mut events = broker.subscribe();
     let stop = CancellationToken::new();
+    let notifier = notify::spawn(&conn, broker.clone(), stop.clone());
+    let mut events = broker.subscribe();
     let stopped = stop.clone();
     let forwarder = tokio::spawn(async move {
         loop {
@@ -120,7 +124,7 @@ pub async fn start(broker: Arc<Broker>) -> Result<Door, StartError> {
             };
             let emitter = iface.signal_emitter();
             let sent = match &event {
-                // Not signals: questions for the person, shown as desktop notifications.
+                // Not signals: questions for the person, shown as desktop notifications (notify.rs).
                 Event::ConsentAsked(_) | Event::ConsentClosed { .. } => continue,
                 Event::TokenRefreshed { account, expires_at } => {
                     BrokerIface::token_refreshed(emitter, account, *expires_at).await
@@ -141,5 +145,5 @@ pub async fn start(broker: Arc<Broker>) -> Result<Door, StartError> {
             }
         }
     });
-    Ok(Door { _conn: conn, stop, forwarder })
+    Ok(Door { _conn: conn, stop, forwarder, notifier })
 }
