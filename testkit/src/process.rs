@@ -51,3 +51,24 @@ pub(crate) fn first_line(child: &mut Child, limit: Duration) -> Option<String> {
     });
     rx.recv_timeout(limit).ok().filter(|l| !l.is_empty())
 }
+
+/// Spawn `cmd`, waiting out "text file busy": a program the test has just copied may still be
+/// open for writing in a process another test forked meanwhile (until that one execs).
+pub fn spawn_fresh_copy(cmd: &mut std::process::Command) -> Child {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
+/// [`spawn_fresh_copy`], run to its end with its output captured.
+pub fn output_of_fresh_copy(cmd: &mut std::process::Command) -> std::process::Output {
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    spawn_fresh_copy(cmd).wait_with_output().unwrap()
+}

@@ -35,27 +35,16 @@ impl Asker {
 
     /// `brokerctl token ARGS` from this copy, running (stdout and stderr captured).
     fn token(&self, daemon: &Daemon, args: &[&str]) -> Child {
-        let mut tries = 0;
-        loop {
-            let spawned = Command::new(&self.exe)
+        spawn_fresh_copy(
+            Command::new(&self.exe)
                 .arg("token")
                 .args(args)
                 .env("TOKENBROKER_SOCKET", daemon.socket())
                 .env_remove("TOKENBROKER_TRANSPORT")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn();
-            match spawned {
-                // The copy was just written: a process another test forked meanwhile may still
-                // hold the written file open until it execs ("text file busy").
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                other => return other.unwrap(),
-            }
-        }
+                .stderr(Stdio::piped()),
+        )
     }
 }
 
@@ -104,6 +93,25 @@ async fn ask_env() -> Env {
     Fixture::new().account(|idp| idp.api_account_config("work")).policy(ASK).logged_in("alice").await
 }
 
+/// The audit trail's records as (decision, rule, exe, door, account, audience), once it holds
+/// `n` of them (the writer writes whenever it has a moment).
+async fn audited(daemon: &Daemon, n: usize) -> Vec<[String; 6]> {
+    let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("-").to_owned();
+    let read = || {
+        daemon
+            .audit_records()
+            .iter()
+            .map(|r| ["decision", "rule", "exe", "door", "account", "audience"].map(|k| field(r, k)))
+            .collect::<Vec<_>>()
+    };
+    eventually(Duration::from_secs(10), || std::future::ready(read().len() >= n)).await;
+    read()
+}
+
+fn record(decision: &str, rule: &str, asker: &Asker) -> [String; 6] {
+    [decision, rule, asker.exe.to_str().unwrap(), "socket", "work", API].map(str::to_owned)
+}
+
 fn assert_token(out: &Output) {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(out.stdout.len() > 10, "no token printed: {}", text(&out.stdout));
@@ -142,7 +150,16 @@ async fn three_waiting_requests_make_one_notification_and_allow_once_lets_all_th
     let child = api_token(&asker, &env.daemon);
     let shown = notes.wait_for(2, Duration::from_secs(10)).await;
     notes.invoke(shown[1].id, "once");
-    assert_token(&finish(child, Duration::from_secs(20)));
+    let out = finish(child, Duration::from_secs(20));
+    assert_token(&out);
+    // Every grant on record, and what decided it; never a piece of a token.
+    assert_eq!(audited(&env.daemon, 4).await, vec![record("allow", "consent (once)", &asker); 4]);
+    let trail = std::fs::read_to_string(env.daemon.audit_path()).unwrap();
+    let token = text(&out.stdout);
+    let token = token.trim();
+    for i in (0..token.len().saturating_sub(16)).step_by(8) {
+        assert!(!trail.contains(&token[i..i + 16]), "a token piece is in the audit trail");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,6 +200,8 @@ async fn always_allow_is_remembered_until_revoked() {
     let shown = notes.wait_for(2, Duration::from_secs(10)).await;
     notes.invoke(shown[1].id, "deny");
     assert_eq!(finish(child, Duration::from_secs(20)).status.code(), Some(6));
+    let always = record("allow", "consent (always)", &asker);
+    assert_eq!(audited(&env.daemon, 3).await, [always.clone(), always, record("deny", "consent (denied)", &asker)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,6 +220,7 @@ async fn deny_refuses_with_exit_6_naming_consent() {
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("consent") && text(&out.stderr).contains("denied"), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
+    assert_eq!(audited(&env.daemon, 1).await, [record("deny", "consent (denied)", &asker)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,6 +285,7 @@ async fn nobody_answering_is_access_denied_after_the_timeout_and_the_notificatio
     let closed = eventually(Duration::from_secs(10), || std::future::ready(notes.shown()[0].closed)).await;
     assert!(closed, "the unanswered question's notification stayed");
     assert!(list(&env.daemon).pending.is_empty());
+    assert_eq!(audited(&env.daemon, 1).await, [record("deny", "consent (no answer)", &asker)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,4 +376,24 @@ async fn another_user_sending_action_invoked_cannot_answer() {
     assert!(list(&env.daemon).remembered.is_empty());
     ours.invoke(id, "deny");
     assert_eq!(finish(child, Duration::from_secs(20)).status.code(), Some(6));
+}
+
+/// A D-Bus call waiting for the person holds up no other call on the bus door.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dbus_call_waiting_for_an_answer_holds_up_no_other_call() {
+    let env = ask_env().await;
+    let client = env.bus.dbus_client().await;
+    let asker = env.bus.dbus_client().await;
+    let asking = asker.get_access_token(tokenbroker::protocol::GetAccessToken::default());
+    tokio::pin!(asking);
+    let question = tokio::select! {
+        answer = &mut asking => panic!("answered with nobody asked: {answer:?}"),
+        consents = waiting(&env.daemon, 1) => consents.pending[0].clone(),
+    };
+    let status = tokio::time::timeout(Duration::from_secs(5), client.status()).await;
+    assert!(status.is_ok_and(|s| s.is_ok()), "Status waited behind the question");
+    let out = env.daemon.brokerctl(&["consent", "allow", &question.id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = tokio::time::timeout(Duration::from_secs(10), asking).await.expect("no answer after the allow");
+    assert!(token.is_ok(), "{token:?}");
 }

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use tokenbroker_testkit::{Env, Fixture, binary, brokerctl_path};
+use std::time::Duration;
+
+use tokenbroker_testkit::{Env, Fixture, binary, brokerctl_path, eventually, output_of_fresh_copy};
 
 /// Copies of brokerctl (with its D-Bus half, brokerctl-dbus, which it runs from beside itself)
 /// and mini-token (opens the socket, asks for a token, prints the answer)
@@ -35,12 +37,27 @@ impl Programs {
 }
 
 fn run(env: &Env, program: &Path, args: &[&str]) -> Output {
-    env.bus
-        .command(program.to_str().unwrap())
-        .args(args)
-        .env("TOKENBROKER_SOCKET", env.daemon.socket())
-        .output()
-        .unwrap()
+    output_of_fresh_copy(
+        env.bus.command(program.to_str().unwrap()).args(args).env("TOKENBROKER_SOCKET", env.daemon.socket()),
+    )
+}
+
+/// The audit trail's records as (decision, rule, exe, door, method), once it holds `n`.
+async fn audited(env: &Env, n: usize) -> Vec<[String; 5]> {
+    let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("-").to_owned();
+    let read = || {
+        env.daemon
+            .audit_records()
+            .iter()
+            .map(|r| ["decision", "rule", "exe", "door", "method"].map(|k| field(r, k)))
+            .collect::<Vec<_>>()
+    };
+    eventually(Duration::from_secs(10), || std::future::ready(read().len() >= n)).await;
+    read()
+}
+
+fn record(decision: &str, rule: &str, exe: &Path, door: &str) -> [String; 5] {
+    [decision, rule, exe.to_str().unwrap(), door, "GetAccessToken"].map(str::to_owned)
 }
 
 fn stderr(out: &Output) -> String {
@@ -77,6 +94,16 @@ async fn programs_are_allowed_and_refused_by_their_path_on_the_socket() {
     let out = run(&env, &programs.path("denied", "mini-token"), &[]);
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(answer.contains("access_denied") && !answer.contains("access_token"), "{answer}");
+
+    // Each grant and refusal on record, by the program's own path.
+    let expected = [
+        record("allow", "rule 1", &programs.path("allowed", "brokerctl"), "socket"),
+        record("allow", "rule 1", &programs.path("allowed", "mini-token"), "socket"),
+        record("deny", "default", &programs.path("denied", "brokerctl"), "socket"),
+        record("deny", "default", &brokerctl_path().canonicalize().unwrap(), "socket"),
+        record("deny", "default", &programs.path("denied", "mini-token"), "socket"),
+    ];
+    assert_eq!(audited(&env, expected.len()).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,14 +112,19 @@ async fn programs_are_allowed_and_refused_by_their_path_over_dbus() {
     let env = Fixture::new().config(&policy(&programs)).logged_in("alice").await;
     let over_dbus = |place: &str| {
         let mut cmd = env.bus.command(programs.path(place, "brokerctl").to_str().unwrap());
-        cmd.args(["--dbus", "token"]).env("TOKENBROKER_SOCKET", "/nonexistent/broker.sock");
-        cmd.output().unwrap()
+        output_of_fresh_copy(cmd.args(["--dbus", "token"]).env("TOKENBROKER_SOCKET", "/nonexistent/broker.sock"))
     };
     let out = over_dbus("allowed");
     assert!(out.status.success() && !out.stdout.is_empty(), "{}", stderr(&out));
     let out = over_dbus("denied");
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("policy's default"), "{}", stderr(&out));
+    // brokerctl --dbus runs its D-Bus half, brokerctl-dbus: that is the caller the bus names.
+    let expected = [
+        record("allow", "rule 1", &programs.path("allowed", "brokerctl-dbus"), "dbus"),
+        record("deny", "default", &programs.path("denied", "brokerctl-dbus"), "dbus"),
+    ];
+    assert_eq!(audited(&env, expected.len()).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
