@@ -35,7 +35,7 @@ pub use daemon::{Daemon, SOCKET_ONLY};
 pub use fixture::{Env, Fixture};
 pub use idp::{API, Idp, IdpOptions, REPORTS};
 pub use notifications::{NOTIFICATIONS_NAME, NOTIFICATIONS_PATH, Notification, Notifications};
-pub use process::{Proc, output_of_fresh_copy, spawn_fresh_copy};
+pub use process::{Proc, output_of_fresh_copy, sockaddr_un, spawn_fresh_copy};
 pub use proxy::{Fault, Proxy};
 pub use raw::{AsyncConn, GET_ACCESS_TOKEN, RawConn, STATUS};
 

@@ -72,3 +72,18 @@ pub fn output_of_fresh_copy(cmd: &mut std::process::Command) -> std::process::Ou
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     spawn_fresh_copy(cmd).wait_with_output().unwrap()
 }
+
+/// The address of the Unix socket at `path`, for a `connect(2)` made between `fork` and `exec`
+/// (where nothing may allocate), as the identity tests do in their children.
+pub fn sockaddr_un(path: &std::path::Path) -> (libc::sockaddr_un, libc::socklen_t) {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: all-zero is a valid sockaddr_un.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    assert!(bytes.len() < addr.sun_path.len());
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    (addr, (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t)
+}

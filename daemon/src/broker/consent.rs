@@ -197,26 +197,9 @@ fn read(path: &Path) -> Vec<Remembered> {
 /// Write the "always" answers: a new file of our own (0600, no symlink followed) renamed over
 /// the old one.
 fn write(path: &Path, remembered: &[Remembered]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let tmp = path.with_extension("tmp");
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
     let text =
         serde_json::to_vec_pretty(&RememberedFile { always: remembered.to_vec() }).map_err(std::io::Error::other)?;
-    file.write_all(&text)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::private_file::replace(path, &text)
 }
 
 /// Ask the person (unless they said "always" before) and wait for the answer, at most

@@ -164,29 +164,18 @@ mod tests {
 
     #[test]
     fn the_first_matching_rule_decides_and_unknown_parts_match_no_rule() {
-        let p = policy(
-            r#"
-[policy]
-default = "deny"
-[[policy.rule]]
-exe = "/usr/bin/git"
-accounts = ["work"]
-audiences = ["https://git"]
-action = "allow"
-[[policy.rule]]
-exe = "/usr/bin/*"
-action = "ask"
-"#,
-        );
-        let git = caller(Some("/usr/bin/git"));
+        // git gets work's API; /opt/asker/* is asked; the rest is denied.
+        let p = policy(crate::broker::policy_tests::GIT_ONLY);
+        let (git, asker) = (caller(Some("/usr/bin/git")), caller(Some("/opt/asker/bin")));
         let d = |c: &Caller, acc, aud| p.decide(c, acc, aud);
-        assert_eq!(d(&git, "work", Some("https://git")), Decision { action: Action::Allow, by: By::Rule(1) });
-        // Another audience, another account, no audience: rule 1 does not match, rule 2 does.
-        for (acc, aud) in [("work", Some("https://other")), ("home", Some("https://git")), ("work", None)] {
-            assert_eq!(d(&git, acc, aud), Decision { action: Action::Ask, by: By::Rule(2) });
+        assert_eq!(d(&git, "work", Some("https://api")), Decision { action: Action::Allow, by: By::Rule(1) });
+        // Another audience, another account, no audience: rule 1 does not match git.
+        for (acc, aud) in [("work", Some("https://other")), ("home", Some("https://api")), ("work", None)] {
+            assert_eq!(d(&git, acc, aud), Decision { action: Action::Deny, by: By::Default });
+            assert_eq!(d(&asker, acc, aud), Decision { action: Action::Ask, by: By::Rule(2) });
         }
         assert_eq!(d(&caller(Some("/opt/x")), "work", None), Decision { action: Action::Deny, by: By::Default });
-        assert_eq!(d(&caller(None), "work", Some("https://git")), Decision { action: Action::Deny, by: By::Default });
+        assert_eq!(d(&caller(None), "work", Some("https://api")), Decision { action: Action::Deny, by: By::Default });
         assert!(!p.allows_all());
         assert!(policy("").allows_all());
     }

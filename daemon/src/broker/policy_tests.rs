@@ -35,7 +35,8 @@ fn drain(entries: &mut UnboundedReceiver<Entry>) -> Vec<(AuditDecision, By, Opti
     std::iter::from_fn(|| entries.try_recv().ok()).map(|e| (e.decision, e.by, e.caller.exe)).collect()
 }
 
-const GIT_ONLY: &str = r#"
+/// git gets work's API; programs under /opt/asker are asked; the rest is denied.
+pub(super) const GIT_ONLY: &str = r#"
 [policy]
 default = "deny"
 [[policy.rule]]

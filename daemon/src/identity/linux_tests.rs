@@ -46,7 +46,7 @@ impl Lab {
             assert!(raw >= 0);
             // SAFETY: just made, ours alone.
             let client = unsafe { OwnedFd::from_raw_fd(raw) };
-            let (addr, len) = sockaddr(&self.dir.path().join("s"));
+            let (addr, len) = tokenbroker_testkit::sockaddr_un(&self.dir.path().join("s"));
             // SAFETY: between fork and exec the child only calls connect(2), async-signal-safe.
             let spawned = unsafe {
                 Command::new(program)
@@ -68,18 +68,6 @@ impl Lab {
             }
         }
     }
-}
-
-fn sockaddr(path: &Path) -> (libc::sockaddr_un, libc::socklen_t) {
-    // SAFETY: all-zero is a valid sockaddr_un.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.as_os_str().as_bytes();
-    assert!(bytes.len() < addr.sun_path.len());
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    (addr, (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t)
 }
 
 fn pid(child: &Child) -> i32 {

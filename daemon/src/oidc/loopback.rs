@@ -156,22 +156,6 @@ async fn read_target(stream: &mut TcpStream) -> Option<String> {
     }
 }
 
-/// Text for the page: the IdP's `error_description` is put in it, and must stay text.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Answer with a small page, within `REQUEST_TIMEOUT` (a peer that does not read it is
 /// given up on); a failed answer changes nothing, so it is not reported.
 async fn respond(stream: &mut TcpStream, status: u16, title: &str, text: &str) {
@@ -179,7 +163,8 @@ async fn respond(stream: &mut TcpStream, status: u16, title: &str, text: &str) {
 }
 
 async fn write_page(stream: &mut TcpStream, status: u16, title: &str, text: &str) -> std::io::Result<()> {
-    let (title, text) = (escape_html(title), escape_html(text));
+    // The IdP's `error_description` is put in the page, and must stay text.
+    let (title, text) = (crate::markup::escape(title), crate::markup::escape(text));
     let body = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
          <body style=\"font-family:sans-serif;text-align:center;margin-top:15%\"><h1>{title}</h1><p>{text}</p></body></html>"
@@ -233,7 +218,7 @@ mod tests {
 
     #[test]
     fn the_idps_words_stay_text_on_the_page() {
-        let page = super::escape_html("<script>alert('x')</script> & \"more\"");
+        let page = crate::markup::escape("<script>alert('x')</script> & \"more\"");
         assert_eq!(page, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;more&quot;");
     }
 }

@@ -7,8 +7,6 @@
 //! by rename, so a crash leaves the previous or the new file, never half of one.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -139,27 +137,8 @@ impl FileStore {
             nonce: B64.encode(nonce),
             ciphertext: B64.encode(ciphertext),
         };
-        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(failed)?;
-        let tmp = self.path.with_extension("tmp");
-        // Always a new file of our own: a leftover (from a crash, or planted) would keep its
-        // mode, 0644 say, through the rename, and a symlink there would be followed.
-        match std::fs::remove_file(&tmp) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
-            _ => {}
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .map_err(failed)?;
-        file.write_all(&serde_json::to_vec(&sealed).expect("sealed serializes")).map_err(failed)?;
-        file.sync_all().map_err(failed)?;
-        std::fs::rename(&tmp, &self.path).map_err(failed)?;
-        // The rename itself must survive a crash too.
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(failed)
+        crate::private_file::replace(&self.path, &serde_json::to_vec(&sealed).expect("sealed serializes"))
+            .map_err(failed)
     }
 
     fn modify(&self, change: impl FnOnce(&mut Entries)) -> Result<(), Problem> {

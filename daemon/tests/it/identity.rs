@@ -2,7 +2,6 @@
 //! program it saw behind each caller (`caller identified`, with pid, exe, unit, app_id).
 
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -75,18 +74,6 @@ async fn dbus_callers_are_told_apart_by_their_program() {
     assert!(line.contains(&exe_field(&gdbus)) && line.contains("door=\"dbus\""), "{line}");
 }
 
-fn sockaddr(path: &Path) -> (libc::sockaddr_un, libc::socklen_t) {
-    // SAFETY: all-zero is a valid sockaddr_un.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.as_os_str().as_bytes();
-    assert!(bytes.len() < addr.sun_path.len());
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    (addr, (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t)
-}
-
 /// THE PID-REUSE TEST against the real daemon: while it is stopped (SIGSTOP), a caller running
 /// `denied` connects (the connection waits in the backlog), keeps the connection open
 /// elsewhere (here, in the test), exits, and a process running `allowed` is made to take its
@@ -105,7 +92,7 @@ async fn a_caller_gone_before_the_daemon_looks_lends_its_pid_to_no_other_program
     let client =
         unsafe { OwnedFd::from_raw_fd(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)) };
     let raw = std::os::fd::AsRawFd::as_raw_fd(&client);
-    let (addr, len) = sockaddr(&daemon.socket());
+    let (addr, len) = tokenbroker_testkit::sockaddr_un(&daemon.socket());
     let mut cmd = Command::new(&denied);
     cmd.arg("30");
     // SAFETY: between fork and exec the child only calls connect(2), async-signal-safe.

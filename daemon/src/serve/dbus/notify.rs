@@ -356,18 +356,7 @@ fn escape(text: &str, markup: bool) -> String {
     if !markup {
         return text.to_owned();
     }
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::markup::escape(text)
 }
 
 /// The notification's summary and body: the program, the account, the API, what it asks for.
