@@ -132,6 +132,8 @@ async fn brokerctl_audit_shows_and_filters_the_records_and_no_token_is_in_them()
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     };
+    // The writer gathers for a moment before it writes.
+    eventually(Duration::from_secs(10), || std::future::ready(json(&[]).len() >= 8)).await;
     let all = json(&[]);
     let summary: Vec<String> = all
         .iter()
