@@ -27,6 +27,7 @@ use super::{Broker, Error, Event, Result, session};
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// One request's question, before it is known whether another request already asked it.
+#[derive(Clone)]
 pub struct Question {
     program: Program,
     caller: Caller,
@@ -221,7 +222,7 @@ pub async fn ask(broker: &Arc<Broker>, question: Question, wait: Duration) -> By
                     deadline: tokio::time::Instant::now() + wait,
                     answer: watch::channel(None).0,
                     waiting: Mutex::default(),
-                    first: question.clone_parts(),
+                    first: question.clone(),
                 });
                 all.insert(key, pending.clone());
                 broker.emit(Event::ConsentAsked(Arc::new(pending.wire())));
@@ -250,18 +251,6 @@ pub async fn ask(broker: &Arc<Broker>, question: Question, wait: Duration) -> By
         None => {
             close(broker, &pending.id, Answer::Unanswered);
             By::Consent(Answer::Unanswered)
-        }
-    }
-}
-
-impl Question {
-    fn clone_parts(&self) -> Question {
-        Question {
-            program: self.program.clone(),
-            caller: self.caller.clone(),
-            method: self.method,
-            account: self.account.clone(),
-            audience: self.audience.clone(),
         }
     }
 }

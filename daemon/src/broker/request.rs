@@ -125,8 +125,7 @@ async fn decide(
         by,
     };
     let by = match decision.action {
-        Action::Allow => decision.by,
-        Action::Deny => decision.by,
+        Action::Allow | Action::Deny => decision.by,
         Action::Ask => {
             let question = consent::Question::new(caller, method, account, audience);
             consent::ask(broker, question, roster.policy.wait()).await
