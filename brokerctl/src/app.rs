@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tokenbroker::protocol::*;
 use tokenbroker::{Error, ErrorKind};
 
-use crate::args::{Cli, Command, ConsentCommand, FlowArg, MetadataCommand};
+use crate::args::{Cli, Command, ConsentCommand, FlowArg, GitOperation, MetadataCommand};
 use crate::challenge;
 use crate::handoff::Handoff;
 use crate::human;
@@ -20,6 +20,9 @@ use crate::transport::Transport;
 /// The whole command line; `open_bus` is how this binary reaches the session bus.
 pub fn main(open_bus: crate::transport::OpenBus) -> ExitCode {
     crate::transport::set_bus(open_bus);
+    if let Some(exit) = git_credential_request() {
+        return exit;
+    }
     let result = match plain_token_request() {
         Some(p) => Transport::connect(false).map_err(Failure::from).and_then(|client| token(&client, p, false)),
         None => run(Cli::parse()),
@@ -30,6 +33,20 @@ pub fn main(open_bus: crate::transport::OpenBus) -> ExitCode {
             eprintln!("brokerctl: {e}");
             ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// `brokerctl git-credential …`, recognised without clap: git runs it on every fetch and push.
+fn git_credential_request() -> Option<ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
+    match args[..] {
+        ["git-credential", ref rest @ ..] => Some(crate::git_credential::main(rest)),
+        ["--config", path, "git-credential", ref rest @ ..] => {
+            let rest: Vec<&str> = ["--config", path].into_iter().chain(rest.iter().copied()).collect();
+            Some(crate::git_credential::main(&rest))
+        }
+        _ => None,
     }
 }
 
@@ -106,6 +123,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Doctor => return doctor(cli.json),
         // Read from the files: no daemon needed.
         Command::Audit { since } => return audit(since, cli.account.as_deref(), cli.json),
+        // Reached only with other words than its own (`--json`, say): the same helper.
+        Command::GitCredential { operation, config } => return git_credential(operation, config),
         _ => {}
     }
     let client = Transport::connect(dbus)?;
@@ -151,7 +170,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let m = client.update_metadata(UpdateMetadata { account, user_metadata })?;
             print_json(&m.user_metadata);
         }
-        Command::Doctor | Command::Audit { .. } => unreachable!("handled above"),
+        Command::Doctor | Command::Audit { .. } | Command::GitCredential { .. } => unreachable!("handled above"),
         Command::Consent { command } => consent(&client, command, cli.json)?,
         Command::Login { flow, no_browser } => {
             let flow = flow.map(|f| match f {
@@ -162,6 +181,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+fn git_credential(operation: GitOperation, config: Option<std::path::PathBuf>) -> Result<(), Failure> {
+    use crate::git_credential::Operation;
+    let op = match operation {
+        GitOperation::Get => Operation::Get,
+        GitOperation::Store => Operation::Store,
+        GitOperation::Erase => Operation::Erase,
+        GitOperation::Capability => Operation::Capability,
+    };
+    std::process::exit(i32::from(crate::git_credential::serve(op, config)))
 }
 
 /// `brokerctl consent …`: the questions of the policy's "ask", answered from a terminal.

@@ -75,6 +75,32 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::audit::parse_since)]
         since: Option<std::time::Duration>,
     },
+    /// git's credential helper (also installed as git-credential-tokenbroker): reads git's
+    /// request on stdin and, for a host a [[git]] entry of the config maps to an account,
+    /// answers with the account's access token.
+    ///
+    /// `get` prints username, password (the token) and password_expiry_utc, or, when git
+    /// announced capability[]=authtype (git 2.46+), a Bearer credential; `erase` tells the
+    /// broker the token was refused, so the next `get` refreshes it; `store` does nothing;
+    /// `capability` lists what the helper understands. Hosts no entry maps, and plain http
+    /// to other hosts than this machine, get no answer (exit 0), so that other helpers run.
+    /// Never prompts.
+    GitCredential {
+        #[arg(value_enum)]
+        operation: GitOperation,
+        /// The config file [default: $TOKENBROKER_CONFIG, else
+        /// $XDG_CONFIG_HOME/tokenbroker/config.toml].
+        #[arg(long, value_name = "PATH")]
+        config: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GitOperation {
+    Get,
+    Store,
+    Erase,
+    Capability,
 }
 
 #[derive(Subcommand)]
