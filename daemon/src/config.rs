@@ -7,6 +7,9 @@ use serde::Deserialize;
 use tokenbroker::protocol::Flow;
 use url::Url;
 
+mod git;
+pub use git::GitConfig;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -34,6 +37,9 @@ pub struct Config {
     /// Which programs may have what; absent, every program of the user may have everything.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[[git]]`: git hosts served by brokerctl's credential helper.
+    #[serde(default)]
+    pub git: Vec<GitConfig>,
 }
 
 /// `[policy]`: a default for callers no rule matches, and rules, the first match winning.
@@ -293,6 +299,7 @@ impl Config {
                 ));
             }
         }
+        git::check(&self.git, &self.accounts)?;
         if !(1..=3600).contains(&self.policy.ask_timeout) {
             return Err("[policy] ask_timeout must be between 1 and 3600 seconds".into());
         }
@@ -444,6 +451,32 @@ client_id = "x"
         let err = Config::parse(text).unwrap_err();
         assert!(err.contains("line 4"), "{err}");
         assert!(!err.contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn git_entries_name_an_account_one_of_its_audiences_and_each_host_once() {
+        let base = "[accounts.work]\nissuer = \"https://x/\"\nclient_id = \"c\"\naudiences = [\"https://git\"]\n";
+        let ok = format!(
+            "{base}[[git]]\nhost = \"git.example.com\"\naccount = \"work\"\n\
+             [[git]]\nhost = \"git.example.com:8443\"\naccount = \"work\"\naudience = \"https://git\"\nusername = \"me\"\n"
+        );
+        let c = Config::parse(&ok).unwrap();
+        assert_eq!((c.git[0].username.as_str(), c.git[1].username.as_str()), ("oauth2", "me"));
+        let refused = [
+            ("[[git]]\nhost = \"h\"\naccount = \"home\"\n", "home"),
+            ("[[git]]\nhost = \"h\"\naccount = \"work\"\naudience = \"https://other\"\n", "https://other"),
+            ("[[git]]\nhost = \"h\"\naccount = \"work\"\n[[git]]\nhost = \"H\"\naccount = \"work\"\n", "twice"),
+            ("[[git]]\nhost = \"https://h\"\naccount = \"work\"\n", "host[:port]"),
+            ("[[git]]\nhost = \"h\"\naccount = \"work\"\nusername = \"a:b\"\n", "username"),
+            ("[[git]]\nhost = \"h\"\naccount = \"work\"\nprotocol = \"http\"\n", "protocol"),
+            ("[[git]]\naccount = \"work\"\n", "host"),
+        ];
+        for (entry, named) in refused {
+            let err = Config::parse(&format!("{base}{entry}")).unwrap_err();
+            assert!(err.contains(named), "{entry}: {err}");
+        }
+        let err = Config::parse(&format!("{base}[[git]]\nhost = \"h\"\naccount = \"work\"\nhots = 1\n")).unwrap_err();
+        assert!(err.contains("hots") && err.contains("line 8"), "{err}");
     }
 
     /// Lines a hand-edited config might hold by mistake.
