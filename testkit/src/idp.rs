@@ -208,6 +208,11 @@ impl Idp {
         format!("{}scopes = [\"openid\", \"profile\"]\n", self.account_config(name))
     }
 
+    /// The userinfo endpoint (oidc-provider's `/me`), through the proxy.
+    pub fn userinfo_url(&self) -> String {
+        format!("{}/me", self.issuer)
+    }
+
     pub fn account_config(&self, name: &str) -> String {
         format!("[accounts.{name}]\nissuer = \"{}\"\nclient_id = \"tokenbroker-test\"\n", self.issuer)
     }

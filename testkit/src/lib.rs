@@ -18,6 +18,7 @@
 mod bus;
 mod daemon;
 mod fixture;
+mod git_server;
 mod idp;
 mod notifications;
 mod process;
@@ -33,6 +34,7 @@ use serde_json::Value;
 pub use bus::Bus;
 pub use daemon::{Daemon, SOCKET_ONLY};
 pub use fixture::{Env, Fixture};
+pub use git_server::{DEBIAN_GIT, GitServer, Seen};
 pub use idp::{API, Idp, IdpOptions, REPORTS};
 pub use notifications::{NOTIFICATIONS_NAME, NOTIFICATIONS_PATH, Notification, Notifications};
 pub use process::{Proc, output_of_fresh_copy, sockaddr_un, spawn_fresh_copy};

@@ -24,8 +24,10 @@ mod device_hygiene;
 mod discovery;
 mod durability;
 mod failures;
+
 mod faults;
 mod foreign_servers;
+mod git;
 mod hardening;
 mod id_tokens;
 mod identity;
