@@ -24,7 +24,6 @@ mod device_hygiene;
 mod discovery;
 mod durability;
 mod failures;
-
 mod faults;
 mod foreign_servers;
 mod git;
