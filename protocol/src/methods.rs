@@ -34,6 +34,8 @@ macro_rules! for_each_method {
             GetMetadata get_metadata [$crate::AccountOnly] (p: $crate::AccountOnly) -> $crate::Metadata;
             /// Merge into `user_metadata` (a key set to null is deleted); returns the result.
             UpdateMetadata update_metadata [$crate::UpdateMetadata] (p: $crate::UpdateMetadata) -> $crate::Metadata;
+            /// An API refused this access token: drop it if it is still the one served, so the next request refreshes.
+            RejectToken reject_token [$crate::RejectToken] (p: $crate::RejectToken) -> $crate::TokenRejected;
             /// Start a login; show the challenge to the user, then call `await_login`.
             Login login [$crate::Login] (p: $crate::Login) -> $crate::LoginChallenge;
             /// Wait until the user approved the login (or it failed or expired).
@@ -170,13 +172,14 @@ mod tests {
 
     #[test]
     fn every_method_round_trips_through_its_name() {
-        assert_eq!(Call::METHODS.len(), 14);
+        assert_eq!(Call::METHODS.len(), 15);
         for m in Call::METHODS {
             let params = match *m {
                 "AwaitLogin" | "CancelLogin" => Some(json!({"login_id": "x"})),
                 "UpdateMetadata" => Some(json!({"user_metadata": {}})),
                 "AnswerConsent" => Some(json!({"id": "x", "allow": true})),
                 "RevokeConsent" => Some(json!({"id": "x"})),
+                "RejectToken" => Some(json!({"access_token": "t"})),
                 _ => None,
             };
             assert_eq!(Call::decode(m, params.map(raw).as_deref()).unwrap().method(), *m);

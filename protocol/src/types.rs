@@ -145,6 +145,29 @@ pub struct LoginDone {
     pub name: Option<String>,
 }
 
+/// An API refused `access_token` (HTTP 401): drop it from the cache if it is still the one
+/// served for the account and audience, so the next `GetAccessToken` refreshes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectToken {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub access_token: Secret,
+    /// The audience the token was got for; none: the account's own token (`GetAccessToken`
+    /// without `audience`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRejected {
+    pub account: String,
+    /// True when the token was the one served and is now dropped (the next request
+    /// refreshes); false when it did not match, or its predecessor was dropped too recently
+    /// (an API that refuses every token gets no refresh per request).
+    pub dropped: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginCancelled {
     /// False when there was no pending login with that id (unknown, or already over).

@@ -68,6 +68,8 @@ pub(super) struct State {
     pub profile: Option<(i64, Arc<serde_json::Map<String, serde_json::Value>>)>,
     /// Tokens for the account's other APIs.
     pub audience_tokens: HashMap<AudienceKey, Arc<Token>>,
+    /// The last token dropped by `RejectToken`, per audience (`None`: the session's own).
+    pub rejections: HashMap<Option<String>, super::reject::Dropped>,
 }
 
 /// How the refreshes of the session went: what callers and the scheduler go by until the
@@ -128,6 +130,7 @@ impl State {
         self.refresh.hold_until = None;
         self.save_retry_at = None;
         self.audience_tokens.clear();
+        self.rejections.clear();
         std::mem::replace(&mut self.phase, next)
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use tokenbroker::ErrorKind;
-use tokenbroker::protocol::{AccountState, GetAccessToken};
+use tokenbroker::protocol::{AccountState, GetAccessToken, RejectToken};
+use tokenbroker::{ErrorKind, Secret};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::fake_idp::{Answer, FakeIdp, World};
@@ -22,6 +22,20 @@ const fn secs(n: u64) -> Duration {
 async fn access(broker: &Arc<Broker>) -> Result<String> {
     let grant = super::tokens::access_token(broker, GetAccessToken::default()).await?;
     Ok(grant.token.secret.expose_secret().to_owned())
+}
+
+/// `GetAccessToken` for the account's other API.
+async fn api_access(broker: &Arc<Broker>) -> Result<String> {
+    let p = GetAccessToken { audience: Some(API.into()), ..Default::default() };
+    Ok(super::tokens::access_token(broker, p).await?.token.secret.expose_secret().to_owned())
+}
+
+const API: &str = "https://api";
+
+/// `RejectToken` for the default account: whether `token` was dropped.
+fn reject(broker: &Arc<Broker>, token: &str, audience: Option<&str>) -> bool {
+    let p = RejectToken { account: None, access_token: Secret::new(token), audience: audience.map(Into::into) };
+    super::reject::reject_token(broker, p).unwrap().dropped
 }
 
 /// As many callers at once as `n`, each asking for the access token.
@@ -185,4 +199,61 @@ async fn a_refused_write_is_retried_until_the_store_takes_it() {
     assert!(!account.unsaved(), "the write landed once the store took it");
     assert_eq!(world.stored_refresh_token().as_deref(), Some("rt-1"));
     assert_eq!(world.store.refused(), refused, "no retries after it landed");
+}
+
+/// Guards RejectToken: the token served, once rejected, is refreshed by the next requests,
+/// once for all of them; a token that is not the one served changes nothing; the replacement,
+/// rejected again within the minute, is kept (an API that refuses every token must not cause
+/// a refresh per request); a minute after the drop, a rejection drops again.
+#[tokio::test(start_paused = true)]
+async fn a_rejected_token_is_refreshed_once_and_not_in_a_loop() {
+    let world = World::logged_in(false, FakeIdp::new(3600)).await;
+    let broker = &world.broker;
+    assert_eq!(access(broker).await.unwrap(), "at-0");
+    assert!(!reject(broker, "at-9", None), "not the token served");
+    assert!(!reject(broker, "at-", None), "a prefix is not the token");
+    assert!(!reject(broker, "at-0", Some(API)), "not that audience's token");
+    assert_eq!(access(broker).await.unwrap(), "at-0", "nothing changed");
+    assert_eq!(world.idp.refreshes(), 0);
+
+    assert!(reject(broker, "at-0", None));
+    assert!(reject(broker, "at-0", None), "another caller's 401 with the same token: dropped already");
+    world.idp.then(Answer::Tokens { expires_in: 3600, rotate: true }.held());
+    let waiting = callers(broker, 10);
+    sleep(Duration::from_millis(10)).await;
+    world.idp.release();
+    for answer in answers(waiting).await {
+        assert_eq!(answer.unwrap(), "at-1");
+    }
+    assert_eq!(world.idp.refreshes(), 1, "one refresh for every caller");
+
+    sleep(secs(59)).await;
+    assert!(!reject(broker, "at-1", None), "the replacement refused within the minute is kept");
+    assert!(!reject(broker, "at-1", None));
+    assert_eq!(access(broker).await.unwrap(), "at-1");
+    assert_eq!(world.idp.refreshes(), 1, "no refresh per refused request");
+
+    sleep(secs(2)).await;
+    assert!(reject(broker, "at-1", None), "a minute after the last drop");
+    assert_eq!(access(broker).await.unwrap(), "at-2");
+    assert_eq!(world.idp.refreshes(), 2);
+}
+
+/// Guards RejectToken per audience: another API's token is dropped only when that audience is
+/// named, the session's own token stays, and each audience has its own minute.
+#[tokio::test(start_paused = true)]
+async fn a_rejected_audience_token_is_dropped_alone() {
+    let world = World::logged_in(false, FakeIdp::new(3600)).await;
+    let broker = &world.broker;
+    assert_eq!(api_access(broker).await.unwrap(), "at-1");
+    assert!(!reject(broker, "at-1", None), "the API's token is not the session's");
+    assert!(!reject(broker, "at-1", Some("https://other")));
+    assert!(reject(broker, "at-1", Some(API)));
+    assert_eq!(api_access(broker).await.unwrap(), "at-2");
+    assert_eq!(access(broker).await.unwrap(), "at-0", "the session's own token stays");
+    assert_eq!(world.idp.refreshes(), 2);
+    assert!(reject(broker, "at-0", None), "the session's own token has a minute of its own");
+    assert!(!reject(broker, "at-2", Some(API)), "the API's replacement, within the minute");
+    assert_eq!(access(broker).await.unwrap(), "at-3");
+    assert_eq!(api_access(broker).await.unwrap(), "at-2");
 }

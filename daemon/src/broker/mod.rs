@@ -19,6 +19,7 @@ pub mod policy;
 mod policy_tests;
 mod profile;
 mod refresh;
+mod reject;
 pub mod request;
 mod scheduler;
 mod session;

@@ -9,7 +9,7 @@ use tokenbroker::ErrorKind;
 use tokenbroker::protocol::{self as wire, AuditDecision, Method, method};
 
 use super::policy::{Answer, By};
-use super::{Broker, Error, Grant, Result, consent, doctor, login, logout, metadata, profile, session, tokens};
+use super::{Broker, Error, Grant, Result, consent, doctor, login, logout, metadata, profile, reject, session, tokens};
 use crate::audit::Entry;
 use crate::config::Action;
 
@@ -189,6 +189,7 @@ macro_rules! handlers {
 
 handlers! {
     GetAccessToken -> Grant [policy: account, audience]: |broker, _, p| tokens::access_token(broker, p).await;
+    RejectToken -> wire::TokenRejected [policy: account, audience]: |broker, _, p| reject::reject_token(broker, p);
     GetIdToken -> wire::IdToken [policy: account]: |broker, _, p| tokens::id_token(broker, p).await;
     GetProfile -> wire::Profile [policy: account]: |broker, _, p| profile::profile(broker, p).await;
     GetMetadata -> wire::Metadata [policy: account]: |broker, _, p| metadata::metadata(broker, p).await;

@@ -52,6 +52,9 @@ pub struct Token {
     /// A door's memo of this token (the socket's encoded answer): made by the door, once, and
     /// dropped with the token, so it never outlives it. The core never reads it.
     pub memo: std::sync::OnceLock<Memo>,
+    /// An API refused it and a caller said so (`RejectToken`): no longer served, so the next
+    /// request refreshes. Set once, never cleared: the token it marks is never good again.
+    rejected: std::sync::atomic::AtomicBool,
 }
 
 /// What a door keeps with a token, opaque to the core.
@@ -65,7 +68,25 @@ impl std::fmt::Debug for Memo {
 
 impl Token {
     pub fn new(secret: SecretString, token_type: String, scopes: Vec<String>, life: Life) -> Token {
-        Token { secret, token_type, scopes, life, refresh_at: life.refresh_at(), memo: Default::default() }
+        Token {
+            secret,
+            token_type,
+            scopes,
+            life,
+            refresh_at: life.refresh_at(),
+            memo: Default::default(),
+            rejected: Default::default(),
+        }
+    }
+
+    /// Whether a caller reported it refused ([`Token::reject`]).
+    pub fn rejected(&self) -> bool {
+        self.rejected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// No longer serve it; whether it was served until now.
+    pub fn reject(&self) -> bool {
+        !self.rejected.swap(true, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The access token of a token response received at `now`; `requested` are the scopes

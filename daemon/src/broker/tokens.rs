@@ -73,7 +73,8 @@ impl Broker {
         if let Some(current) = account.read(|s| s.audience_tokens.get(&key).cloned()) {
             min_ttl.fits(current.life)?;
         }
-        let token = self.fresh_audience(account, &key, |t, now| min_ttl.met_by(t.life, now)).await?;
+        let good = |t: &Token, now| min_ttl.met_by(t.life, now) && !t.rejected();
+        let token = self.fresh_audience(account, &key, good).await?;
         min_ttl.fits(token.life)?;
         Ok(token)
     }
@@ -109,7 +110,8 @@ pub async fn access_token(broker: &Arc<Broker>, p: GetAccessToken) -> Result<Gra
                 min_ttl.fits(current.access.life)?;
                 check_granted(p.scope.as_deref(), &current.access.scopes)?;
             }
-            let session = broker.fresh(&account, |s, now| min_ttl.met_by(s.access.life, now)).await?;
+            let good = |s: &Session, now| min_ttl.met_by(s.access.life, now) && !s.access.rejected();
+            let session = broker.fresh(&account, good).await?;
             min_ttl.fits(session.access.life)?;
             check_granted(p.scope.as_deref(), &session.access.scopes)?;
             session.access.clone()

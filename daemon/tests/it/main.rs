@@ -38,6 +38,7 @@ mod login_link;
 mod oidc;
 mod policy;
 mod refresh;
+mod reject;
 mod resources;
 mod secrets;
 mod service;

@@ -144,6 +144,24 @@ impl BrokerIface {
         Ok((grant.token.secret.expose_secret().to_owned(), grant.token.life.expires_at))
     }
 
+    /// An API refused `access_token`: drop it if it is still the one served, so the next
+    /// request refreshes; option `audience` (the token's, if it was got for one). Whether it
+    /// was dropped.
+    #[zbus(out_args("dropped"))]
+    async fn reject_token(
+        &self,
+        account: &str,
+        access_token: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, DbusError> {
+        let access_token = Secret::new(access_token);
+        let (_, _, audience) = self::options(&options, &["audience"])?;
+        let p = RejectToken { account: self::account(account), access_token, audience };
+        Ok(self.run::<method::RejectToken>(&header, conn, p).await?.dropped)
+    }
+
     /// The ID token; option `min_ttl`.
     #[zbus(out_args("id_token", "expires_at"))]
     async fn get_id_token(
