@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use tokenbroker::blocking::Client;
-use tokenbroker::protocol::GetAccessToken;
+use tokenbroker::protocol::{GetAccessToken, RejectToken};
 
 use crate::credential_wire::{self, Answer, CAPABILITIES, Request};
 use crate::git_hosts::{self, GitHost};
@@ -85,11 +85,17 @@ fn get(host: &GitHost, request: &Request, out: &mut impl Write) -> Result<(), Fa
     credential_wire::write_answer(out, &answer).map_err(Failure::Write)
 }
 
-/// git's server refused the token: tell the broker, so that the next `get` refreshes.
-fn erase(_host: &GitHost, request: &Request) -> Result<(), Failure> {
+/// git's server refused the token: tell the broker, which drops it if it is still the one it
+/// serves, so that the next `get` refreshes (once: a token that does not match changes nothing).
+fn erase(host: &GitHost, request: &Request) -> Result<(), Failure> {
     // A request without a token (a person's own password, erased by hand) has nothing of ours.
-    let Some(_token) = request.token() else { return Ok(()) };
-    // RejectToken comes with branch i16a.
+    let Some(token) = request.token() else { return Ok(()) };
+    let client = Client::connect()?;
+    client.reject_token(RejectToken {
+        account: Some(host.account.clone()),
+        access_token: token.clone(),
+        audience: host.audience.clone(),
+    })?;
     Ok(())
 }
 
