@@ -6,9 +6,11 @@ mod app;
 mod args;
 mod audit;
 mod challenge;
+mod exec;
 mod handoff;
 mod human;
 mod interrupt;
+mod kube;
 pub mod transport;
 
 pub use app::main;

@@ -44,3 +44,4 @@ mod service;
 mod socket;
 mod stores;
 mod suspend;
+mod tools;
