@@ -115,30 +115,27 @@ impl Setup<'_> {
         y
     }
 
-    /// The kubectl commands that apply it. kubectl splits `--exec-arg` values at commas, and
-    /// takes a leading `-` for a flag of its own: such values are refused.
+    /// The kubectl commands that apply it. kubectl reads each `--exec-arg` as a CSV record
+    /// (a comma would split it, a quote break it), so each is written as one quoted CSV field.
     pub fn kubectl_commands(&self) -> Result<[Vec<String>; 2], String> {
         let user = self.user();
-        let mut values = vec![self.context, user.as_str(), self.command.as_str()];
-        values.extend(self.args());
-        if let Some(bad) = values.iter().find(|v| v.contains(',') || v.starts_with('-') && !v.starts_with("--")) {
-            return Err(format!(
-                "{bad:?} cannot be passed to kubectl config (it splits values at commas); add the printed entry to the \
-                 kubeconfig by hand (`brokerctl setup kubectl` without --write)"
-            ));
-        }
-        if self.context.starts_with('-') || self.context.is_empty() {
-            return Err(format!("{:?} is no context name", self.context));
+        if self.context.is_empty() || self.context.starts_with('-') {
+            return Err(format!("{:?} is no context name kubectl would take", self.context));
         }
         let mut credentials: Vec<String> = ["config", "set-credentials", &user].map(String::from).to_vec();
         credentials.push(format!("--exec-command={}", self.command));
         credentials.push(format!("--exec-api-version={V1}"));
-        credentials.extend(self.args().iter().map(|a| format!("--exec-arg={a}")));
+        credentials.extend(self.args().iter().map(|a| format!("--exec-arg={}", csv_field(a))));
         credentials.push("--exec-interactive-mode=Never".into());
         credentials.push("--exec-provide-cluster-info=false".into());
         let context = ["config", "set-context", self.context, &format!("--user={user}")].map(String::from).to_vec();
         Ok([credentials, context])
     }
+}
+
+/// `value` as one quoted CSV field (RFC 4180: quotes doubled).
+pub fn csv_field(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -172,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn setup_quotes_every_value_and_refuses_what_kubectl_would_split() {
+    fn setup_quotes_every_value_for_yaml_and_for_kubectl() {
         let s = Setup {
             context: "prod",
             account: Some("work"),
@@ -184,11 +181,10 @@ mod tests {
         assert!(y.contains("- name: \"tokenbroker-prod\"") && y.contains("interactiveMode: \"Never\""), "{y}");
         assert!(y.contains("      - \"--audience\"\n      - \"https://k8s.example.com\"\n"), "{y}");
         let [creds, ctx] = s.kubectl_commands().unwrap();
-        assert!(creds.contains(&"--exec-arg=https://k8s.example.com".to_owned()));
+        assert!(creds.contains(&"--exec-arg=\"https://k8s.example.com\"".to_owned()), "{creds:?}");
         assert_eq!(ctx, ["config", "set-context", "prod", "--user=tokenbroker-prod"]);
-        let comma = Setup { audience: Some("https://a,b"), ..s };
-        assert!(comma.kubectl_commands().unwrap_err().contains("commas"));
-        let flag = Setup { context: "-x", audience: None, ..comma };
+        assert_eq!(csv_field(r#"a,"b""#), r#""a,""b""""#);
+        let flag = Setup { context: "-x", ..s };
         assert!(flag.kubectl_commands().is_err());
         let quote = Setup { context: "a\"\nb: c", ..flag };
         assert!(quote.yaml().contains(r#""tokenbroker-a\"\nb: c""#));

@@ -30,6 +30,7 @@ mod hardening;
 mod id_tokens;
 mod identity;
 mod input;
+mod kubectl;
 mod load;
 mod login;
 mod login_cancel;
