@@ -22,11 +22,13 @@ use crate::transport::Transport;
 /// The whole command line; `open_bus` is how this binary reaches the session bus.
 pub fn main(open_bus: crate::transport::OpenBus) -> ExitCode {
     crate::transport::set_bus(open_bus);
-    let result = match plain_token_request() {
-        Some((p, header)) => {
-            let print = if header { Print::Header } else { Print::Bare };
+    let result = match plain_request() {
+        Some(Plain::Token(p, print)) => {
             Transport::connect(false).map_err(Failure::from).and_then(|client| token(&client, p, print))
         }
+        Some(Plain::Kube { account, audience, id_token }) => Transport::connect(false)
+            .map_err(Failure::from)
+            .and_then(|client| kube_credential(&client, account, audience, id_token)),
         None => run(Cli::parse()),
     };
     match result {
@@ -38,24 +40,53 @@ pub fn main(open_bus: crate::transport::OpenBus) -> ExitCode {
     }
 }
 
-/// `brokerctl token`, `brokerctl token --min-ttl N` and `brokerctl token --header` over the
-/// socket, recognised without clap: scripts run them once per API call, and building clap's
-/// whole command tree is most of brokerctl's start-up. Anything else (other flags, D-Bus,
-/// help) goes through clap. With whether to print a header.
-fn plain_token_request() -> Option<(GetAccessToken, bool)> {
+/// A request recognised without clap.
+enum Plain {
+    Token(GetAccessToken, Print),
+    Kube { account: Option<String>, audience: Option<String>, id_token: bool },
+}
+
+/// `brokerctl token`, `brokerctl token --min-ttl N`, `brokerctl token --header` and
+/// `brokerctl kube-credential` with the options `setup kubectl` writes, over the socket,
+/// recognised without clap: scripts, git and kubectl run them once per API call, and building
+/// clap's whole command tree is most of brokerctl's start-up. Anything else (other flags or
+/// forms, D-Bus, help) goes through clap.
+fn plain_request() -> Option<Plain> {
     if std::env::var_os("TOKENBROKER_TRANSPORT").is_some() {
         return None;
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
     match args[..] {
-        ["token"] => Some((GetAccessToken::default(), false)),
-        ["token", "--header"] => Some((GetAccessToken::default(), true)),
+        ["token"] => Some(Plain::Token(GetAccessToken::default(), Print::Bare)),
+        ["token", "--header"] => Some(Plain::Token(GetAccessToken::default(), Print::Header)),
         ["token", "--min-ttl", n] => {
-            Some((GetAccessToken { min_ttl: Some(n.parse().ok()?), ..Default::default() }, false))
+            let p = GetAccessToken { min_ttl: Some(n.parse().ok()?), ..Default::default() };
+            Some(Plain::Token(p, Print::Bare))
         }
+        ["kube-credential", ref rest @ ..] => plain_kube(rest),
         _ => None,
     }
+}
+
+/// `kube-credential`'s options, each at most once, values that are no options themselves;
+/// `--audience` and `--id-token` not together (clap says why).
+fn plain_kube(mut rest: &[&str]) -> Option<Plain> {
+    let (mut account, mut audience, mut id_token) = (None, None, false);
+    loop {
+        match rest {
+            [] => break,
+            ["--account", a, more @ ..] if account.is_none() && !a.starts_with('-') => {
+                (account, rest) = (Some(a.to_string()), more)
+            }
+            ["--audience", a, more @ ..] if audience.is_none() && !a.starts_with('-') => {
+                (audience, rest) = (Some(a.to_string()), more)
+            }
+            ["--id-token", more @ ..] if !id_token => (id_token, rest) = (true, more),
+            _ => return None,
+        }
+    }
+    (!(id_token && audience.is_some())).then_some(Plain::Kube { account, audience, id_token })
 }
 
 /// How `brokerctl token` prints the token.
@@ -581,6 +612,30 @@ fn print_json(value: &impl Serialize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kube_credential_is_recognised_without_clap_only_in_the_forms_setup_writes() {
+        let kube = |args: &[&str]| match plain_kube(args) {
+            Some(Plain::Kube { account, audience, id_token }) => Some((account, audience, id_token)),
+            _ => None,
+        };
+        assert_eq!(kube(&[]), Some((None, None, false)));
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(kube(&["--account", "w", "--audience", "https://k"]), Some((s("w"), s("https://k"), false)));
+        assert_eq!(kube(&["--id-token", "--account", "w"]), Some((s("w"), None, true)));
+        for clap in [
+            &["--account"][..],
+            &["--account", "--id-token"],
+            &["--account", "a", "--account", "b"],
+            &["--id-token", "--id-token"],
+            &["--id-token", "--audience", "x"],
+            &["--account=w"],
+            &["--help"],
+            &["-a", "w"],
+        ] {
+            assert!(kube(clap).is_none(), "{clap:?} is left to clap");
+        }
+    }
 
     #[test]
     fn doctor_without_a_terminal_repeats_the_no_notification_warning() {

@@ -103,6 +103,11 @@ async fn kube_credential_prints_an_exec_credential_with_the_tokens_expiry() {
     let api_token = client.get_access_token(GetAccessToken { audience: Some(API.into()), ..Default::default() });
     assert_eq!(api["status"]["token"], api_token.await.unwrap().access_token.expose());
 
+    // The forms brokerctl reads without clap and the rest (through clap) agree.
+    let fast = credential(&["--account", "work", "--audience", API], None);
+    assert_eq!(fast, credential(&["--account=work", "--audience", API], None));
+    assert_eq!(fast, credential(&["--audience", API, "-a", "work"], None));
+
     let alpha = r#"{"apiVersion":"client.authentication.k8s.io/v1alpha1"}"#;
     let out = daemon.brokerctl_command().arg("kube-credential").env("KUBERNETES_EXEC_INFO", alpha).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
