@@ -10,11 +10,13 @@ use serde_json::{Map, Value};
 use tokenbroker::protocol::*;
 use tokenbroker::{Error, ErrorKind};
 
-use crate::args::{Cli, Command, ConsentCommand, FlowArg, GitOperation, MetadataCommand};
+use crate::args::{Cli, Command, ConsentCommand, FlowArg, GitOperation, MetadataCommand, SetupCommand};
 use crate::challenge;
+use crate::exec;
 use crate::handoff::Handoff;
 use crate::human;
 use crate::interrupt;
+use crate::kube;
 use crate::transport::Transport;
 
 /// The whole command line; `open_bus` is how this binary reaches the session bus.
@@ -23,8 +25,13 @@ pub fn main(open_bus: crate::transport::OpenBus) -> ExitCode {
     if let Some(exit) = git_credential_request() {
         return exit;
     }
-    let result = match plain_token_request() {
-        Some(p) => Transport::connect(false).map_err(Failure::from).and_then(|client| token(&client, p, false)),
+    let result = match plain_request() {
+        Some(Plain::Token(p, print)) => {
+            Transport::connect(false).map_err(Failure::from).and_then(|client| token(&client, p, print))
+        }
+        Some(Plain::Kube { account, audience, id_token }) => Transport::connect(false)
+            .map_err(Failure::from)
+            .and_then(|client| kube_credential(&client, account, audience, id_token)),
         None => run(Cli::parse()),
     };
     match result {
@@ -50,28 +57,76 @@ fn git_credential_request() -> Option<ExitCode> {
     }
 }
 
-/// `brokerctl token` and `brokerctl token --min-ttl N` over the socket, recognised without
-/// clap: scripts run them once per API call, and building clap's whole command tree is most
-/// of brokerctl's start-up. Anything else (other flags, D-Bus, help) goes through clap.
-fn plain_token_request() -> Option<GetAccessToken> {
+/// A request recognised without clap.
+enum Plain {
+    Token(GetAccessToken, Print),
+    Kube { account: Option<String>, audience: Option<String>, id_token: bool },
+}
+
+/// `brokerctl token`, `brokerctl token --min-ttl N`, `brokerctl token --header` and
+/// `brokerctl kube-credential` with the options `setup kubectl` writes, over the socket,
+/// recognised without clap: scripts, git and kubectl run them once per API call, and building
+/// clap's whole command tree is most of brokerctl's start-up. Anything else (other flags or
+/// forms, D-Bus, help) goes through clap.
+fn plain_request() -> Option<Plain> {
     if std::env::var_os("TOKENBROKER_TRANSPORT").is_some() {
         return None;
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
     match args[..] {
-        ["token"] => Some(GetAccessToken::default()),
-        ["token", "--min-ttl", n] => Some(GetAccessToken { min_ttl: Some(n.parse().ok()?), ..Default::default() }),
+        ["token"] => Some(Plain::Token(GetAccessToken::default(), Print::Bare)),
+        ["token", "--header"] => Some(Plain::Token(GetAccessToken::default(), Print::Header)),
+        ["token", "--min-ttl", n] => {
+            let p = GetAccessToken { min_ttl: Some(n.parse().ok()?), ..Default::default() };
+            Some(Plain::Token(p, Print::Bare))
+        }
+        ["kube-credential", ref rest @ ..] => plain_kube(rest),
         _ => None,
     }
 }
 
-fn token(client: &Transport, p: GetAccessToken, json: bool) -> Result<(), Failure> {
+/// `kube-credential`'s options, each at most once, values that are no options themselves;
+/// `--audience` and `--id-token` not together (clap says why).
+fn plain_kube(mut rest: &[&str]) -> Option<Plain> {
+    let (mut account, mut audience, mut id_token) = (None, None, false);
+    loop {
+        match rest {
+            [] => break,
+            ["--account", a, more @ ..] if account.is_none() && !a.starts_with('-') => {
+                (account, rest) = (Some(a.to_string()), more)
+            }
+            ["--audience", a, more @ ..] if audience.is_none() && !a.starts_with('-') => {
+                (audience, rest) = (Some(a.to_string()), more)
+            }
+            ["--id-token", more @ ..] if !id_token => (id_token, rest) = (true, more),
+            _ => return None,
+        }
+    }
+    (!(id_token && audience.is_some())).then_some(Plain::Kube { account, audience, id_token })
+}
+
+/// How `brokerctl token` prints the token.
+#[derive(Clone, Copy)]
+enum Print {
+    Bare,
+    Json,
+    Header,
+}
+
+fn token(client: &Transport, p: GetAccessToken, print: Print) -> Result<(), Failure> {
     let t = client.get_access_token(p)?;
-    if json {
-        print_json(&t)
-    } else {
-        println!("{}", t.access_token.expose())
+    match print {
+        Print::Json => print_json(&t),
+        Print::Bare => println!("{}", t.access_token.expose()),
+        Print::Header => {
+            let Some(line) = exec::header(&t) else {
+                return Err(Failure::Other(
+                    "the token or its type has characters that do not belong in an HTTP header; not printing it".into(),
+                ));
+            };
+            kube::print_secret((line + "\n").into_bytes());
+        }
     }
     Ok(())
 }
@@ -81,7 +136,10 @@ fn exit_code(e: &Failure) -> u8 {
     match e {
         Failure::Usage(_) => 2,
         // Not done: the question was not waiting, or nothing was remembered under the ID.
-        Failure::Unhealthy | Failure::Unsafe(_) | Failure::NotFound(_) | Failure::Unreadable(_) => 1,
+        Failure::Unhealthy | Failure::Unsafe(_) | Failure::NotFound(_) | Failure::Unreadable(_) | Failure::Other(_) => {
+            1
+        }
+        Failure::CannotRun(code, _) => *code,
         Failure::Unreachable => 5,
         // What a shell reports for a command ended by SIGINT.
         Failure::Interrupted => 130,
@@ -115,6 +173,11 @@ enum Failure {
     NotFound(String),
     #[error("{0}")]
     Unreadable(std::io::Error),
+    #[error("{0}")]
+    Other(String),
+    /// `exec`'s command could not be run: the shell's code for it, and why.
+    #[error("{1}")]
+    CannotRun(u8, String),
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -125,14 +188,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit { since } => return audit(since, cli.account.as_deref(), cli.json),
         // Reached only with other words than its own (`--json`, say): the same helper.
         Command::GitCredential { operation, config } => return git_credential(operation, config),
+        Command::Setup { command } => return setup(command, cli.account.as_deref()),
+        Command::Exec { ref env_name, .. } if !exec::env_name_ok(env_name) => {
+            return Err(Failure::Usage(format!(
+                "--env {:?} is no portable environment variable name (letters, digits and _, not starting with a digit)",
+                human::terminal_text(env_name)
+            )));
+        }
         _ => {}
     }
     let client = Transport::connect(dbus)?;
     let account = cli.account.clone();
     match cli.command {
-        Command::Token { min_ttl, scope, audience } => {
-            token(&client, GetAccessToken { account, min_ttl, scope, audience }, cli.json)?
+        Command::Token { min_ttl, scope, audience, header } => {
+            let print = match (cli.json, header) {
+                (_, true) => Print::Header,
+                (true, false) => Print::Json,
+                (false, false) => Print::Bare,
+            };
+            token(&client, GetAccessToken { account, min_ttl, scope, audience }, print)?
         }
+        Command::Exec { audience, env_name, command } => {
+            let t = client.get_access_token(GetAccessToken { account, audience, ..Default::default() })?;
+            drop(client);
+            let (code, why) = exec::exec(&t, &env_name, &command);
+            return Err(Failure::CannotRun(code, why));
+        }
+        Command::KubeCredential { audience, id_token } => kube_credential(&client, account, audience, id_token)?,
         Command::IdToken { min_ttl } => {
             let t = client.get_id_token(GetIdToken { account, min_ttl })?;
             if cli.json { print_json(&t) } else { println!("{}", t.id_token.expose()) }
@@ -170,7 +252,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let m = client.update_metadata(UpdateMetadata { account, user_metadata })?;
             print_json(&m.user_metadata);
         }
-        Command::Doctor | Command::Audit { .. } | Command::GitCredential { .. } => unreachable!("handled above"),
+        Command::Doctor | Command::Audit { .. } | Command::GitCredential { .. } | Command::Setup { .. } => {
+            unreachable!("handled above")
+        }
         Command::Consent { command } => consent(&client, command, cli.json)?,
         Command::Login { flow, no_browser } => {
             let flow = flow.map(|f| match f {
@@ -192,6 +276,70 @@ fn git_credential(operation: GitOperation, config: Option<std::path::PathBuf>) -
         GitOperation::Capability => Operation::Capability,
     };
     std::process::exit(i32::from(crate::git_credential::serve(op, config)))
+}
+
+/// `brokerctl kube-credential`: the ExecCredential kubectl asked for, with a token that lasts
+/// at least [`kube::MIN_TTL`] when the IdP's tokens live that long (else as long as they do).
+fn kube_credential(
+    client: &Transport,
+    account: Option<String>,
+    audience: Option<String>,
+    id_token: bool,
+) -> Result<(), Failure> {
+    let exec_info = std::env::var("KUBERNETES_EXEC_INFO").ok();
+    let version = kube::api_version(exec_info.as_deref()).map_err(Failure::Other)?;
+    let lasting = |ask: &dyn Fn(Option<u64>) -> tokenbroker::Result<(Secret, i64)>| match ask(Some(kube::MIN_TTL)) {
+        Err(e) if e.kind() == Some(ErrorKind::InvalidParams) => ask(None),
+        other => other,
+    };
+    let (token, expires_at) = if id_token {
+        lasting(&|min_ttl| {
+            let t = client.get_id_token(GetIdToken { account: account.clone(), min_ttl })?;
+            Ok((t.id_token, t.expires_at))
+        })?
+    } else {
+        lasting(&|min_ttl| {
+            let p = GetAccessToken { account: account.clone(), audience: audience.clone(), min_ttl, scope: None };
+            let t = client.get_access_token(p)?;
+            Ok((t.access_token, t.expires_at))
+        })?
+    };
+    kube::print_secret(kube::credential(version, token.expose(), expires_at));
+    Ok(())
+}
+
+/// `brokerctl setup …`: print, or apply with the tool itself, what makes a tool use brokerctl.
+fn setup(command: SetupCommand, account: Option<&str>) -> Result<(), Failure> {
+    let SetupCommand::Kubectl { context, audience, id_token, write } = command;
+    let setup =
+        kube::Setup { context: &context, account, audience: audience.as_deref(), id_token, command: own_path() };
+    if !write {
+        print!("{}", setup.yaml());
+        return Ok(());
+    }
+    for args in setup.kubectl_commands().map_err(Failure::Usage)? {
+        let status = std::process::Command::new("kubectl").args(&args).stdout(std::process::Stdio::null()).status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => return Err(Failure::Other(format!("`kubectl {}` failed ({s})", args.join(" ")))),
+            Err(e) => return Err(Failure::Other(format!("cannot run kubectl: {e}"))),
+        }
+    }
+    println!(
+        "Context {context:?} now uses user {:?}, which runs `{} {}`.",
+        setup.user(),
+        setup.command,
+        setup.args().join(" ")
+    );
+    Ok(())
+}
+
+/// This brokerctl's own path, for a tool to run (brokerctl-dbus's sibling when that is what
+/// runs: tools call brokerctl).
+fn own_path() -> String {
+    let exe = std::env::current_exe().ok();
+    let exe = exe.map(|p| if p.ends_with("brokerctl-dbus") { p.with_file_name("brokerctl") } else { p });
+    exe.and_then(|p| p.to_str().map(str::to_owned)).unwrap_or_else(|| "brokerctl".into())
 }
 
 /// `brokerctl consent …`: the questions of the policy's "ask", answered from a terminal.
@@ -496,6 +644,30 @@ fn print_json(value: &impl Serialize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kube_credential_is_recognised_without_clap_only_in_the_forms_setup_writes() {
+        let kube = |args: &[&str]| match plain_kube(args) {
+            Some(Plain::Kube { account, audience, id_token }) => Some((account, audience, id_token)),
+            _ => None,
+        };
+        assert_eq!(kube(&[]), Some((None, None, false)));
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(kube(&["--account", "w", "--audience", "https://k"]), Some((s("w"), s("https://k"), false)));
+        assert_eq!(kube(&["--id-token", "--account", "w"]), Some((s("w"), None, true)));
+        for clap in [
+            &["--account"][..],
+            &["--account", "--id-token"],
+            &["--account", "a", "--account", "b"],
+            &["--id-token", "--id-token"],
+            &["--id-token", "--audience", "x"],
+            &["--account=w"],
+            &["--help"],
+            &["-a", "w"],
+        ] {
+            assert!(kube(clap).is_none(), "{clap:?} is left to clap");
+        }
+    }
 
     #[test]
     fn doctor_without_a_terminal_repeats_the_no_notification_warning() {

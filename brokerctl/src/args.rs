@@ -29,12 +29,58 @@ pub enum Command {
     },
     /// Print an access token, fresh for at least --min-ttl seconds.
     Token {
+        /// The token is valid for at least this many more seconds (refreshed first if needed).
         #[arg(long, value_name = "SECS")]
         min_ttl: Option<u64>,
+        /// Space-separated scopes the token must carry (each granted at login).
         #[arg(long, value_name = "S")]
         scope: Option<String>,
+        /// A token for this API (one of the account's `audience`, `audiences`, `management_api`).
         #[arg(long, value_name = "AUD")]
         audience: Option<String>,
+        /// Print an HTTP header line instead: `Authorization: Bearer TOKEN` (the token's own
+        /// type: `DPoP TOKEN` for DPoP tokens), for `curl -H @-` or `curl -H "$(…)"`.
+        #[arg(long, conflicts_with = "json")]
+        header: bool,
+    },
+    /// Run CMD with an access token in its environment ($TOKEN, or --env NAME); exit with CMD's
+    /// status.
+    ///
+    /// brokerctl replaces itself with CMD (execvp): CMD's exit status, or the signal that ended
+    /// it, is what the caller sees (a shell reports a signal as 128+N). The token is in CMD's
+    /// environment only, never on a command line. A CMD that cannot be run exits 127 (not
+    /// found) or 126 (not executable), as shells do; brokerctl's own errors keep their codes
+    /// (3: log in first, 5: no daemon, ...).
+    Exec {
+        /// A token for this API (one of the account's `audience`, `audiences`, `management_api`).
+        #[arg(long, value_name = "AUD")]
+        audience: Option<String>,
+        /// The environment variable that holds the token: letters, digits and `_`, not starting
+        /// with a digit.
+        #[arg(long = "env", value_name = "NAME", default_value = "TOKEN")]
+        env_name: String,
+        /// The command and its arguments (after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// The kubectl exec credential plugin: print an ExecCredential with a token for kubectl.
+    ///
+    /// apiVersion is KUBERNETES_EXEC_INFO's (client.authentication.k8s.io/v1 or /v1beta1),
+    /// else v1. The token is valid for at least 60 more seconds when the IdP's tokens live that
+    /// long (kubectl reuses it until `expirationTimestamp`, the token's own expiry). Never
+    /// prompts: without a session it exits 3 and says which `brokerctl login` to run.
+    KubeCredential {
+        /// A token for this API (one of the account's `audience`, `audiences`, `management_api`).
+        #[arg(long, value_name = "AUD", conflicts_with = "id_token")]
+        audience: Option<String>,
+        /// Give the account's ID token instead (API servers with `--oidc-issuer-url`).
+        #[arg(long)]
+        id_token: bool,
+    },
+    /// Print (or apply) the configuration that makes a tool use brokerctl.
+    Setup {
+        #[command(subcommand)]
+        command: SetupCommand,
     },
     /// Print the ID token.
     IdToken {
@@ -130,6 +176,29 @@ pub enum ConsentCommand {
     Revoke {
         /// The remembered answer's ID, as `brokerctl consent list` shows it.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SetupCommand {
+    /// The kubeconfig `users[].user.exec` stanza that runs `brokerctl kube-credential`.
+    ///
+    /// Prints the user entry (named tokenbroker-CONTEXT) for the kubeconfig. With --write, applies
+    /// it with kubectl itself (`kubectl config set-credentials` and `kubectl config set-context
+    /// CONTEXT --user=…`, in the kubeconfig kubectl uses: $KUBECONFIG or ~/.kube/config).
+    Kubectl {
+        /// The kubeconfig context that is to use the broker's tokens.
+        #[arg(long, value_name = "C")]
+        context: String,
+        /// A token for this API (one of the account's `audience`, `audiences`, `management_api`).
+        #[arg(long, value_name = "AUD", conflicts_with = "id_token")]
+        audience: Option<String>,
+        /// Give kubectl the ID token (API servers with `--oidc-issuer-url`).
+        #[arg(long)]
+        id_token: bool,
+        /// Apply it with kubectl instead of printing it.
+        #[arg(long)]
+        write: bool,
     },
 }
 

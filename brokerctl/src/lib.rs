@@ -7,11 +7,13 @@ mod args;
 mod audit;
 mod challenge;
 mod credential_wire;
+mod exec;
 pub mod git_credential;
 mod git_hosts;
 mod handoff;
 mod human;
 mod interrupt;
+mod kube;
 pub mod transport;
 
 pub use app::main;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokenbroker::ErrorKind;
-use tokenbroker::protocol::{AnswerConsent, AuditDecision, GetAccessToken, method};
+use tokenbroker::protocol::{AnswerConsent, AuditDecision, GetAccessToken, RejectToken, method};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::fake_idp::{FakeIdp, World};
@@ -69,6 +69,26 @@ async fn rules_allow_and_deny_by_program_and_every_decision_is_recorded() {
             (AuditDecision::Allow, By::Rule(1), Some("/usr/bin/git".into())),
             (AuditDecision::Deny, By::Default, Some("/usr/bin/curl".into())),
             (AuditDecision::Deny, By::Default, Some("/usr/bin/git".into())),
+        ]
+    );
+}
+
+/// RejectToken is judged like GetAccessToken (account and audience): a program the policy
+/// denies the token cannot force its refresh, and both answers are in the audit trail.
+#[tokio::test(start_paused = true)]
+async fn reject_token_is_judged_and_recorded_like_get_access_token() {
+    let (world, mut entries) = world(GIT_ONLY, None).await;
+    let git = program("/usr/bin/git", 10);
+    let p = || RejectToken { account: None, access_token: tokenbroker::Secret::new("at-0"), audience: None };
+    let e = handle::<method::RejectToken>(&world.broker, &program("/usr/bin/curl", 11), p()).await.err().unwrap();
+    assert_eq!(e.kind, ErrorKind::AccessDenied);
+    assert!(handle::<method::RejectToken>(&world.broker, &git, p()).await.unwrap().dropped, "audience from the config");
+    let seen = drain(&mut entries);
+    assert_eq!(
+        seen,
+        [
+            (AuditDecision::Deny, By::Default, Some("/usr/bin/curl".into())),
+            (AuditDecision::Allow, By::Rule(1), Some("/usr/bin/git".into())),
         ]
     );
 }

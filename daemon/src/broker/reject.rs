@@ -30,8 +30,10 @@ pub(super) struct Dropped {
 enum Outcome {
     /// Not the token served (or no session): nothing changes.
     NoMatch,
-    /// Dropped now, or already by an earlier rejection of the same token.
+    /// Dropped now.
     Dropped,
+    /// Dropped already, by an earlier rejection of the same token (another caller's 401).
+    DroppedBefore,
     /// The token served, but the one before it was dropped within the window; `warn`: the
     /// first such refusal of that window.
     TooSoon { warn: bool },
@@ -50,7 +52,7 @@ pub fn reject_token(broker: &Arc<Broker>, p: RejectToken) -> Result<TokenRejecte
         };
         let Some(token) = served.cloned() else { return Outcome::NoMatch };
         if token.rejected() {
-            return Outcome::Dropped;
+            return Outcome::DroppedBefore;
         }
         if let Some(last) = s.rejections.get_mut(&audience)
             && now - last.at_ms < WINDOW_MS
@@ -71,6 +73,10 @@ pub fn reject_token(broker: &Arc<Broker>, p: RejectToken) -> Result<TokenRejecte
         }
         Outcome::Dropped => {
             tracing::info!(account = %account.name, audience, "an API refused the token; the next request refreshes");
+            true
+        }
+        Outcome::DroppedBefore => {
+            tracing::debug!(account = %account.name, audience, "a token already dropped was rejected again");
             true
         }
         Outcome::TooSoon { warn } => {

@@ -258,6 +258,7 @@ async fn calls_from_another_user_are_refused() {
         ("Status", &[][..]),
         ("GetAccessToken", &["work", "{}"]),
         ("GetIdToken", &["work", "{}"]),
+        ("RejectToken", &["work", "some-token", "{}"]),
         ("GetProfile", &["work"]),
         ("GetMetadata", &["work"]),
         ("UpdateMetadata", &["work", "{}"]),
