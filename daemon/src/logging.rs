@@ -1,7 +1,11 @@
 //! Logs go to the journal when systemd runs us (it sets `JOURNAL_STREAM`), to stderr
 //! otherwise; `RUST_LOG` filters (default `info`).
 
+use std::cell::RefCell;
+use std::io::{self, Write};
+
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -14,5 +18,58 @@ pub fn init() {
             Err(e) => eprintln!("tokenbrokerd: the journal is not reachable ({e}); logging to stderr"),
         }
     }
-    registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init();
+    registry.with(tracing_subscriber::fmt::layer().with_writer(Stderr)).init();
+}
+
+thread_local! {
+    /// Lines held by [`held`] on this thread, written to stderr when it ends.
+    static HELD: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// Run `f`, its thread's log lines to stderr written together when it returns (or unwinds):
+/// one `write` for a batch of audit records rather than one per record, which on a busy
+/// daemon cost as much as the requests themselves. Other threads' lines are not held; under
+/// journald every event is its own datagram anyway.
+pub fn held<R>(f: impl FnOnce() -> R) -> R {
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            if let Some(lines) = HELD.with(|h| h.borrow_mut().take()) {
+                let _ = io::stderr().write_all(&lines);
+            }
+        }
+    }
+    HELD.with(|h| h.borrow_mut().get_or_insert_with(Vec::new).clear());
+    let _release = Release;
+    f()
+}
+
+/// stderr, or this thread's held lines while [`held`] runs.
+struct Stderr;
+
+impl MakeWriter<'_> for Stderr {
+    type Writer = Line;
+    fn make_writer(&self) -> Line {
+        Line
+    }
+}
+
+/// One formatted event (the fmt layer writes each with one `write_all`).
+struct Line;
+
+impl Write for Line {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let held = HELD.with(|h| match h.borrow_mut().as_mut() {
+            Some(lines) => {
+                lines.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        });
+        if held { Ok(bytes.len()) } else { io::stderr().write(bytes) }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
 }

@@ -151,10 +151,10 @@ async fn write_all(mut rx: mpsc::UnboundedReceiver<Entry>, close: CancellationTo
 async fn write(trail: Option<trail::Trail>, batch: Vec<Entry>) -> Option<trail::Trail> {
     let written = tokio::task::spawn_blocking(move || {
         let mut trail = trail;
-        match &mut trail {
+        crate::logging::held(|| match &mut trail {
             Some(t) => t.write(&batch),
             None => trail::log_only(&batch),
-        }
+        });
         trail
     })
     .await;

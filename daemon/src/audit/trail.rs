@@ -173,16 +173,18 @@ impl Trail {
         }
         let mut buf = Vec::with_capacity(records.len() * 256);
         for r in records {
-            let size = self.open.as_ref().map_or(0, |o| o.size) + buf.len() as u64;
-            let line = serde_json::to_string(r).expect("a record serializes");
-            if size > 0 && size + line.len() as u64 + 1 > self.rotate_at {
+            let start = buf.len();
+            serde_json::to_writer(&mut buf, r).expect("a record serializes");
+            buf.push(b'\n');
+            let size = self.open.as_ref().map_or(0, |o| o.size) + start as u64;
+            if size > 0 && size + (buf.len() - start) as u64 > self.rotate_at {
+                let line = buf.split_off(start);
                 self.flush(&mut buf)?;
                 self.open = None;
                 rotate(path)?;
                 self.open = Some(open(path)?);
+                buf = line;
             }
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
         }
         self.flush(&mut buf)
     }

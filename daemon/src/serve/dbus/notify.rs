@@ -127,26 +127,16 @@ pub fn spawn(conn: &Connection, broker: Arc<Broker>, stop: CancellationToken) ->
     let mut events = broker.subscribe();
     let conn = conn.clone();
     tokio::spawn(async move {
-        let rule = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .interface(NAME)
-            .and_then(|r| r.path(PATH))
-            .map(|r| r.build());
-        let signals = match rule {
-            Ok(rule) => zbus::MessageStream::for_match_rule(rule, &conn, Some(64)).await,
-            Err(e) => Err(e),
+        let mut notifier = Notifier {
+            conn,
+            broker,
+            shown: HashMap::new(),
+            by_question: HashMap::new(),
+            told: None,
+            servers: Arc::new(Mutex::new(HashSet::new())),
+            signals: None,
+            stop: stop.clone(),
         };
-        let signals = match signals {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen to desktop notifications; questions are answered with `brokerctl consent` only");
-                return;
-            }
-        };
-        let servers = Arc::new(Mutex::new(HashSet::new()));
-        let mut signals = sift(signals, servers.clone(), stop.clone());
-        let mut notifier =
-            Notifier { conn, broker, shown: HashMap::new(), by_question: HashMap::new(), told: None, servers };
         loop {
             tokio::select! {
                 biased;
@@ -161,10 +151,30 @@ pub fn spawn(conn: &Connection, broker: Arc<Broker>, stop: CancellationToken) ->
                 Some(reply) = probe_rx.recv() => {
                     let _ = reply.send(probe(&notifier.conn).await);
                 }
-                Some(message) = signals.recv() => notifier.signal(&message).await,
+                Some(message) = next_signal(&mut notifier.signals) => notifier.signal(&message).await,
             }
         }
     })
+}
+
+/// The next signal of ours, once we listen (never, before).
+async fn next_signal(signals: &mut Option<tokio::sync::mpsc::Receiver<zbus::Message>>) -> Option<zbus::Message> {
+    match signals {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Listen to the notification services' signals: from the first question shown on, so a
+/// daemon whose policy never asks adds no match rule to the bus and holds no queue for it.
+async fn listen(
+    conn: &Connection,
+    servers: Arc<Mutex<HashSet<OwnedUniqueName>>>,
+    stop: CancellationToken,
+) -> zbus::Result<tokio::sync::mpsc::Receiver<zbus::Message>> {
+    let rule = zbus::MatchRule::builder().msg_type(zbus::message::Type::Signal).interface(NAME)?.path(PATH)?.build();
+    let signals = zbus::MessageStream::for_match_rule(rule, conn, Some(64)).await?;
+    Ok(sift(signals, servers, stop))
 }
 
 /// The signals of the notification services we showed questions on, read off the bus at once:
@@ -215,6 +225,9 @@ struct Notifier {
     told: Option<Desk>,
     /// The services we showed a question on: only their signals are read.
     servers: Arc<Mutex<HashSet<OwnedUniqueName>>>,
+    /// Their signals, once a question was shown ([`listen`]).
+    signals: Option<tokio::sync::mpsc::Receiver<zbus::Message>>,
+    stop: CancellationToken,
 }
 
 struct Shown {
@@ -243,7 +256,16 @@ impl Notifier {
             }
         };
         self.told = None;
-        // Before the notification exists, so no signal of it is dropped.
+        // Before the notification exists, so no signal of it is missed.
+        if self.signals.is_none() {
+            match listen(&self.conn, self.servers.clone(), self.stop.clone()).await {
+                Ok(signals) => self.signals = Some(signals),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen to desktop notifications; questions are answered with `brokerctl consent` only");
+                    return;
+                }
+            }
+        }
         self.servers.lock().unwrap_or_else(|e| e.into_inner()).insert(server.clone());
         let shown = async {
             let proxy = proxy(&self.conn, &server).await?;
