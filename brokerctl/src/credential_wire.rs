@@ -24,11 +24,21 @@ pub struct Request {
     pub credential: Option<Secret>,
     /// `capability[]` as git announced it; an empty value clears the list, as documented.
     pub capabilities: Vec<String>,
+    /// A `wwwauth[]` (the server's `WWW-Authenticate`) offers the Bearer scheme.
+    pub bearer_offered: bool,
 }
 
 impl Request {
     pub fn announced(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// Answer with a Bearer credential: git can send one (it announced `authtype`) and the
+    /// server asked for one. git 2.46+ announces `authtype` to every helper and then sends
+    /// whatever scheme the helper names, so a Bearer answer to a server that takes only Basic
+    /// (GitLab) would fail and be erased.
+    pub fn wants_bearer(&self) -> bool {
+        self.announced("authtype") && self.bearer_offered
     }
 
     /// The token git used and a server refused: the Bearer credential, else the password.
@@ -122,7 +132,11 @@ pub fn read_request(input: &mut impl BufRead) -> Result<Request, Refusal> {
             b"capability[]" => request.capabilities.push(text("capability[]")?),
             // Splitting a URL as git does is where the 2020 CVEs were; git sends its parts.
             b"url" => return Err(Refusal::Url(number)),
-            // path, wwwauth[], state[] and whatever a later git adds: not ours to act on.
+            b"wwwauth[]" => {
+                let scheme = value.split(|b| *b == b' ').next().unwrap_or_default();
+                request.bearer_offered |= scheme.eq_ignore_ascii_case(b"bearer");
+            }
+            // path, state[] and whatever a later git adds: not ours to act on.
             _ => {}
         }
     }

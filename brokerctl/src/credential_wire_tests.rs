@@ -155,3 +155,15 @@ fn a_token_that_would_add_lines_is_not_written() {
         }
     }
 }
+
+#[test]
+fn bearer_only_when_git_can_send_it_and_the_server_asks_for_it() {
+    let wants = |input: &[u8]| read(input).unwrap().wants_bearer();
+    assert!(wants(b"capability[]=authtype\nprotocol=https\nhost=h\nwwwauth[]=Bearer realm=\"x\"\nwwwauth[]=Basic\n"));
+    assert!(wants(b"capability[]=authtype\nprotocol=https\nhost=h\nwwwauth[]=bearer\n"));
+    // GitLab offers only Basic; git 2.46+ announces authtype to every helper anyway.
+    assert!(!wants(b"capability[]=authtype\nprotocol=https\nhost=h\nwwwauth[]=Basic realm=\"GitLab\"\n"));
+    assert!(!wants(b"capability[]=authtype\nprotocol=https\nhost=h\n"));
+    assert!(!wants(b"capability[]=authtype\nprotocol=https\nhost=h\nwwwauth[]=Bearerish\n"));
+    assert!(!wants(b"protocol=https\nhost=h\nwwwauth[]=Bearer\n"));
+}

@@ -80,7 +80,7 @@ fn get(host: &GitHost, request: &Request, out: &mut impl Write) -> Result<(), Fa
         username: &host.username,
         token: &token.access_token,
         expires_at: token.expires_at,
-        bearer: request.announced("authtype"),
+        bearer: request.wants_bearer(),
     };
     credential_wire::write_answer(out, &answer).map_err(Failure::Write)
 }
