@@ -310,7 +310,12 @@ fn kube_credential(
 
 /// `brokerctl setup …`: print, or apply with the tool itself, what makes a tool use brokerctl.
 fn setup(command: SetupCommand, account: Option<&str>) -> Result<(), Failure> {
-    let SetupCommand::Kubectl { context, audience, id_token, write } = command;
+    let (context, audience, id_token, write) = match command {
+        SetupCommand::Kubectl { context, audience, id_token, write } => (context, audience, id_token, write),
+        SetupCommand::Git { host, audience, username, config, yes } => {
+            return setup_git(&host, account, audience.as_deref(), username.as_deref(), config, yes);
+        }
+    };
     let setup =
         kube::Setup { context: &context, account, audience: audience.as_deref(), id_token, command: own_path() };
     if !write {
@@ -331,6 +336,45 @@ fn setup(command: SetupCommand, account: Option<&str>) -> Result<(), Failure> {
         setup.command,
         setup.args().join(" ")
     );
+    Ok(())
+}
+
+/// `brokerctl setup git`: show the plan, then write it (after a yes, or with `--yes`).
+fn setup_git(
+    host: &str,
+    account: Option<&str>,
+    audience: Option<&str>,
+    username: Option<&str>,
+    config: Option<std::path::PathBuf>,
+    yes: bool,
+) -> Result<(), Failure> {
+    use std::io::{BufRead, IsTerminal};
+    let account =
+        account.ok_or_else(|| Failure::Usage("setup git needs --account A (the account for this host)".into()))?;
+    let path = crate::git_hosts::config_path(config)
+        .ok_or_else(|| Failure::Usage("no config path: set --config, TOKENBROKER_CONFIG or HOME".into()))?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Failure::Other(format!("cannot read {}: {e}", path.display()))),
+    };
+    let wanted = crate::setup_git::Wanted { host, account, audience, username };
+    let plan = crate::setup_git::plan(&path, &text, &wanted).map_err(Failure::Usage)?;
+    print!("{}", crate::setup_git::describe(&plan));
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::Usage("nothing written: no terminal to ask; --yes writes it".into()));
+        }
+        print!("Write both? [y/N] ");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(Failure::Usage("nothing written".into()));
+        }
+    }
+    crate::setup_git::apply(&plan).map_err(Failure::Other)?;
+    println!("git now asks tokenbroker for {} (account {account}).", host.to_ascii_lowercase());
     Ok(())
 }
 

@@ -200,6 +200,30 @@ pub enum SetupCommand {
         #[arg(long)]
         write: bool,
     },
+    /// Map a git host to an account: a `[[git]]` entry in the config and git's helper lines.
+    ///
+    /// Shows the entry it appends to the config (the account must exist there; comments and
+    /// layout stay) and the `git config --global` lines it runs (an empty helper first, so
+    /// helpers set before, such as store, neither answer for the host nor keep its tokens),
+    /// then writes both: after a yes on a terminal, or with --yes. With no terminal and no
+    /// --yes it only shows them and exits 2. Needs --account.
+    Git {
+        /// The git host as git names it: host or host:port (plain http only on loopback).
+        #[arg(long, value_name = "H")]
+        host: String,
+        /// Tokens for this API (one of the account's `audience`, `audiences`).
+        #[arg(long, value_name = "AUD")]
+        audience: Option<String>,
+        /// The username git sends with the token (default "oauth2").
+        #[arg(long, value_name = "U")]
+        username: Option<String>,
+        /// The config to write (default: TOKENBROKER_CONFIG, else the XDG config path).
+        #[arg(long, value_name = "PATH")]
+        config: Option<std::path::PathBuf>,
+        /// Write without asking.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -14,6 +14,7 @@ mod handoff;
 mod human;
 mod interrupt;
 mod kube;
+mod setup_git;
 pub mod transport;
 
 pub use app::main;

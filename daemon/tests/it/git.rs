@@ -173,3 +173,59 @@ async fn only_the_mapped_host_over_an_allowed_protocol_gets_an_answer() {
     assert!(out.stdout.is_empty());
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1, "{out:?}");
 }
+
+/// `brokerctl setup git` writes the `[[git]]` entry and git's helper lines; git then finds
+/// `git-credential-tokenbroker` by name, and a helper set before (store) neither answers for
+/// the host nor is handed the token to keep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_git_makes_plain_git_use_the_broker_and_not_store() {
+    let server = GitServer::start().await;
+    let env = Fixture::new().config("proactive_refresh = false\n").logged_in("alice").await;
+    server.check_tokens_at(&env.idp.userinfo_url());
+    let daemon = &env.daemon;
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("gitconfig"), "[credential]\n\thelper = store\n").unwrap();
+    let bin_dir = binary("git-credential-tokenbroker").parent().unwrap().to_owned();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let run = |program: &Path, dir: &Path, args: &[&str]| {
+        Command::new(program)
+            .current_dir(dir)
+            .args(
+                ["-c", "user.name=Tester", "-c", "user.email=t@example.test"]
+                    .iter()
+                    .filter(|_| program.ends_with("git")),
+            )
+            .args(args)
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", home.path().join("gitconfig"))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("TOKENBROKER_SOCKET", daemon.socket())
+            .env("TOKENBROKER_CONFIG", daemon.config_path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let brokerctl = binary("brokerctl");
+    let host = server.host();
+    let setup = run(&brokerctl, home.path(), &["setup", "git", "--host", &host, "--account", "work", "--yes"]);
+    assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
+    let again = run(&brokerctl, home.path(), &["setup", "git", "--host", &host, "--account", "work", "--yes"]);
+    assert_eq!(again.status.code(), Some(2), "a host is mapped once");
+
+    server.create_repo("project.git");
+    let clone = run(Path::new(DEBIAN_GIT), home.path(), &["clone", "-q", &server.url("project.git"), "clone"]);
+    ok(&clone);
+    assert!(!home.path().join(".git-credentials").exists(), "store was handed the token");
+    // The daemon takes the config setup wrote.
+    daemon.signal(libc::SIGHUP);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let status = daemon.brokerctl(&["status"]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(!daemon.log().contains("config reload refused"), "the daemon refused the config: {}", daemon.log());
+}
