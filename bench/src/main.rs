@@ -61,6 +61,9 @@ impl Report {
     }
 }
 
+/// The git host the bench's daemon maps to its account.
+const GIT_HOST: &str = "git.bench.test";
+
 fn run(quick: bool) -> anyhow::Result<()> {
     raise_fd_limit(FD_LIMIT);
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
@@ -74,7 +77,7 @@ fn run(quick: bool) -> anyhow::Result<()> {
     eprintln!("starting the test IdP and tokenbrokerd…");
     let kit = Harness::new()?;
     let idp = kit.idp(3600);
-    let daemon = kit.daemon("main", &idp, "", &[]);
+    let daemon = kit.daemon("main", &idp, &format!("[[git]]\nhost = \"{GIT_HOST}\"\naccount = \"main\"\n"), &[]);
     kit.login(&daemon, &idp);
     std::thread::sleep(Duration::from_secs(1));
     let fresh_rss = rss_kib(daemon.pid());
@@ -185,15 +188,27 @@ fn run(quick: bool) -> anyhow::Result<()> {
     // 4. brokerctl token as a whole process.
     eprintln!("brokerctl token processes…");
     let runs = 200 / scale;
-    let (mut ctl, mut mini) = (Vec::new(), Vec::new());
+    let (mut ctl, mut mini, mut git, mut kube) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let git_get = format!("protocol=https\nhost={GIT_HOST}\n\n");
+    let config = daemon.config_path();
     for _ in 0..runs {
         ctl.push(time_process(&binary("brokerctl"), &["token"], &daemon.socket())?);
         mini.push(time_process(&binary("mini-token"), &[], &daemon.socket())?);
+        // The adapters, on the path of every git fetch and kubectl command.
+        let helper = binary("git-credential-tokenbroker");
+        git.push(time_process_fed(&helper, &["get"], &daemon.socket(), &config, git_get.as_bytes())?);
+        kube.push(time_process(&binary("brokerctl"), &["kube-credential"], &daemon.socket())?);
     }
     let (c50, m50) = (percentile(&mut ctl, 0.5), percentile(&mut mini, 0.5));
     let r = us(c50) / us(m50);
     let times = (format!("{:.0} µs", us(c50)), format!("{:.0} µs", us(m50)));
     report.slower_by_at_most(&format!("`brokerctl token` process, median of {runs}"), times, r, 1.25);
+    for (what, samples) in [("`git-credential-tokenbroker get`", &mut git), ("`brokerctl kube-credential`", &mut kube)]
+    {
+        let a50 = percentile(samples, 0.5);
+        let times = (format!("{:.0} µs", us(a50)), format!("{:.0} µs (`brokerctl token`)", us(c50)));
+        report.slower_by_at_most(&format!("{what} process, median of {runs}"), times, us(a50) / us(c50), 1.25);
+    }
 
     // 5. Resources.
     eprintln!("memory and idle CPU…");
@@ -453,6 +468,33 @@ async fn crowd_of(path: &Path, n: usize) -> anyhow::Result<Duration> {
 fn time_process(program: &Path, args: &[&str], socket: &Path) -> anyhow::Result<Duration> {
     let t = Instant::now();
     let out = Command::new(program).args(args).env("TOKENBROKER_SOCKET", socket).stderr(Stdio::inherit()).output()?;
+    let took = t.elapsed();
+    if !out.status.success() || out.stdout.is_empty() {
+        bail!("{} failed", program.display());
+    }
+    Ok(took)
+}
+
+/// A whole process given `input` on stdin and the config at `config`, as git runs its helper.
+fn time_process_fed(
+    program: &Path,
+    args: &[&str],
+    socket: &Path,
+    config: &Path,
+    input: &[u8],
+) -> anyhow::Result<Duration> {
+    use std::io::Write as _;
+    let t = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .env("TOKENBROKER_SOCKET", socket)
+        .env("TOKENBROKER_CONFIG", config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    child.stdin.take().context("no stdin")?.write_all(input)?;
+    let out = child.wait_with_output()?;
     let took = t.elapsed();
     if !out.status.success() || out.stdout.is_empty() {
         bail!("{} failed", program.display());
