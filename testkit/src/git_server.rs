@@ -2,6 +2,7 @@
 //! small hyper server that lets a request through only with a token the test IdP's userinfo
 //! endpoint accepts, given as the Basic password or as a Bearer token. Anything else gets 401
 //! with `WWW-Authenticate: Basic` and `Bearer`, so that git asks its credential helpers.
+//! [`GitServer::start_basic_only`] offers and takes Basic alone, as GitLab and Gitea do.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -50,6 +51,16 @@ impl GitServer {
     /// Serve the repositories under a fresh directory; tokens are checked where
     /// [`GitServer::check_tokens_at`] says (until then every request is refused).
     pub async fn start() -> GitServer {
+        GitServer::serve(false).await
+    }
+
+    /// Like [`GitServer::start`], but the server offers only `WWW-Authenticate: Basic` and
+    /// refuses a Bearer token however good it is.
+    pub async fn start_basic_only() -> GitServer {
+        GitServer::serve(true).await
+    }
+
+    async fn serve(basic_only: bool) -> GitServer {
         let root = tempfile::tempdir().unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -59,6 +70,7 @@ impl GitServer {
             userinfo: Mutex::new(String::new()),
             http: reqwest::Client::new(),
             state: state.clone(),
+            basic_only,
         });
         let shared_handle = shared.clone();
         let task = tokio::spawn(async move {
@@ -138,17 +150,19 @@ struct Shared {
     userinfo: Mutex<String>,
     http: reqwest::Client,
     state: Arc<Mutex<State>>,
+    basic_only: bool,
 }
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let seen = credentials(&req);
     shared.state.lock().unwrap().seen.push(seen.clone());
     let token = match &seen {
-        Seen::Anonymous => return unauthorized(),
+        Seen::Bearer { .. } if shared.basic_only => return unauthorized(true),
+        Seen::Anonymous => return unauthorized(shared.basic_only),
         Seen::Basic { token, .. } | Seen::Bearer { token } => token.clone(),
     };
     if !accepted(shared, &token).await {
-        return unauthorized();
+        return unauthorized(shared.basic_only);
     }
     cgi(shared, req).await
 }
@@ -190,13 +204,14 @@ async fn accepted(shared: &Shared, token: &str) -> bool {
     verdict
 }
 
-fn unauthorized() -> Response<Full<Bytes>> {
-    Response::builder()
+fn unauthorized(basic_only: bool) -> Response<Full<Bytes>> {
+    let mut answer = Response::builder()
         .status(StatusCode::UNAUTHORIZED)
-        .header(hyper::header::WWW_AUTHENTICATE, "Basic realm=\"git\"")
-        .header(hyper::header::WWW_AUTHENTICATE, "Bearer realm=\"git\"")
-        .body(Full::new(Bytes::from_static(b"unauthorized\n")))
-        .unwrap()
+        .header(hyper::header::WWW_AUTHENTICATE, "Basic realm=\"git\"");
+    if !basic_only {
+        answer = answer.header(hyper::header::WWW_AUTHENTICATE, "Bearer realm=\"git\"");
+    }
+    answer.body(Full::new(Bytes::from_static(b"unauthorized\n"))).unwrap()
 }
 
 /// Run `git http-backend` for the request (RFC 3875 CGI): headers and body in, its headers

@@ -86,6 +86,20 @@ async fn newer_git_clones_and_pushes_with_a_bearer_token() {
     assert!(!seen.iter().any(|s| matches!(s, Seen::Basic { .. })), "{seen:?}");
 }
 
+/// git 2.46+ announces authtype to every helper; a server that offers only Basic (GitLab,
+/// Gitea) must still get the token as a Basic password, not a Bearer answer it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_git_uses_basic_with_a_server_that_offers_only_basic() {
+    let server = GitServer::start_basic_only().await;
+    let Env { bus: _bus, idp: _idp, daemon } = setup(&server).await;
+    clone_commit_push(NEWER_GIT, &daemon, &server);
+    let seen = server.seen();
+    let token = tokenbroker_testkit::token(&daemon.client().await, None).await.unwrap();
+    let basic = Seen::Basic { username: "oauth2".into(), token: token.access_token.expose().into() };
+    assert!(seen.contains(&basic), "{seen:?}");
+    assert!(!seen.iter().any(|s| matches!(s, Seen::Bearer { .. })), "{seen:?}");
+}
+
 /// The server refuses the token: that git command fails and git erases the credential, which
 /// the helper passes on as RejectToken; the next command gets a refreshed token and succeeds,
 /// after exactly one refresh.
