@@ -4,19 +4,17 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokenbroker::protocol::*;
 use tokenbroker::{Error, ErrorKind};
 
 use crate::args::{Cli, Command, ConsentCommand, FlowArg, GitOperation, MetadataCommand, SetupCommand};
-use crate::challenge;
 use crate::exec;
-use crate::handoff::Handoff;
 use crate::human;
-use crate::interrupt;
 use crate::kube;
+use crate::login::{self, LoginOptions};
 use crate::transport::Transport;
 
 /// The whole command line; `open_bus` is how this binary reaches the session bus.
@@ -32,7 +30,7 @@ pub fn main(open_bus: crate::transport::OpenBus) -> ExitCode {
         Some(Plain::Kube { account, audience, id_token }) => Transport::connect(false)
             .map_err(Failure::from)
             .and_then(|client| kube_credential(&client, account, audience, id_token)),
-        None => run(Cli::parse()),
+        None => run(parse_cli()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,6 +53,18 @@ fn git_credential_request() -> Option<ExitCode> {
         }
         _ => None,
     }
+}
+
+/// The command line through clap. brokerctl-dbus takes brokerctl's arguments as they are
+/// (`--dbus` included: brokerctl hands them over) but does not offer `--dbus` in its help,
+/// where it would mean nothing.
+fn parse_cli() -> Cli {
+    let mut command = Cli::command();
+    if std::env::current_exe().is_ok_and(|p| p.ends_with("brokerctl-dbus")) {
+        command = command.mut_arg("dbus", |a| a.hide(true));
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// A request recognised without clap.
@@ -135,6 +145,7 @@ fn token(client: &Transport, p: GetAccessToken, print: Print) -> Result<(), Fail
 fn exit_code(e: &Failure) -> u8 {
     match e {
         Failure::Usage(_) => 2,
+        Failure::NeedsLogin(_) => 3,
         // Not done: the question was not waiting, or nothing was remembered under the ID.
         Failure::Unhealthy | Failure::Unsafe(_) | Failure::NotFound(_) | Failure::Unreadable(_) | Failure::Other(_) => {
             1
@@ -156,7 +167,7 @@ fn exit_code(e: &Failure) -> u8 {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub(crate) enum Failure {
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -178,11 +189,24 @@ enum Failure {
     /// `exec`'s command could not be run: the shell's code for it, and why.
     #[error("{1}")]
     CannotRun(u8, String),
+    /// `status`: an account without a valid session (exit 3, for scripts).
+    #[error("{0}")]
+    NeedsLogin(String),
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let dbus = cli.dbus || std::env::var("TOKENBROKER_TRANSPORT").is_ok_and(|t| t == "dbus");
+    refuse_account(&cli)?;
+    // Usage errors are found before the daemon is asked: exit 2 whether it runs or not.
+    let metadata = match &cli.command {
+        Command::Metadata { command: MetadataCommand::Set { values } } => Some(metadata_patch(cli.json, values)?),
+        _ => None,
+    };
     match cli.command {
+        Command::Completions { shell } => {
+            crate::completions::print(shell, &mut Cli::command());
+            return Ok(());
+        }
         Command::Doctor => return doctor(cli.json),
         // Read from the files: no daemon needed.
         Command::Audit { since } => return audit(since, cli.account.as_deref(), cli.json),
@@ -224,8 +248,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if cli.json { print_json(&p) } else { print!("{}", human::profile(&p)) }
         }
         Command::Status => {
-            let s = client.status()?;
-            if cli.json { print_json(&s) } else { print!("{}", human::status(&s)) }
+            let s = crate::status::select(client.status()?, account.as_deref()).map_err(Failure::Other)?;
+            if cli.json {
+                print_json(&s)
+            } else {
+                print!("{}", human::status(&s))
+            }
+            if let Some(why) = crate::status::not_valid(&s) {
+                return Err(Failure::NeedsLogin(why));
+            }
         }
         Command::Logout => {
             let done = client.logout(AccountOnly { account })?;
@@ -247,24 +278,45 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let m = client.get_metadata(AccountOnly { account })?;
             print_json(&m.user_metadata);
         }
-        Command::Metadata { command: MetadataCommand::Set { values } } => {
-            let user_metadata = metadata_patch(cli.json, &values)?;
+        Command::Metadata { command: MetadataCommand::Set { .. } } => {
+            let user_metadata = metadata.unwrap_or_default();
             let m = client.update_metadata(UpdateMetadata { account, user_metadata })?;
             print_json(&m.user_metadata);
         }
-        Command::Doctor | Command::Audit { .. } | Command::GitCredential { .. } | Command::Setup { .. } => {
+        Command::Doctor
+        | Command::Audit { .. }
+        | Command::GitCredential { .. }
+        | Command::Setup { .. }
+        | Command::Completions { .. } => {
             unreachable!("handled above")
         }
         Command::Consent { command } => consent(&client, command, cli.json)?,
-        Command::Login { flow, no_browser } => {
+        Command::Login { flow, no_browser, browser_command, no_qr, force } => {
             let flow = flow.map(|f| match f {
                 FlowArg::Device => Flow::Device,
                 FlowArg::Code => Flow::Code,
             });
-            login(&client, dbus, Login { account, flow }, cli.json, no_browser)?;
+            let options = LoginOptions { dbus, json: cli.json, no_browser, browser_command, no_qr, force };
+            login::login(&client, Login { account, flow }, &options)?;
         }
     }
     Ok(())
+}
+
+/// `--account` is global, so clap takes it everywhere: refused, before anything is asked,
+/// by the commands that have no use for it, rather than silently ignored.
+fn refuse_account(cli: &Cli) -> Result<(), Failure> {
+    let Some(account) = &cli.account else { return Ok(()) };
+    let why = match cli.command {
+        Command::Doctor => "doctor checks every account",
+        Command::Consent { .. } => "consent answers questions by their ID, whatever the account",
+        Command::GitCredential { .. } => {
+            "git-credential takes the account from the config's [[git]] entry for the host"
+        }
+        Command::Completions { .. } => "completions are the same for every account",
+        _ => return Ok(()),
+    };
+    Err(Failure::Usage(format!("--account {:?} is not used here: {why}", human::terminal_text(account))))
 }
 
 fn git_credential(operation: GitOperation, config: Option<std::path::PathBuf>) -> Result<(), Failure> {
@@ -444,86 +496,6 @@ fn consent(client: &Transport, command: ConsentCommand, json: bool) -> Result<()
     Ok(())
 }
 
-fn login(client: &Transport, dbus: bool, request: Login, json: bool, no_browser: bool) -> Result<(), Failure> {
-    interrupt::catch_sigint();
-    let challenge = client.login(request)?;
-    if let Err(e) = check_challenge(&challenge) {
-        let _ = client.cancel_login(&challenge.login_id);
-        return Err(e);
-    }
-    let login_id = challenge.login_id.clone();
-    // On a connection of its own: this one is busy waiting. The daemon then ends the
-    // login, which ends the wait below.
-    interrupt::on_interrupt(move || {
-        match Transport::connect(dbus).and_then(|c| c.cancel_login(&login_id)) {
-            // Too late: the login was approved and is being finished; its result follows.
-            Ok(r) if !r.cancelled => eprintln!("brokerctl: too late to cancel: the login was already approved"),
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("brokerctl: could not cancel the login: {e}");
-                std::process::exit(130);
-            }
-        }
-    });
-    // Serves the browser's one-time link until the login is over (dropped on return).
-    let mut handoff = None;
-    if json {
-        print_json(&challenge);
-    } else {
-        let url = challenge.verification_uri_complete.as_ref().or(challenge.authorization_url.as_ref());
-        match (&challenge.verification_uri, &challenge.user_code) {
-            (Some(uri), Some(code)) => {
-                println!("To log in, open {uri}\nand enter the code:\n\n    {code}\n");
-                if let Some(complete) = &challenge.verification_uri_complete {
-                    println!("(or open {complete}, which has the code in it)\n");
-                }
-            }
-            _ => {
-                if let Some(url) = url {
-                    println!("To log in, open:\n\n    {url}\n");
-                }
-            }
-        }
-        if !no_browser && let Some(url) = url {
-            handoff = open_browser(url);
-        }
-        let expires = human::lasting(challenge.expires_in, human::now());
-        eprintln!("Waiting for you to approve the login (the code expires {expires})…");
-    }
-    let done = match client.await_login(&challenge.login_id) {
-        Err(_) if interrupt::interrupted() => return Err(Failure::Interrupted),
-        other => other?,
-    };
-    drop(handoff);
-    if json {
-        print_json(&done)
-    } else {
-        println!("{}", human::logged_in(&done))
-    }
-    // A login the store would not take is lost at the daemon's next restart: say so.
-    let saved = client.status().map(|s| s.accounts.into_iter().find(|a| a.name == done.account));
-    if let Ok(Some(account)) = saved
-        && account.persisted == Some(false)
-    {
-        eprintln!("brokerctl: {}", human::NOT_SAVED);
-    }
-    Ok(())
-}
-
-/// Refuse to show or open what no IdP should send (the daemon refuses it too).
-fn check_challenge(c: &LoginChallenge) -> Result<(), Failure> {
-    let urls = [&c.verification_uri, &c.verification_uri_complete, &c.authorization_url];
-    if urls.into_iter().flatten().any(|u| !challenge::safe_url(u)) {
-        return Err(Failure::Unsafe("the login's address is neither https nor on this machine; not opening it".into()));
-    }
-    if c.user_code.as_deref().is_some_and(|code| !challenge::printable_code(code)) {
-        return Err(Failure::Unsafe(
-            "the login's user code has characters a terminal would act on; not showing it".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// `brokerctl doctor`: is the daemon there at all, then the daemon's own checks.
 fn doctor(json: bool) -> Result<(), Failure> {
     let path = tokenbroker::paths::socket_path();
@@ -632,30 +604,6 @@ fn audit(since: Option<std::time::Duration>, account: Option<&str>, json: bool) 
     Ok(())
 }
 
-/// Open the browser on a one-time link to `url` (see `handoff`: an opener's arguments are
-/// readable by every user); the link lives as long as the returned `Handoff`.
-fn open_browser(url: &str) -> Option<Handoff> {
-    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-    let handoff = match Handoff::start(url) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("(could not serve the browser a one-time link: {e}; open the address yourself)");
-            return None;
-        }
-    };
-    let spawned = std::process::Command::new(opener)
-        .arg(handoff.url())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    if spawned.is_err() {
-        eprintln!("(could not start {opener}; open the address yourself)");
-        return None;
-    }
-    Some(handoff)
-}
-
 /// `KEY=VALUE...` (string values; `KEY=` deletes) or, with `--json`, one JSON object.
 fn metadata_patch(json: bool, values: &[String]) -> Result<Map<String, Value>, Failure> {
     if json {
@@ -678,7 +626,7 @@ fn metadata_patch(json: bool, values: &[String]) -> Result<Map<String, Value>, F
     Ok(patch)
 }
 
-fn print_json(value: &impl Serialize) {
+pub(crate) fn print_json(value: &impl Serialize) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer(&mut out, value);
     let _ = writeln!(out);
@@ -687,7 +635,39 @@ fn print_json(value: &impl Serialize) {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("brokerctl").chain(args.iter().copied())).unwrap()
+    }
+
+    /// Found before any connection: these are usage errors whether a daemon runs or not
+    /// (without one, connecting first made them exit 5).
+    #[test]
+    fn usage_errors_come_before_the_daemon_is_asked() {
+        for args in [
+            &["metadata", "set", "=x"][..],
+            &["metadata", "set", "novalue"],
+            &["metadata", "set", "--json", "[1]"],
+            &["doctor", "--account", "work"],
+            &["consent", "list", "--account", "work"],
+            &["--account", "work", "completions", "bash"],
+            &["git-credential", "get", "--account", "work"],
+        ] {
+            assert!(matches!(run(cli(args)), Err(Failure::Usage(_))), "{args:?}");
+        }
+        assert_eq!(exit_code(&Failure::Usage(String::new())), 2);
+    }
+
+    #[test]
+    fn a_value_is_a_string_and_only_an_empty_one_or_json_null_deletes() {
+        let patch = metadata_patch(false, &["a=null".into(), "b=".into(), "c=x=y".into()]).unwrap();
+        assert_eq!(Value::Object(patch), serde_json::json!({"a": "null", "b": null, "c": "x=y"}));
+        let patch = metadata_patch(true, &[r#"{"a":null,"n":1}"#.into()]).unwrap();
+        assert_eq!(Value::Object(patch), serde_json::json!({"a": null, "n": 1}));
+    }
 
     #[test]
     fn kube_credential_is_recognised_without_clap_only_in_the_forms_setup_writes() {

@@ -2,7 +2,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Talk to tokenbrokerd: log in, get tokens, see who you are.
 #[derive(Parser)]
-#[command(name = "brokerctl", version, about)]
+#[command(name = "brokerctl", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Use the D-Bus session bus instead of the Unix socket.
     #[arg(long, global = true)]
@@ -17,15 +17,55 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The exit codes and the environment, under `brokerctl --help` and in brokerctl(1).
+pub const AFTER_HELP: &str = "\
+Exit codes:
+  0    ok
+  1    another error (an unknown account, a failed check, ...)
+  2    usage error (nothing was sent to the daemon)
+  3    not logged in, or the identity provider wants a new login (`brokerctl login`);
+       `status`: an account without a valid session
+  4    the identity provider is unavailable
+  5    the daemon is not reachable
+  6    access denied (the policy, or the person asked, refused)
+  130  `login` ended by Ctrl-C (the login is cancelled at the daemon)
+
+Environment:
+  TOKENBROKER_SOCKET     the daemon's socket
+                         [default: $XDG_RUNTIME_DIR/tokenbroker/broker.sock]
+  TOKENBROKER_TRANSPORT  `dbus`: use the session bus, as --dbus does
+  TOKENBROKER_CONFIG     the config file, read for [[git]] and browser_command
+                         [default: $XDG_CONFIG_HOME/tokenbroker/config.toml]
+  BROWSER                browsers for `login`, colon-separated, tried in turn (after
+                         --browser-command and the config's browser_command)
+  NO_COLOR               set and not empty: no colours or bold text
+  XDG_STATE_HOME         where `audit` reads the audit trail [default: ~/.local/state]
+  KUBERNETES_EXEC_INFO   set by kubectl for `kube-credential`: the apiVersion to answer";
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Log in (device code or browser flow) and wait until the login is approved.
+    ///
+    /// An account whose token is current is left as it is (exit 0) unless --force.
+    /// The device flow shows a QR code of the login's address when stdout is a terminal.
     Login {
+        /// The login flow [default: the account's `flow`, else device].
         #[arg(long, value_enum)]
         flow: Option<FlowArg>,
         /// Do not open a browser; just print the URL.
         #[arg(long)]
         no_browser: bool,
+        /// The browser to open, as a command line split at spaces (`%s` stands for the URL,
+        /// else it goes last) [default: the config's browser_command, else $BROWSER, else
+        /// xdg-open or open].
+        #[arg(long, value_name = "CMD", conflicts_with = "no_browser")]
+        browser_command: Option<String>,
+        /// Do not show the QR code of the device flow's address.
+        #[arg(long)]
+        no_qr: bool,
+        /// Log in again even if the account's token is current.
+        #[arg(long)]
+        force: bool,
     },
     /// Print an access token, fresh for at least --min-ttl seconds.
     Token {
@@ -84,6 +124,7 @@ pub enum Command {
     },
     /// Print the ID token.
     IdToken {
+        /// The ID token is valid for at least this many more seconds (refreshed first if needed).
         #[arg(long, value_name = "SECS")]
         min_ttl: Option<u64>,
     },
@@ -100,7 +141,11 @@ pub enum Command {
     },
     /// Revoke the session at the identity provider and forget it.
     Logout,
-    /// Show every account and its state.
+    /// Show every account (or the --account) and its state.
+    ///
+    /// Exits 0 when the account shown (without --account: every account) holds a valid
+    /// session, 3 when one does not (logged out, or the identity provider wants a new login),
+    /// so that scripts can test it.
     Status,
     /// Check that the daemon runs, its config parses, the session store answers and each identity
     /// provider is reachable; say what to do about each failure.
@@ -132,6 +177,7 @@ pub enum Command {
     /// to other hosts than this machine, get no answer (exit 0), so that other helpers run.
     /// Never prompts.
     GitCredential {
+        /// What git asks the helper to do.
         #[arg(value_enum)]
         operation: GitOperation,
         /// The config file [default: $TOKENBROKER_CONFIG, else
@@ -139,6 +185,23 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         config: Option<std::path::PathBuf>,
     },
+    /// Print the shell completion script for SHELL.
+    ///
+    /// bash: `brokerctl completions bash > ~/.local/share/bash-completion/completions/brokerctl`;
+    /// zsh: `brokerctl completions zsh > ~/.zfunc/_brokerctl` (with ~/.zfunc on $fpath);
+    /// fish: `brokerctl completions fish > ~/.config/fish/completions/brokerctl.fish`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: ShellArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -231,7 +294,11 @@ pub enum MetadataCommand {
     /// Print user_metadata as JSON.
     Get,
     /// KEY=VALUE... sets string values (KEY= deletes); --json '{...}' merges an object.
+    ///
+    /// A VALUE is always a string: `KEY=null` stores the word "null". To delete a key, give
+    /// it no value (`KEY=`) or set it to JSON null (`--json '{"KEY":null}'`).
     Set {
+        /// KEY=VALUE pairs, or with --json one JSON object.
         #[arg(value_name = "KEY=VALUE | JSON", required = true)]
         values: Vec<String>,
     },
@@ -241,4 +308,55 @@ pub enum MetadataCommand {
 pub enum FlowArg {
     Device,
     Code,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every option and argument of every command, with the command's path.
+    fn all_args(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        for arg in command.get_arguments() {
+            out.push((path.to_owned(), arg.clone()));
+        }
+        for sub in command.get_subcommands() {
+            all_args(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_says_what_it_does() {
+        let mut command = Cli::command();
+        command.build();
+        let mut args = Vec::new();
+        all_args(&command, "brokerctl", &mut args);
+        let undescribed: Vec<String> = args
+            .iter()
+            .filter(|(_, a)| a.get_help().is_none() && a.get_long_help().is_none())
+            .map(|(path, a)| format!("{path} {}", a.get_id()))
+            .collect();
+        assert!(undescribed.is_empty(), "options without a description: {undescribed:?}");
+    }
+
+    #[test]
+    fn help_lists_the_exit_codes_and_the_environment() {
+        let help = Cli::command().render_help().to_string();
+        for part in [
+            "Exit codes:",
+            "130",
+            "TOKENBROKER_SOCKET",
+            "TOKENBROKER_TRANSPORT",
+            "TOKENBROKER_CONFIG",
+            "BROWSER",
+            "NO_COLOR",
+        ] {
+            assert!(help.contains(part), "{part} missing from --help:\n{help}");
+        }
+        let login = Cli::command().find_subcommand_mut("login").unwrap().render_long_help().to_string();
+        for part in ["--force", "--no-qr", "--browser-command", "--flow"] {
+            assert!(login.contains(part), "{part}:\n{login}");
+        }
+    }
 }

@@ -27,6 +27,12 @@ pub fn lasting(secs: u64, now: i64) -> String {
     relative(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)), now)
 }
 
+/// Whether colours and bold may be used on a terminal: not when `NO_COLOR` is set to
+/// anything but the empty string (no-color.org).
+pub fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Said wherever a session the store refused is shown.
 pub const NOT_SAVED: &str = "NOT SAVED: the session store refused this session (a locked keyring? a full \
      or read-only disk for the sealed file?); it lives in memory only and is lost if the daemon stops. \

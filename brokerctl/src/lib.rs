@@ -5,7 +5,9 @@
 mod app;
 mod args;
 mod audit;
+mod browser;
 mod challenge;
+mod completions;
 mod credential_wire;
 mod exec;
 pub mod git_credential;
@@ -14,7 +16,12 @@ mod handoff;
 mod human;
 mod interrupt;
 mod kube;
+mod login;
+mod login_view;
+#[cfg(test)]
+mod man;
 mod setup_git;
+mod status;
 pub mod transport;
 
 pub use app::main;

@@ -32,6 +32,9 @@ pub struct Config {
     /// before it counts as a failure and is retried later.
     #[serde(default = "default_idp_timeout")]
     pub idp_timeout: u64,
+    /// The browser `brokerctl login` opens (argv; `%s` stands for the URL, else it goes last).
+    /// brokerctl reads it itself; the daemon only checks it.
+    pub browser_command: Option<Vec<String>>,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
     /// Which programs may have what; absent, every program of the user may have everything.
@@ -300,6 +303,13 @@ impl Config {
             }
         }
         git::check(&self.git, &self.accounts)?;
+        if let Some(argv) = &self.browser_command
+            && (argv.first().is_none_or(|p| p.trim().is_empty()) || argv.iter().any(|a| a.contains('\0')))
+        {
+            return Err(
+                "browser_command must be a program and its arguments, like [\"firefox\", \"--new-window\"]".into()
+            );
+        }
         if !(1..=3600).contains(&self.policy.ask_timeout) {
             return Err("[policy] ask_timeout must be between 1 and 3600 seconds".into());
         }
@@ -414,6 +424,18 @@ client_id = "x"
             let err = Config::parse(&format!("{base}{key} = \"http://x/{key}\"\n")).unwrap_err();
             assert!(err.contains(key) && err.contains("loopback"), "{err}");
         }
+    }
+
+    #[test]
+    fn browser_command_is_a_program_and_its_arguments() {
+        let one = "[accounts.only]\nissuer = \"https://x/\"\nclient_id = \"c\"\n";
+        let c = Config::parse(&format!("browser_command = [\"firefox\", \"--new-window\"]\n{one}")).unwrap();
+        assert_eq!(c.browser_command, Some(vec!["firefox".to_owned(), "--new-window".to_owned()]));
+        for bad in ["[]", "[\"\"]", "[\" \", \"x\"]", "[\"a\\u0000b\"]"] {
+            let err = Config::parse(&format!("browser_command = {bad}\n{one}")).unwrap_err();
+            assert!(err.contains("browser_command"), "{bad}: {err}");
+        }
+        assert!(Config::parse(&format!("browser_command = \"firefox --new-window\"\n{one}")).is_err(), "a list");
     }
 
     #[test]

@@ -13,6 +13,8 @@ mod config;
 mod harden;
 mod identity;
 mod logging;
+#[cfg(test)]
+mod man;
 mod markup;
 mod oidc;
 mod private_file;

@@ -23,7 +23,12 @@ use crate::{activation, harden, logging, oidc, serve, sleep, state_dir, store};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Parser)]
-#[command(name = "tokenbrokerd", version, about = "Per-user OAuth 2.0 / OpenID Connect token broker")]
+#[command(
+    name = "tokenbrokerd",
+    version,
+    about = "Per-user OAuth 2.0 / OpenID Connect token broker",
+    after_long_help = DAEMON_NOTES
+)]
 pub struct Args {
     /// Config file [default: $TOKENBROKER_CONFIG, else $XDG_CONFIG_HOME/tokenbroker/config.toml]
     #[arg(long, value_name = "PATH")]
@@ -41,6 +46,25 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     idle_timeout: u64,
 }
+
+/// Under `tokenbrokerd --help` and in tokenbrokerd(8): what the flags do not say.
+const DAEMON_NOTES: &str = "\
+Files:
+  $XDG_CONFIG_HOME/tokenbroker/config.toml   the config (TOKENBROKER_CONFIG, --config)
+  $XDG_RUNTIME_DIR/tokenbroker/broker.sock   the socket, 0600 in a 0700 directory
+                                             (TOKENBROKER_SOCKET, --socket)
+  $XDG_STATE_HOME/tokenbroker/               the audit trail and remembered consents
+
+Signals:
+  SIGHUP           read the config again (a bad one is refused; the last good one stays)
+  SIGTERM, SIGINT  finish what is in flight (at most 20 s), remove the socket, exit 0
+
+Environment:
+  TOKENBROKER_CONFIG, TOKENBROKER_SOCKET   as --config and --socket
+  RUST_LOG                                 the log filter [default: info]
+  DBUS_SESSION_BUS_ADDRESS                 the session bus to serve (and the keyring's)
+
+brokerctl(1) is its command line; docs/reference.md in the source has the whole contract.";
 
 /// The whole daemon, from hardening to the last drained request. Reads its arguments from the
 /// command line (after hardening, and after taking an inherited socket, which edits the

@@ -34,13 +34,35 @@ fn unsaved_sessions<'a>(accounts: &[Arc<Account>], fix: &'a str) -> Result<Strin
     ))
 }
 
+/// "config.toml parses (1 account)".
+fn parsed(path: &str, accounts: usize) -> String {
+    match accounts {
+        0 => format!("{path} parses, but has no accounts: add an [accounts.NAME] table"),
+        1 => format!("{path} parses (1 account)"),
+        n => format!("{path} parses ({n} accounts)"),
+    }
+}
+
+/// What to do when the store refuses a write. Without a keyring, the sealed file keeps
+/// sessions across restarts, which memory does not: it is offered first.
+fn store_fix(store: &StoreName) -> String {
+    let remedy = store.remedy();
+    match store {
+        StoreName::Keyring => format!(
+            "{remedy}; or, without a keyring, choose store = \"file\" in the config (sessions in a file sealed \
+             with a passphrase) or store = \"memory\" (sessions lost when the daemon stops)"
+        ),
+        _ => format!("{remedy}; until then sessions are kept in memory, and the daemon retries"),
+    }
+}
+
 pub async fn diagnose(broker: &Arc<Broker>) -> Diagnosis {
     let mut checks = Vec::new();
     let path = broker.config_path.display();
     checks.push(check(
         "config",
         match Config::load(&broker.config_path) {
-            Ok(c) => Ok(format!("{path} parses ({} accounts)", c.accounts.len())),
+            Ok(c) => Ok(parsed(&path.to_string(), c.accounts.len())),
             Err(e) => Err((
                 e.to_string(),
                 "fix the file, then reload (SIGHUP, or `systemctl --user reload tokenbroker`); until then the daemon keeps its last good config",
@@ -49,10 +71,7 @@ pub async fn diagnose(broker: &Arc<Broker>) -> Diagnosis {
     ));
     let store = broker.store.name();
     let remedy = store.remedy();
-    let fix = match store {
-        StoreName::Keyring => format!("{remedy}, or choose store = \"memory\" in the config"),
-        _ => format!("{remedy}; until then sessions are kept in memory, and the daemon retries"),
-    };
+    let fix = store_fix(store);
     checks.push(check(
         store.label(),
         match broker.store.probe().await {
@@ -204,6 +223,16 @@ fn questions(desk: &Desk, wait: u64) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_check_counts_in_words_and_the_keyring_fix_offers_the_file_first() {
+        assert_eq!(parsed("c.toml", 1), "c.toml parses (1 account)");
+        assert_eq!(parsed("c.toml", 2), "c.toml parses (2 accounts)");
+        assert!(parsed("c.toml", 0).contains("no accounts"));
+        let fix = store_fix(&StoreName::Keyring);
+        let (file, memory) = (fix.find("store = \"file\"").unwrap(), fix.find("store = \"memory\"").unwrap());
+        assert!(file < memory, "{fix}");
+    }
 
     fn rules(text: &str) -> Vec<RuleConfig> {
         let config = format!(

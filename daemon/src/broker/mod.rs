@@ -120,6 +120,16 @@ impl Roster {
         }
         self.accounts.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
     }
+
+    /// Why a request that names no account has none: no default among several, or none at all.
+    fn no_account_named(&self) -> String {
+        if self.accounts.is_empty() {
+            return "no accounts are configured: add an [accounts.NAME] table (issuer, client_id) to the config, \
+                    then reload the daemon (SIGHUP)"
+                .into();
+        }
+        format!("no account named and no default_account in the config; name one of: {}", self.names())
+    }
 }
 
 impl Broker {
@@ -278,10 +288,7 @@ impl Broker {
         let name = match name.filter(|n| !n.is_empty()).or(roster.default_account.as_deref()) {
             Some(n) => n,
             None => {
-                return Err(Error::new(
-                    tokenbroker::ErrorKind::UnknownAccount,
-                    format!("no account named and no default_account in the config; name one of: {}", roster.names()),
-                ));
+                return Err(Error::new(tokenbroker::ErrorKind::UnknownAccount, roster.no_account_named()));
             }
         };
         roster.accounts.get(name).cloned().ok_or_else(|| {
@@ -315,5 +322,17 @@ impl Broker {
     /// Delete the account's stored session (a logout, a refused session).
     async fn unstore(&self, _turn: &Turn, account: &Account) -> Result<(), crate::store::StoreError> {
         self.store.delete(&account.name).await
+    }
+}
+
+#[cfg(test)]
+mod roster_tests {
+    use super::Roster;
+
+    #[test]
+    fn with_no_accounts_the_error_says_so_and_how_to_add_one() {
+        let said = Roster::default().no_account_named();
+        assert!(said.starts_with("no accounts are configured") && said.contains("[accounts.NAME]"), "{said}");
+        assert!(!said.contains("one of: none"), "{said}");
     }
 }

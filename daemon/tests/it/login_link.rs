@@ -37,6 +37,8 @@ fn login_with_browser(daemon: &Daemon, flow: &str) -> (tempfile::TempDir, Child,
         .args(["login", "--flow", flow])
         .env("TOKENBROKER_SOCKET", daemon.socket())
         .env_remove("TOKENBROKER_TRANSPORT")
+        // The system's opener, not a browser of the environment's.
+        .env_remove("BROWSER")
         .env("PATH", path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

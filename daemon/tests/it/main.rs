@@ -17,6 +17,7 @@ macro_rules! cases {
 
 mod audiences;
 mod audit;
+mod browsers;
 mod clients;
 mod consent;
 mod dbus;
@@ -41,6 +42,7 @@ mod policy;
 mod refresh;
 mod reject;
 mod resources;
+mod scripts;
 mod secrets;
 mod service;
 mod socket;

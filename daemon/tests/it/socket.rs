@@ -90,8 +90,8 @@ async fn the_socket_is_private_and_other_users_are_refused() {
     // Logged after the refusal is written: the client may have read it before the line lands.
     let logged = || async { daemon.log().contains("refused a connection from another user") };
     assert!(eventually(Duration::from_secs(5), logged).await, "{}", daemon.log());
-    // The owner is still served.
-    assert!(daemon.brokerctl(&["status"]).status.success());
+    // The owner is still served (status exits 3: not logged in).
+    assert_eq!(daemon.brokerctl(&["status"]).status.code(), Some(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
