@@ -7,6 +7,7 @@ mod args;
 mod audit;
 mod challenge;
 mod credential_wire;
+mod doctor;
 mod exec;
 pub mod git_credential;
 mod git_hosts;
@@ -14,6 +15,7 @@ mod handoff;
 mod human;
 mod interrupt;
 mod kube;
+mod logout;
 mod setup_git;
 pub mod transport;
 

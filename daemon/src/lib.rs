@@ -9,7 +9,9 @@
 mod activation;
 mod audit;
 mod broker;
+mod check;
 mod config;
+mod failure;
 mod harden;
 mod identity;
 mod logging;
@@ -22,4 +24,5 @@ mod sleep;
 mod state_dir;
 mod store;
 
+pub use failure::report_failure;
 pub use run::{Args, run, start};

@@ -38,6 +38,7 @@ use tokio_util::task::TaskTracker;
 
 pub use account::Account;
 use account::Turn;
+pub(crate) use doctor::idp_checks;
 pub use error::{Error, Result};
 pub use login::Identity;
 use login::PendingLogin;

@@ -208,7 +208,7 @@ impl Broker {
     async fn end_session(&self, turn: &Turn, account: &Account) {
         account.write(|s| s.refused());
         if let Err(e) = self.unstore(turn, account).await {
-            tracing::error!(account = %account.name, error = %e, "could not delete the refused session from the keyring");
+            tracing::error!(account = %account.name, error = %e, "could not delete the refused session from the session store");
         }
         self.emit(Event::LoginRequired { account: account.name.clone() });
     }
