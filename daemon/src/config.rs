@@ -18,6 +18,11 @@ pub struct Config {
     /// caller needs one: an extension, for tests and for IdPs that meter refreshes.
     #[serde(default = "yes")]
     pub proactive_refresh: bool,
+    /// Desktop notifications when an account needs a new login or its refreshes keep failing
+    /// (at most one per account per hour), with a "Log in" action. Off by default: a daemon
+    /// also runs where nobody sits at a desktop.
+    #[serde(default)]
+    pub notify: bool,
     /// Where sessions are kept: the OS keyring (default) or, by explicit choice, an encrypted
     /// file or memory only.
     #[serde(default)]

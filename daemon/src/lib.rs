@@ -9,6 +9,7 @@
 mod activation;
 mod audit;
 mod broker;
+mod browser;
 mod check;
 mod config;
 mod failure;

@@ -13,6 +13,7 @@ mod fake_idp;
 mod login;
 mod logout;
 mod metadata;
+pub mod notice;
 mod offers;
 pub mod policy;
 #[cfg(test)]
@@ -64,6 +65,11 @@ pub enum Event {
     LoginRequired {
         account: String,
     },
+    /// A refresh failed for another reason than a refused grant (the IdP unreachable or
+    /// refusing the request): not a signal; counted for the desktop notices (`notify`).
+    RefreshFailed {
+        account: String,
+    },
     /// A program's request waits for the person: show them the question.
     ConsentAsked(Arc<tokenbroker::protocol::ConsentQuestion>),
     /// The question was answered (anywhere) or ended unanswered: stop showing it.
@@ -104,6 +110,8 @@ struct Roster {
     accounts: BTreeMap<String, Arc<Account>>,
     default_account: Option<String>,
     policy: policy::Policy,
+    /// The config's `notify`: desktop notices about accounts that need the person.
+    notify: bool,
 }
 
 /// What a reload changed, by account name.
@@ -183,8 +191,12 @@ impl Broker {
             }
         }
         let default_account = config.default_account().map(str::to_owned);
-        *self.roster.write().unwrap_or_else(|e| e.into_inner()) =
-            Arc::new(Roster { accounts, default_account, policy: policy::Policy::new(&config.policy) });
+        *self.roster.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Roster {
+            accounts,
+            default_account,
+            policy: policy::Policy::new(&config.policy),
+            notify: config.notify,
+        });
         summary
     }
 
@@ -262,6 +274,11 @@ impl Broker {
     }
 
     /// The core's events, for doors that announce them (D-Bus signals).
+    /// Whether the config asks for desktop notices (`notify`), as of the last (re)load.
+    pub fn notify(&self) -> bool {
+        self.roster().notify
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }

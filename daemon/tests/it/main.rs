@@ -37,6 +37,7 @@ mod login;
 mod login_cancel;
 mod login_link;
 mod logout;
+mod notices;
 mod oidc;
 mod policy;
 mod refresh;
