@@ -152,6 +152,8 @@ fn exit_code(e: &Failure) -> u8 {
         }
         Failure::CannotRun(code, _) => *code,
         Failure::Unreachable => 5,
+        // The IdP could not be reached (or refused) to revoke: the token stays valid there.
+        Failure::Unrevoked(_) => 4,
         // What a shell reports for a command ended by SIGINT.
         Failure::Interrupted => 130,
         // Another user's server is no daemon of ours: none is reachable, and what a script
@@ -186,6 +188,9 @@ pub(crate) enum Failure {
     Unreadable(std::io::Error),
     #[error("{0}")]
     Other(String),
+    /// Logged out here, but the IdP could not be told to revoke the refresh token.
+    #[error("{0}")]
+    Unrevoked(String),
     /// `exec`'s command could not be run: the shell's code for it, and why.
     #[error("{1}")]
     CannotRun(u8, String),
@@ -260,18 +265,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Logout => {
             let done = client.logout(AccountOnly { account })?;
+            let told = crate::logout::tell(&done);
             if cli.json {
                 print_json(&done)
             } else {
-                let how = if done.revoked {
-                    "session revoked at the identity provider"
-                } else {
-                    "forgotten here; the identity provider was not told"
-                };
-                println!("Logged out of {} ({how}).", done.account);
-                if let Some(url) = &done.end_session_url {
-                    println!("To end the identity provider's browser session too, open:\n    {url}");
-                }
+                print!("{}", told.text)
+            }
+            if let Some(why) = told.unrevoked {
+                return Err(Failure::Unrevoked(why));
             }
         }
         Command::Metadata { command: MetadataCommand::Get } => {
@@ -496,85 +497,13 @@ fn consent(client: &Transport, command: ConsentCommand, json: bool) -> Result<()
     Ok(())
 }
 
-/// `brokerctl doctor`: is the daemon there at all, then the daemon's own checks.
+/// `brokerctl doctor` (see `doctor`): its verdict as an exit code.
 fn doctor(json: bool) -> Result<(), Failure> {
-    let path = tokenbroker::paths::socket_path();
-    let daemon = tokenbroker::blocking::Client::connect().and_then(|c| Ok((c.status()?, c.diagnose()?)));
-    let reachable = daemon.is_ok();
-    let mut checks = vec![match &daemon {
-        Ok((status, _)) => Check {
-            name: "daemon".into(),
-            ok: true,
-            detail: format!("tokenbrokerd {} answers at {}", status.version, path.display()),
-            fix: None,
-        },
-        Err(e @ Error::ForeignServer { .. }) => Check {
-            name: "daemon".into(),
-            ok: false,
-            detail: e.to_string(),
-            fix: Some(format!(
-                "another user serves {}: do not use it; point TOKENBROKER_SOCKET (or XDG_RUNTIME_DIR) at a \
-                 directory only you can write, and start your own tokenbrokerd there",
-                path.display()
-            )),
-        },
-        Err(e) => Check {
-            name: "daemon".into(),
-            ok: false,
-            detail: e.to_string(),
-            fix: Some(format!(
-                "start it: `systemctl --user start tokenbroker.socket` (systemd), \
-                 `launchctl kickstart gui/$(id -u)/io.github.tokenbroker` (macOS), or run `tokenbrokerd`; \
-                 it must listen at {} (or set TOKENBROKER_SOCKET)",
-                path.display()
-            )),
-        },
-    }];
-    if let Ok((_, diagnosis)) = daemon {
-        checks.extend(diagnosis.checks);
+    match crate::doctor::doctor(json) {
+        crate::doctor::Verdict::Healthy => Ok(()),
+        crate::doctor::Verdict::Unhealthy => Err(Failure::Unhealthy),
+        crate::doctor::Verdict::Unreachable => Err(Failure::Unreachable),
     }
-    // SAFETY: isatty only looks at the descriptor.
-    let terminal = unsafe { libc::isatty(0) } == 1;
-    if let Some(warning) = no_desk_and_no_terminal(&checks, terminal) {
-        checks.push(warning);
-    }
-    let healthy = checks.iter().all(|c| c.ok);
-    if json {
-        print_json(&Diagnosis { checks });
-    } else {
-        for c in &checks {
-            // A passed check with a fix is a warning: worth a look, not a failure.
-            let tag = match (c.ok, c.fix.is_some()) {
-                (false, _) => "FAIL",
-                (true, true) => "warn",
-                (true, false) => "ok  ",
-            };
-            println!("{tag} {}: {}", c.name, c.detail);
-            if let Some(fix) = &c.fix {
-                println!("     -> {fix}");
-            }
-        }
-    }
-    match (reachable, healthy) {
-        (false, _) => Err(Failure::Unreachable),
-        (true, false) => Err(Failure::Unhealthy),
-        (true, true) => Ok(()),
-    }
-}
-
-/// With no notification service to show the policy's questions (the daemon's `questions`
-/// warning) and no terminal here either, nobody may be there to answer: say so.
-fn no_desk_and_no_terminal(checks: &[Check], terminal: bool) -> Option<Check> {
-    let no_desk = checks.iter().any(|c| c.name == "questions" && c.ok && c.fix.is_some());
-    (no_desk && !terminal).then(|| Check {
-        name: "terminal".into(),
-        ok: true,
-        detail: "this brokerctl has no terminal (stdin is not a tty) and no notification service shows questions: \
-                 a program the policy asks about waits until it is refused, unless someone answers with \
-                 `brokerctl consent` in a terminal"
-            .into(),
-        fix: Some("run `brokerctl consent list` in a terminal to see and answer the questions".into()),
-    })
 }
 
 /// `brokerctl audit`: the trail's records, filtered, as a table or as their JSON lines.
@@ -691,21 +620,5 @@ mod tests {
         ] {
             assert!(kube(clap).is_none(), "{clap:?} is left to clap");
         }
-    }
-
-    #[test]
-    fn doctor_without_a_terminal_repeats_the_no_notification_warning() {
-        let warn = Check {
-            name: "questions".into(),
-            ok: true,
-            detail: "no notification service".into(),
-            fix: Some("x".into()),
-        };
-        let fine = Check { fix: None, ..warn.clone() };
-        let said = no_desk_and_no_terminal(std::slice::from_ref(&warn), false).expect("said");
-        assert!(said.detail.contains("no terminal") && said.fix.is_some(), "{said:?}");
-        assert!(no_desk_and_no_terminal(std::slice::from_ref(&warn), true).is_none(), "in a terminal");
-        assert!(no_desk_and_no_terminal(&[fine], false).is_none(), "questions are shown");
-        assert!(no_desk_and_no_terminal(&[], false).is_none(), "no policy asks");
     }
 }

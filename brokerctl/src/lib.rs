@@ -9,6 +9,7 @@ mod browser;
 mod challenge;
 mod completions;
 mod credential_wire;
+mod doctor;
 mod exec;
 pub mod git_credential;
 mod git_hosts;
@@ -18,6 +19,7 @@ mod interrupt;
 mod kube;
 mod login;
 mod login_view;
+mod logout;
 #[cfg(test)]
 mod man;
 mod setup_git;

@@ -18,6 +18,11 @@ pub struct Config {
     /// caller needs one: an extension, for tests and for IdPs that meter refreshes.
     #[serde(default = "yes")]
     pub proactive_refresh: bool,
+    /// Desktop notifications when an account needs a new login or its refreshes keep failing
+    /// (at most one per account per hour), with a "Log in" action. Off by default: a daemon
+    /// also runs where nobody sits at a desktop.
+    #[serde(default)]
+    pub notify: bool,
     /// Where sessions are kept: the OS keyring (default) or, by explicit choice, an encrypted
     /// file or memory only.
     #[serde(default)]
@@ -217,6 +222,9 @@ fn default_flow() -> Flow {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Nothing at the path: a newcomer's first start; [`sample`] is what to write there.
+    #[error("no config file at {path}")]
+    Missing { path: PathBuf },
     #[error("cannot read config {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("config {path}: {message}")]
@@ -236,7 +244,10 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ConfigError::Missing { path: path.into() },
+            _ => ConfigError::Read { path: path.into(), source },
+        })?;
         Config::parse(&text).map_err(|message| ConfigError::Invalid { path: path.into(), message })
     }
 
@@ -340,6 +351,28 @@ impl Config {
     }
 }
 
+/// A config to start from, for `path`: one account, its IdP's issuer and client ID to fill in.
+/// It parses as it stands (a test says so), so the daemon's next complaint is about the IdP.
+pub fn sample(path: &Path) -> String {
+    format!(
+        "# {}\n\
+         [accounts.work]\n\
+         issuer = \"https://idp.example.com/\"   # your identity provider's issuer URL (OIDC discovery)\n\
+         client_id = \"YOUR-CLIENT-ID\"          # a public client (no secret) that allows the device flow\n",
+        path.display()
+    )
+}
+
+/// What to tell someone whose config is missing: where, how to name another, what to write.
+pub fn missing_advice(path: &Path) -> String {
+    format!(
+        "no config file at {}\nWrite one there (or name another with --config or TOKENBROKER_CONFIG). \
+         A minimal one to start from, with your identity provider's issuer and client ID put in:\n\n{}",
+        path.display(),
+        sample(path)
+    )
+}
+
 /// A TOML error by its place and kind. toml's own `Display` quotes the offending line, which
 /// may be `client_secret = "…"`; that goes to the log and to whoever ran the daemon.
 fn describe(text: &str, e: &toml::de::Error) -> String {
@@ -388,6 +421,15 @@ client_id = "x"
         assert_eq!(c.accounts["home"].scopes, default_scopes());
         assert_eq!(c.accounts["work"].audience.as_deref(), Some("https://api.example.com"));
         assert!(c.proactive_refresh);
+    }
+
+    #[test]
+    fn the_sample_parses_and_a_missing_file_is_told_apart() {
+        let path = Path::new("/nowhere/tokenbroker/config.toml");
+        let c = Config::parse(&sample(path)).unwrap();
+        assert_eq!(c.default_account(), Some("work"));
+        assert!(matches!(Config::load(path), Err(ConfigError::Missing { .. })));
+        assert!(missing_advice(path).contains(&sample(path)));
     }
 
     #[test]

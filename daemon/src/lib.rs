@@ -9,7 +9,10 @@
 mod activation;
 mod audit;
 mod broker;
+mod browser;
+mod check;
 mod config;
+mod failure;
 mod harden;
 mod identity;
 mod logging;
@@ -24,4 +27,5 @@ mod sleep;
 mod state_dir;
 mod store;
 
+pub use failure::report_failure;
 pub use run::{Args, run, start};

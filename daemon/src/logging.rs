@@ -1,24 +1,49 @@
 //! Logs go to the journal when systemd runs us (it sets `JOURNAL_STREAM`), to stderr
-//! otherwise; `RUST_LOG` filters (default `info`).
+//! otherwise, coloured only when stderr is a terminal and `NO_COLOR` is unset or empty
+//! (no-color.org); `RUST_LOG` filters (default `info`).
 
 use std::cell::RefCell;
-use std::io::{self, Write};
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// Whether [`init`] sent the logs to the journal.
+static TO_JOURNAL: AtomicBool = AtomicBool::new(false);
+
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         match tracing_journald::layer() {
-            Ok(journald) => return registry.with(journald.with_syslog_identifier("tokenbrokerd".into())).init(),
+            Ok(journald) => {
+                TO_JOURNAL.store(true, Ordering::Relaxed);
+                return registry.with(journald.with_syslog_identifier("tokenbrokerd".into())).init();
+            }
             Err(e) => eprintln!("tokenbrokerd: the journal is not reachable ({e}); logging to stderr"),
         }
     }
-    registry.with(tracing_subscriber::fmt::layer().with_writer(Stderr)).init();
+    registry.with(tracing_subscriber::fmt::layer().with_ansi(colour()).with_writer(Stderr)).init();
+}
+
+/// Whether the logs go to the journal (else to stderr, or nowhere before [`init`]).
+pub fn to_journal() -> bool {
+    TO_JOURNAL.load(Ordering::Relaxed)
+}
+
+/// Whether what goes to stderr may be coloured.
+pub fn colour() -> bool {
+    colour_for(io::stderr().is_terminal(), std::env::var_os("NO_COLOR"))
+}
+
+/// Colour on a terminal only, and never with `NO_COLOR` set to anything but "" (no-color.org):
+/// escape codes in a log file or a pipe are noise.
+fn colour_for(terminal: bool, no_color: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 thread_local! {
@@ -71,5 +96,18 @@ impl Write for Line {
 
     fn flush(&mut self) -> io::Result<()> {
         io::stderr().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colour_for(true, None));
+        assert!(colour_for(true, Some("".into())), "an empty NO_COLOR does not count");
+        assert!(!colour_for(true, Some("1".into())));
+        assert!(!colour_for(false, None), "a file or a pipe");
     }
 }

@@ -3,6 +3,7 @@
 //! stop, SIGHUP reloads.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::Audit;
 use crate::broker::Broker;
-use crate::config::{Config, StoreKind};
+use crate::config::{self, Config, ConfigError, StoreKind};
 use crate::store::SessionStore;
 use crate::{activation, harden, logging, oidc, serve, sleep, state_dir, store};
 
@@ -45,6 +46,13 @@ pub struct Args {
     /// Seconds a client connection may stay silent, or leave an answer unread, before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     idle_timeout: u64,
+    /// Do not serve: check what a start needs (the config, the session store, every account's
+    /// identity provider), print a report like `brokerctl doctor`'s, and exit (1 when a check fails).
+    #[arg(long)]
+    check: bool,
+    /// With --check: the report as one JSON line (the Diagnose method's result).
+    #[arg(long, requires = "check")]
+    json: bool,
 }
 
 /// Under `tokenbrokerd --help` and in tokenbrokerd(8): what the flags do not say.
@@ -69,18 +77,25 @@ brokerctl(1) is its command line; docs/reference.md in the source has the whole 
 /// The whole daemon, from hardening to the last drained request. Reads its arguments from the
 /// command line (after hardening, and after taking an inherited socket, which edits the
 /// environment before any thread starts).
-pub fn start() -> anyhow::Result<()> {
+pub fn start() -> anyhow::Result<ExitCode> {
     let not_hardened = harden::apply();
     harden::single_allocator_arena();
     // Taken before any thread starts: it edits the environment.
     let inherited = activation::inherited_listener().context("taking the socket from the service manager")?;
     let args = Args::parse();
+    let config_path = args.config.clone().unwrap_or_else(Config::default_path);
+    if args.check {
+        // No log lines: the report is the output.
+        return Ok(crate::check::main(&config_path, args.json));
+    }
     logging::init();
     for what in not_hardened {
         tracing::warn!("hardening did not take effect: {what}");
     }
-    let config_path = args.config.clone().unwrap_or_else(Config::default_path);
-    let config = Config::load(&config_path)?;
+    let config = match Config::load(&config_path) {
+        Err(ConfigError::Missing { path }) => bail!("{}", config::missing_advice(&path)),
+        loaded => loaded?,
+    };
     // One thread serves every door: requests are microseconds of work, the IdP and the keyring
     // are waited on (keyring calls on the blocking pool), and each extra worker would cost a
     // stack and an allocator arena for the daemon's whole life.
@@ -90,7 +105,8 @@ pub fn start() -> anyhow::Result<()> {
         .thread_keep_alive(Duration::from_secs(2))
         .build()
         .context("starting the async runtime")?
-        .block_on(run(args, config_path, config, inherited))
+        .block_on(run(args, config_path, config, inherited))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Serve until SIGTERM or SIGINT, on the current runtime.
@@ -239,7 +255,7 @@ impl Drop for SocketFile {
     }
 }
 
-async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Backend>> {
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Backend>> {
     match config.store {
         StoreKind::Memory => {
             tracing::warn!("store = \"memory\": sessions are lost when the daemon stops");
@@ -278,7 +294,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Backend>> 
 }
 
 /// Why the daemon will not start with the keyring, and the choices it leaves.
-fn no_keyring(e: store::StoreError) -> anyhow::Error {
+pub(crate) fn no_keyring(e: store::StoreError) -> anyhow::Error {
     anyhow::anyhow!(
         "{e}\nNo usable OS keyring (Secret Service / Keychain): it must take a write. Start or unlock one, or \
          choose on purpose in the config: `store = \"file\"` (an encrypted file; see store_key_credential and \

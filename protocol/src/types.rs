@@ -181,6 +181,31 @@ pub struct LogoutDone {
     /// The IdP's RP-initiated logout page, to end the browser's session there too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_session_url: Option<String>,
+    /// Whether the account held a session to log out of (absent from daemons before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub was_logged_in: Option<bool>,
+    /// What became of the refresh token at the IdP, when there was a session (absent from
+    /// daemons before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<Revocation>,
+    /// With `revocation: "failed"`: why, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_error: Option<String>,
+}
+
+/// What a logout did with the refresh token at the IdP. The session is forgotten here in
+/// every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Revocation {
+    /// The IdP revoked it (RFC 7009).
+    Revoked,
+    /// The IdP has no revocation endpoint: the token stays valid there until it expires.
+    Unsupported,
+    /// The IdP could not be reached, or refused: the token stays valid there until it expires.
+    Failed,
+    /// The session held no refresh token.
+    NoRefreshToken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

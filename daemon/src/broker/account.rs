@@ -160,18 +160,7 @@ impl Account {
 
     /// Who the account is at its IdP, as its config says.
     pub fn client_settings(&self) -> ClientSettings<'_> {
-        let c = &self.config;
-        ClientSettings {
-            issuer: &c.issuer,
-            client_id: &c.client_id,
-            client_secret: c.client_secret.as_ref().map(|s| s.expose()),
-            auth_params: &c.auth_params,
-            overrides: EndpointOverrides {
-                device_authorization: c.device_authorization_endpoint.clone(),
-                revocation: c.revocation_endpoint.clone(),
-                userinfo: c.userinfo_endpoint.clone(),
-            },
-        }
+        client_settings(&self.config)
     }
 
     /// Wait for the account's turn.
@@ -240,6 +229,21 @@ impl Account {
             values.push(m.clone());
         }
         Audiences { param: c.audience_param.name(), values }
+    }
+}
+
+/// Who an account is at its IdP, as its config says.
+pub fn client_settings(c: &AccountConfig) -> ClientSettings<'_> {
+    ClientSettings {
+        issuer: &c.issuer,
+        client_id: &c.client_id,
+        client_secret: c.client_secret.as_ref().map(|s| s.expose()),
+        auth_params: &c.auth_params,
+        overrides: EndpointOverrides {
+            device_authorization: c.device_authorization_endpoint.clone(),
+            revocation: c.revocation_endpoint.clone(),
+            userinfo: c.userinfo_endpoint.clone(),
+        },
     }
 }
 

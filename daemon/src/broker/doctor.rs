@@ -9,7 +9,8 @@ use tokenbroker::protocol::{Check, Diagnosis};
 use super::consent::Desk;
 use super::policy::{Policy, glob};
 use super::{Account, Broker, offers};
-use crate::config::{Config, RuleConfig};
+use crate::config::{AccountConfig, Config, RuleConfig};
+use crate::oidc::Connect;
 use crate::store::StoreName;
 
 fn check(name: &str, result: Result<String, (String, &str)>) -> Check {
@@ -82,23 +83,7 @@ pub async fn diagnose(broker: &Arc<Broker>) -> Diagnosis {
     let fix = format!("{remedy}; the daemon retries the write until it lands, so keep it running until then");
     checks.push(check("sessions", unsaved_sessions(&broker.accounts(), &fix)));
     for account in broker.accounts() {
-        let started = Instant::now();
-        let c = &account.config;
-        let found = broker.connect.connect(&account.client_settings()).await;
-        checks.push(check(
-            &format!("identity provider of {}", account.name),
-            match &found {
-                Ok(_) => Ok(format!("{} answered discovery in {} ms", c.issuer, started.elapsed().as_millis())),
-                Err(e) => Err((
-                    format!("{}: {e}", c.issuer),
-                    "check the network, and the account's issuer in the config (it must match the IdP's own issuer exactly)",
-                )),
-            },
-        ));
-        if let Ok(provider) = &found {
-            checks.push(offers::features(&account.name, c, provider.offers()));
-            checks.push(offers::scopes(&account.name, c, provider.offers()));
-        }
+        checks.extend(idp_checks(&*broker.connect, &account.name, &account.config).await);
     }
     let roster = broker.roster();
     checks.extend(policy_checks(&roster.policy, &broker.accounts()));
@@ -106,6 +91,28 @@ pub async fn diagnose(broker: &Arc<Broker>) -> Diagnosis {
         checks.push(questions(&broker.consents.desk().await, roster.policy.wait().as_secs()));
     }
     Diagnosis { checks }
+}
+
+/// An account's IdP: whether it answers discovery, then what it offers against what the
+/// account asks of it. Also `tokenbrokerd --check`'s, which has no broker.
+pub(crate) async fn idp_checks(connect: &dyn Connect, name: &str, c: &AccountConfig) -> Vec<Check> {
+    let started = Instant::now();
+    let found = connect.connect(&super::account::client_settings(c)).await;
+    let mut checks = vec![check(
+        &format!("identity provider of {name}"),
+        match &found {
+            Ok(_) => Ok(format!("{} answered discovery in {} ms", c.issuer, started.elapsed().as_millis())),
+            Err(e) => Err((
+                format!("{}: {e}", c.issuer),
+                "check the network, and the account's issuer in the config (it must match the IdP's own issuer exactly)",
+            )),
+        },
+    )];
+    if let Ok(provider) = &found {
+        checks.push(offers::features(name, c, provider.offers()));
+        checks.push(offers::scopes(name, c, provider.offers()));
+    }
+    checks
 }
 
 /// The policy in a line, then a warning for each rule that can never match.

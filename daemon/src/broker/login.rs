@@ -229,6 +229,14 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// A login of `account` by its configured flow, started by the daemon itself (a desktop
+    /// notice's "Log in", which the person clicked).
+    pub async fn start_login(self: &Arc<Self>, account: &str) -> Result<LoginChallenge> {
+        login(self, Login { account: Some(account.to_owned()), flow: None }).await
+    }
+}
+
 pub async fn login(broker: &Arc<Broker>, p: Login) -> Result<LoginChallenge> {
     let account = broker.account(p.account.as_deref())?;
     let _starting = account.login_start.lock().await;

@@ -13,6 +13,7 @@ mod fake_idp;
 mod login;
 mod logout;
 mod metadata;
+pub mod notice;
 mod offers;
 pub mod policy;
 #[cfg(test)]
@@ -38,6 +39,7 @@ use tokio_util::task::TaskTracker;
 
 pub use account::Account;
 use account::Turn;
+pub(crate) use doctor::idp_checks;
 pub use error::{Error, Result};
 pub use login::Identity;
 use login::PendingLogin;
@@ -61,6 +63,11 @@ pub enum Event {
         account: String,
     },
     LoginRequired {
+        account: String,
+    },
+    /// A refresh failed for another reason than a refused grant (the IdP unreachable or
+    /// refusing the request): not a signal; counted for the desktop notices (`notify`).
+    RefreshFailed {
         account: String,
     },
     /// A program's request waits for the person: show them the question.
@@ -103,6 +110,8 @@ struct Roster {
     accounts: BTreeMap<String, Arc<Account>>,
     default_account: Option<String>,
     policy: policy::Policy,
+    /// The config's `notify`: desktop notices about accounts that need the person.
+    notify: bool,
 }
 
 /// What a reload changed, by account name.
@@ -192,8 +201,12 @@ impl Broker {
             }
         }
         let default_account = config.default_account().map(str::to_owned);
-        *self.roster.write().unwrap_or_else(|e| e.into_inner()) =
-            Arc::new(Roster { accounts, default_account, policy: policy::Policy::new(&config.policy) });
+        *self.roster.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Roster {
+            accounts,
+            default_account,
+            policy: policy::Policy::new(&config.policy),
+            notify: config.notify,
+        });
         summary
     }
 
@@ -271,6 +284,11 @@ impl Broker {
     }
 
     /// The core's events, for doors that announce them (D-Bus signals).
+    /// Whether the config asks for desktop notices (`notify`), as of the last (re)load.
+    pub fn notify(&self) -> bool {
+        self.roster().notify
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }

@@ -182,7 +182,13 @@ impl Broker {
             self.end_session(turn, account).await;
             return Err(Error::login_required(&account.name));
         };
-        let idp = account.idp(&*self.connect).await?;
+        let idp = match account.idp(&*self.connect).await {
+            Ok(idp) => idp,
+            Err(e) => {
+                self.emit(Event::RefreshFailed { account: account.name.clone() });
+                return Err(e);
+            }
+        };
         tracing::debug!(account = %account.name, audiences = ?audiences.values, "refreshing");
         let subject = session.subject.as_deref();
         match idp.refresh(Refresh { refresh_token, audiences, scope, subject }).await {
@@ -199,6 +205,7 @@ impl Broker {
             }
             Err(e) => {
                 tracing::warn!(account = %account.name, error = %e, "refresh failed");
+                self.emit(Event::RefreshFailed { account: account.name.clone() });
                 Err(Error::from_oidc(&account.name, e))
             }
         }
@@ -208,7 +215,7 @@ impl Broker {
     async fn end_session(&self, turn: &Turn, account: &Account) {
         account.write(|s| s.refused());
         if let Err(e) = self.unstore(turn, account).await {
-            tracing::error!(account = %account.name, error = %e, "could not delete the refused session from the keyring");
+            tracing::error!(account = %account.name, error = %e, "could not delete the refused session from the session store");
         }
         self.emit(Event::LoginRequired { account: account.name.clone() });
     }

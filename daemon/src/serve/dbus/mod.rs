@@ -125,7 +125,8 @@ pub async fn start(broker: Arc<Broker>) -> Result<Door, StartError> {
             let emitter = iface.signal_emitter();
             let sent = match &event {
                 // Not signals: questions for the person, shown as desktop notifications (notify.rs).
-                Event::ConsentAsked(_) | Event::ConsentClosed { .. } => continue,
+                // Not signals: questions for the person and notices' counts (notify.rs).
+                Event::ConsentAsked(_) | Event::ConsentClosed { .. } | Event::RefreshFailed { .. } => continue,
                 Event::TokenRefreshed { account, expires_at } => {
                     BrokerIface::token_refreshed(emitter, account, *expires_at).await
                 }

@@ -22,9 +22,12 @@ use zbus::zvariant::Value;
 use zbus::{Connection, fdo};
 
 use crate::broker::consent::{self, Desk};
+use crate::broker::notice::Notices;
 use crate::broker::policy::Answer;
 use crate::broker::request::me;
 use crate::broker::{Broker, Event};
+
+mod notices;
 
 const NAME: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";
@@ -136,6 +139,7 @@ pub fn spawn(conn: &Connection, broker: Arc<Broker>, stop: CancellationToken) ->
             servers: Arc::new(Mutex::new(HashSet::new())),
             signals: None,
             stop: stop.clone(),
+            notices: Notices::default(),
         };
         loop {
             tokio::select! {
@@ -143,6 +147,11 @@ pub fn spawn(conn: &Connection, broker: Arc<Broker>, stop: CancellationToken) ->
                 event = events.recv() => match event {
                     Ok(Event::ConsentAsked(q)) => notifier.show(&q).await,
                     Ok(Event::ConsentClosed { id }) => notifier.closed(&id).await,
+                    Ok(event) if notifier.broker.notify() => {
+                        if let Some((account, notice)) = notifier.notices.on(&event, tokio::time::Instant::now()) {
+                            notifier.notice(&account, notice).await;
+                        }
+                    }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -228,16 +237,23 @@ struct Notifier {
     /// Their signals, once a question was shown ([`listen`]).
     signals: Option<tokio::sync::mpsc::Receiver<zbus::Message>>,
     stop: CancellationToken,
+    /// When to tell the person about an account (`notify = true`).
+    notices: Notices,
 }
 
-struct Shown {
-    question: String,
-    /// Whether "Always allow" was offered (only for a program that can be told again).
-    always: bool,
+enum Shown {
+    Question {
+        question: String,
+        /// Whether "Always allow" was offered (only for a program that can be told again).
+        always: bool,
+    },
+    /// A notice about an account, with its "Log in" (notices.rs).
+    Notice { account: String },
 }
 
 impl Notifier {
-    async fn show(&mut self, q: &ConsentQuestion) {
+    /// Our notification service, listened to, or None (said in the log once while it stays so).
+    async fn desk(&mut self) -> Option<OwnedUniqueName> {
         let server = match server(&self.conn).await {
             Ok(s) => s,
             Err(desk) => {
@@ -252,7 +268,7 @@ impl Notifier {
                     );
                     self.told = Some(desk);
                 }
-                return;
+                return None;
             }
         };
         self.told = None;
@@ -262,11 +278,16 @@ impl Notifier {
                 Ok(signals) => self.signals = Some(signals),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot listen to desktop notifications; questions are answered with `brokerctl consent` only");
-                    return;
+                    return None;
                 }
             }
         }
         self.servers.lock().unwrap_or_else(|e| e.into_inner()).insert(server.clone());
+        Some(server)
+    }
+
+    async fn show(&mut self, q: &ConsentQuestion) {
+        let Some(server) = self.desk().await else { return };
         let shown = async {
             let proxy = proxy(&self.conn, &server).await?;
             let markup = proxy.get_capabilities().await?.iter().any(|c| c == "body-markup");
@@ -286,7 +307,7 @@ impl Notifier {
             Ok(Ok((id, always))) => {
                 tracing::debug!(question = %q.id, notification = id, server = %server, "question shown on the desktop");
                 self.by_question.insert(q.id.clone(), (server.clone(), id));
-                self.shown.insert((server, id), Shown { question: q.id.clone(), always });
+                self.shown.insert((server, id), Shown::Question { question: q.id.clone(), always });
             }
             Ok(Err(e)) => {
                 tracing::info!(error = %e, "could not show a question on the desktop; `brokerctl consent` answers it")
@@ -321,8 +342,8 @@ impl Notifier {
             "NotificationClosed" => {
                 let Ok((id, _reason)) = message.body().deserialize::<(u32, u32)>() else { return };
                 // Dismissed without an answer: the question stays out, for brokerctl.
-                if let Some(shown) = self.shown.remove(&(sender, id)) {
-                    self.by_question.remove(&shown.question);
+                if let Some(Shown::Question { question, .. }) = self.shown.remove(&(sender, id)) {
+                    self.by_question.remove(&question);
                 }
             }
             _ => {}
@@ -343,13 +364,22 @@ impl Notifier {
                 return;
             }
         }
+        let (question, always) = match shown {
+            Shown::Question { question, always } => (question.clone(), *always),
+            Shown::Notice { account } => {
+                if key == "login" {
+                    let account = account.clone();
+                    self.log_in(sender, id, account);
+                }
+                return;
+            }
+        };
         let answer = match key {
             "once" => Answer::Once,
-            "always" if shown.always => Answer::Always,
+            "always" if always => Answer::Always,
             "deny" => Answer::Denied,
             _ => return,
         };
-        let question = shown.question.clone();
         tracing::debug!(%question, ?answer, "question answered on the desktop");
         // Its ConsentClosed closes the notification (a resident one stays after an action).
         consent::answer(&self.broker, &question, answer);
