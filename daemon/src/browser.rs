@@ -5,7 +5,9 @@
 //! challenge, or a device flow's user code) lets whoever opens it first finish the login as
 //! *their* IdP account. Our address redirects once to the real URL, then answers 410 Gone.
 //!
-//! The opener is `$BROWSER` when set (its first entry), else `xdg-open` (`open` on macOS).
+//! The opener is the config's `browser_command` (`%s` in an argument stands for the link, else
+//! it goes last), else `$BROWSER` when set (its first entry), else `xdg-open` (`open` on macOS):
+//! brokerctl's order, less its flag.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -22,14 +24,14 @@ const MAX_HEAD: usize = 8 * 1024;
 
 /// Serve a one-time redirect to `target` for `lifetime`, and start the opener on it. `target`
 /// must be a URL without control characters or spaces (it goes into a header).
-pub async fn open(target: &str, lifetime: Duration) -> std::io::Result<()> {
+pub async fn open(target: &str, lifetime: Duration, command: Option<&[String]>) -> std::io::Result<()> {
     if target.chars().any(|c| c.is_control() || c == ' ') {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the login's URL is not one to open"));
     }
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let path = format!("/{:032x}", rand::random::<u128>());
     let link = format!("http://{}{path}", listener.local_addr()?);
-    let mut child = opener(&link).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let mut child = opener(&link, command).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     // Reaped off the async thread: an opener may run as long as the browser does.
     tokio::task::spawn_blocking(move || child.wait());
     let target: Arc<str> = target.into();
@@ -46,7 +48,15 @@ pub async fn open(target: &str, lifetime: Duration) -> std::io::Result<()> {
     Ok(())
 }
 
-fn opener(link: &str) -> Command {
+fn opener(link: &str, command: Option<&[String]>) -> Command {
+    if let Some([program, args @ ..]) = command {
+        let mut cmd = Command::new(program);
+        cmd.args(args.iter().map(|a| a.replace("%s", link)));
+        if !args.iter().any(|a| a.contains("%s")) {
+            cmd.arg(link);
+        }
+        return cmd;
+    }
     let browser = std::env::var("BROWSER").ok();
     let program = browser.as_deref().and_then(|b| b.split(':').find(|p| !p.is_empty()));
     let default = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
@@ -102,6 +112,18 @@ mod tests {
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
+    }
+
+    fn argv(cmd: &Command) -> Vec<String> {
+        std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn the_configured_browser_command_comes_first_with_the_link_in_its_place() {
+        let config = ["firefox".to_owned(), "--new-window".to_owned()];
+        assert_eq!(argv(&opener("http://l", Some(&config))), ["firefox", "--new-window", "http://l"]);
+        let config = ["sh".to_owned(), "-c".to_owned(), "open '%s'".to_owned()];
+        assert_eq!(argv(&opener("http://l", Some(&config))), ["sh", "-c", "open 'http://l'"]);
     }
 
     #[tokio::test]

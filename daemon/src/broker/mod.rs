@@ -112,6 +112,8 @@ struct Roster {
     policy: policy::Policy,
     /// The config's `notify`: desktop notices about accounts that need the person.
     notify: bool,
+    /// The config's `browser_command`, for a login the daemon starts itself.
+    browser_command: Option<Vec<String>>,
 }
 
 /// What a reload changed, by account name.
@@ -206,6 +208,7 @@ impl Broker {
             default_account,
             policy: policy::Policy::new(&config.policy),
             notify: config.notify,
+            browser_command: config.browser_command.clone(),
         });
         summary
     }
@@ -287,6 +290,11 @@ impl Broker {
     /// Whether the config asks for desktop notices (`notify`), as of the last (re)load.
     pub fn notify(&self) -> bool {
         self.roster().notify
+    }
+
+    /// The config's `browser_command`, as of the last (re)load.
+    pub fn browser_command(&self) -> Option<Vec<String>> {
+        self.roster().browser_command.clone()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -46,7 +46,10 @@ impl Notifier {
                 Ok(challenge) => {
                     let url = challenge.verification_uri_complete.as_ref().or(challenge.authorization_url.as_ref());
                     let opened = match url {
-                        Some(url) => crate::browser::open(url, Duration::from_secs(challenge.expires_in.max(60))).await,
+                        Some(url) => {
+                            let lifetime = Duration::from_secs(challenge.expires_in.max(60));
+                            crate::browser::open(url, lifetime, broker.browser_command().as_deref()).await
+                        }
                         None => Err(std::io::Error::other("no URL to open")),
                     };
                     if let Err(e) = &opened {
