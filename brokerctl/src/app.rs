@@ -183,7 +183,7 @@ enum Failure {
 fn run(cli: Cli) -> Result<(), Failure> {
     let dbus = cli.dbus || std::env::var("TOKENBROKER_TRANSPORT").is_ok_and(|t| t == "dbus");
     match cli.command {
-        Command::Doctor => return doctor(cli.json),
+        Command::Doctor => return doctor(cli.json, dbus),
         // Read from the files: no daemon needed.
         Command::Audit { since } => return audit(since, cli.account.as_deref(), cli.json),
         // Reached only with other words than its own (`--json`, say): the same helper.
@@ -525,38 +525,21 @@ fn check_challenge(c: &LoginChallenge) -> Result<(), Failure> {
 }
 
 /// `brokerctl doctor`: is the daemon there at all, then the daemon's own checks.
-fn doctor(json: bool) -> Result<(), Failure> {
-    let path = tokenbroker::paths::socket_path();
-    let daemon = tokenbroker::blocking::Client::connect().and_then(|c| Ok((c.status()?, c.diagnose()?)));
+fn doctor(json: bool, dbus: bool) -> Result<(), Failure> {
+    let door = crate::doctor_door::Door::new(dbus);
+    let daemon = door.ask();
     let reachable = daemon.is_ok();
     let mut checks = vec![match &daemon {
         Ok((status, _)) => Check {
             name: "daemon".into(),
             ok: true,
-            detail: format!("tokenbrokerd {} answers at {}", status.version, path.display()),
+            detail: format!("tokenbrokerd {} answers {}", status.version, door.place()),
             fix: None,
         },
-        Err(e @ Error::ForeignServer { .. }) => Check {
-            name: "daemon".into(),
-            ok: false,
-            detail: e.to_string(),
-            fix: Some(format!(
-                "another user serves {}: do not use it; point TOKENBROKER_SOCKET (or XDG_RUNTIME_DIR) at a \
-                 directory only you can write, and start your own tokenbrokerd there",
-                path.display()
-            )),
-        },
-        Err(e) => Check {
-            name: "daemon".into(),
-            ok: false,
-            detail: e.to_string(),
-            fix: Some(format!(
-                "start it: `systemctl --user start tokenbroker.socket` (systemd), \
-                 `launchctl kickstart gui/$(id -u)/io.github.tokenbroker` (macOS), or run `tokenbrokerd`; \
-                 it must listen at {} (or set TOKENBROKER_SOCKET)",
-                path.display()
-            )),
-        },
+        Err(e @ Error::ForeignServer { .. }) => {
+            Check { name: "daemon".into(), ok: false, detail: e.to_string(), fix: Some(door.foreign_fix()) }
+        }
+        Err(e) => Check { name: "daemon".into(), ok: false, detail: e.to_string(), fix: Some(door.start_fix()) },
     }];
     if let Ok((_, diagnosis)) = daemon {
         checks.extend(diagnosis.checks);

@@ -7,6 +7,7 @@ mod args;
 mod audit;
 mod challenge;
 mod credential_wire;
+mod doctor_door;
 mod exec;
 pub mod git_credential;
 mod git_hosts;

@@ -37,6 +37,7 @@ mod login;
 mod login_cancel;
 mod login_link;
 mod oidc;
+mod parity;
 mod policy;
 mod refresh;
 mod reject;
