@@ -15,7 +15,7 @@
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import Provider, { errors } from 'oidc-provider';
-import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
+import MemoryAdapter, { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js';
 import { approveDevice, approveCode } from './approve.mjs';
 import { makeKeys } from './keys.mjs';
 import { handleManagement, managementAudience } from './management.mjs';
@@ -85,6 +85,8 @@ class MapStore extends Map {
   set(key, value) { return super.set(key, value); }
 }
 const store = new MapStore();
+// oidc-provider 8's memory adapter keeps every model in one module-wide store: ours.
+setStorage(store);
 
 // With a rotation grace, a consumed refresh token reads as unconsumed until the grace is over:
 // reusing it within the grace rotates again instead of revoking the grant.
@@ -224,8 +226,8 @@ provider.use(async (ctx, next) => {
       ctx.querystring = query.toString();
     }
   }
-  // oidc-provider serves its RFC 8414 metadata (the discovery document under another name)
-  // unless --no-rfc8414 makes it a 404, as at most OIDC-only IdPs.
+  // RFC 8414 metadata is the discovery document under another name (oidc-provider 8 serves
+  // none of its own), unless --no-rfc8414 makes it a 404, as at most OIDC-only IdPs.
   const serverMetadata = ctx.path === '/.well-known/oauth-authorization-server';
   if (serverMetadata) {
     stats.server_metadata += 1;
@@ -240,6 +242,7 @@ provider.use(async (ctx, next) => {
       ctx.body = { error: 'temporarily_unavailable' };
       return;
     }
+    ctx.path = '/.well-known/openid-configuration';
   }
   await next();
   if ((serverMetadata || ctx.path === '/.well-known/openid-configuration') && ctx.status === 200 && ctx.body) {

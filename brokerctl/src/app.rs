@@ -212,7 +212,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             crate::completions::print(shell, &mut Cli::command());
             return Ok(());
         }
-        Command::Doctor => return doctor(cli.json),
+        Command::Doctor => return doctor(cli.json, dbus),
         // Read from the files: no daemon needed.
         Command::Audit { since } => return audit(since, cli.account.as_deref(), cli.json),
         // Reached only with other words than its own (`--json`, say): the same helper.
@@ -498,8 +498,8 @@ fn consent(client: &Transport, command: ConsentCommand, json: bool) -> Result<()
 }
 
 /// `brokerctl doctor` (see `doctor`): its verdict as an exit code.
-fn doctor(json: bool) -> Result<(), Failure> {
-    match crate::doctor::doctor(json) {
+fn doctor(json: bool, dbus: bool) -> Result<(), Failure> {
+    match crate::doctor::doctor(json, dbus) {
         crate::doctor::Verdict::Healthy => Ok(()),
         crate::doctor::Verdict::Unhealthy => Err(Failure::Unhealthy),
         crate::doctor::Verdict::Unreachable => Err(Failure::Unreachable),

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use tokenbroker::Error;
 use tokenbroker::protocol::{Check, Diagnosis};
 
+use crate::doctor_door::Door;
+
 /// How the checks came out, for the exit code.
 pub enum Verdict {
     Healthy,
@@ -17,23 +19,23 @@ pub enum Verdict {
     Unreachable,
 }
 
-pub fn doctor(json: bool) -> Verdict {
-    let path = tokenbroker::paths::socket_path();
-    let daemon = tokenbroker::blocking::Client::connect().and_then(|c| Ok((c.status()?, c.diagnose()?)));
+pub fn doctor(json: bool, dbus: bool) -> Verdict {
+    let door = Door::new(dbus);
+    let daemon = door.ask();
     let mut checks = Vec::new();
     let reachable = match daemon {
         Ok((status, diagnosis)) => {
             checks.push(Check {
                 name: "daemon".into(),
                 ok: true,
-                detail: format!("tokenbrokerd {} answers at {}", status.version, path.display()),
+                detail: format!("tokenbrokerd {} answers {}", status.version, door.place()),
                 fix: None,
             });
             checks.extend(diagnosis.checks);
             true
         }
         Err(e) => {
-            let mut daemon = absent(&e, &path);
+            let mut daemon = absent(&e, &door);
             let found = daemon_checks();
             // The daemon will not start before what fails there is fixed: say that first.
             if matches!(e, Error::Unreachable { .. }) && found.iter().any(|c| !c.ok) {
@@ -85,22 +87,14 @@ fn report(checks: &[Check]) -> String {
     text
 }
 
-/// The failed `daemon` check: why nothing of ours answers at `path`, and what to do.
-fn absent(e: &Error, path: &Path) -> Check {
-    let fix = |fix: String| Check { name: "daemon".into(), ok: false, detail: why_absent(e, path), fix: Some(fix) };
-    match e {
-        Error::ForeignServer { .. } => fix(format!(
-            "another user serves {}: do not use it; point TOKENBROKER_SOCKET (or XDG_RUNTIME_DIR) at a \
-             directory only you can write, and start your own tokenbrokerd there",
-            path.display()
-        )),
-        _ => fix(format!(
-            "start it: `systemctl --user start tokenbroker.socket` (systemd), \
-             `launchctl kickstart gui/$(id -u)/io.github.tokenbroker` (macOS), or run `tokenbrokerd`; \
-             it must listen at {} (or set TOKENBROKER_SOCKET)",
-            path.display()
-        )),
-    }
+/// The failed `daemon` check: why nothing of ours answers at this door, and what to do.
+fn absent(e: &Error, door: &Door) -> Check {
+    let fix = match e {
+        Error::ForeignServer { .. } => door.foreign_fix(),
+        _ => door.start_fix(),
+    };
+    let detail = if door.is_bus() { e.to_string() } else { why_absent(e, &tokenbroker::paths::socket_path()) };
+    Check { name: "daemon".into(), ok: false, detail, fix: Some(fix) }
 }
 
 /// Why the daemon is not there, from what is at its socket's path.

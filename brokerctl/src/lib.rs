@@ -10,6 +10,7 @@ mod challenge;
 mod completions;
 mod credential_wire;
 mod doctor;
+mod doctor_door;
 mod exec;
 pub mod git_credential;
 mod git_hosts;

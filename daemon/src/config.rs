@@ -7,6 +7,8 @@ use serde::Deserialize;
 use tokenbroker::protocol::Flow;
 use url::Url;
 
+#[cfg(test)]
+mod examples_tests;
 mod git;
 pub use git::GitConfig;
 

@@ -21,7 +21,7 @@ fn kubectl(daemon: &Daemon, dir: &Path, args: &[&str]) -> Output {
         .env("TOKENBROKER_SOCKET", daemon.socket())
         .env_remove("TOKENBROKER_TRANSPORT")
         .env_remove("KUBERNETES_EXEC_INFO");
-    cmd.output().expect("kubectl must be installed (Debian package kubectl)")
+    cmd.output().expect("kubectl must be on PATH (see .ci/run: from Kubernetes' or Google Cloud's apt repository)")
 }
 
 fn ok(out: Output) -> String {

@@ -40,6 +40,7 @@ mod login_link;
 mod logout;
 mod notices;
 mod oidc;
+mod parity;
 mod policy;
 mod refresh;
 mod reject;
