@@ -35,15 +35,16 @@ impl Identity {
         Identity { subject: clean(subject), email: clean(email), name: clean(name) }
     }
 
-    /// From the login's verified ID token, else from the userinfo answer fetched for want of one.
+    /// From the login's verified ID token, its email and name from userinfo where the token
+    /// has neither (many IdPs put them in userinfo only); without an ID token, from userinfo.
     fn of_login(tokens: &TokenSet, userinfo: Option<&Map<String, Value>>) -> Identity {
-        match (&tokens.id_token, userinfo) {
-            (Some(id), _) => Identity::new(Some(&id.subject), id.email.as_deref(), id.name.as_deref()),
-            (None, Some(claims)) => {
-                let text = |k: &str| claims.get(k).and_then(Value::as_str);
-                Identity::new(text("sub"), text("email"), text("name"))
+        let text = |k: &str| userinfo.and_then(|c| c.get(k)).and_then(Value::as_str);
+        match &tokens.id_token {
+            Some(id) if id.email.is_some() || id.name.is_some() => {
+                Identity::new(Some(&id.subject), id.email.as_deref(), id.name.as_deref())
             }
-            (None, None) => Identity::default(),
+            Some(id) => Identity::new(Some(&id.subject), text("email"), text("name")),
+            None => Identity::new(text("sub"), text("email"), text("name")),
         }
     }
 }
@@ -191,8 +192,13 @@ impl Broker {
     /// A login's tokens become the account's session: stored first, then served.
     /// Who logged in is returned.
     async fn install(self: &Arc<Self>, account: &Arc<Account>, tokens: TokenSet) -> Result<Identity> {
-        let profile = match tokens.id_token {
-            Some(_) => None,
+        let profile = match &tokens.id_token {
+            Some(id) if id.email.is_some() || id.name.is_some() => None,
+            // Userinfo must speak of the ID token's subject (OIDC Core 5.3.2), else it is not used.
+            Some(id) => {
+                let claims = self.whoami(account, &tokens).await;
+                claims.filter(|c| c.get("sub").and_then(Value::as_str) == Some(id.subject.as_str()))
+            }
             None => self.whoami(account, &tokens).await,
         };
         let who = Identity::of_login(&tokens, profile.as_ref());
@@ -215,12 +221,17 @@ impl Broker {
     }
 
     /// Who logged in, from userinfo, for a login that brought no ID token (some IdPs issue
-    /// none in the device flow): `Status` shows the subject, and later userinfo answers are
-    /// held to it. Without userinfo the session still works, unnamed.
+    /// none in the device flow; `Status` then shows userinfo's subject, and later userinfo
+    /// answers are held to it) or one without an email or a name to tell the person. Without
+    /// userinfo the session still works, unnamed.
     async fn whoami(&self, account: &Account, tokens: &TokenSet) -> Option<Map<String, Value>> {
         let idp = account.idp(&*self.connect).await.ok()?;
         match idp.userinfo(&tokens.access_token, None).await {
             Ok(claims) => Some(claims),
+            Err(e) if tokens.id_token.is_some() => {
+                tracing::info!(account = %account.name, error = %e, "no userinfo at login: who logged in is named by the subject alone");
+                None
+            }
             Err(e) => {
                 tracing::warn!(account = %account.name, error = %e, "no ID token and no userinfo: the session has no known subject");
                 None
@@ -330,6 +341,37 @@ mod tests {
     fn who_logged_in_is_kept_printable() {
         let who = Identity::new(Some("a\u{1b}[2Jb"), Some("x\n@y"), Some("\u{7}"));
         assert_eq!(who, Identity { subject: Some("a[2Jb".into()), email: Some("x@y".into()), name: None });
+    }
+
+    fn tokens(email: Option<&str>, name: Option<&str>) -> TokenSet {
+        TokenSet {
+            access_token: "a".to_owned().into(),
+            token_type: "Bearer".into(),
+            expires_in: None,
+            refresh_token: None,
+            id_token: Some(crate::oidc::VerifiedIdToken {
+                token: "t".to_owned().into(),
+                subject: "alice".into(),
+                expires_at: 0,
+                issued_at: 0,
+                email: email.map(Into::into),
+                name: name.map(Into::into),
+            }),
+            id_token_refused: None,
+            scopes: None,
+        }
+    }
+
+    #[test]
+    fn who_logged_in_is_named_from_userinfo_when_the_id_token_names_nobody() {
+        let userinfo: Map<String, Value> =
+            serde_json::from_str(r#"{"sub":"alice","email":"a@example.com","name":"Alice"}"#).unwrap();
+        let who = Identity::of_login(&tokens(None, None), Some(&userinfo));
+        assert_eq!((who.email.as_deref(), who.name.as_deref()), (Some("a@example.com"), Some("Alice")));
+        // An ID token that names the person is believed over userinfo.
+        let who = Identity::of_login(&tokens(Some("x@example.com"), None), Some(&userinfo));
+        assert_eq!((who.email.as_deref(), who.name.as_deref()), (Some("x@example.com"), None));
+        assert_eq!(who.subject.as_deref(), Some("alice"));
     }
 
     #[test]

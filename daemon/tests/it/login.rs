@@ -30,7 +30,10 @@ async fn device_login_then_token_id_token_profile_status_logout() {
     assert!(challenge.verification_uri.as_deref().unwrap().starts_with(&idp.issuer));
     idp.approve(challenge.user_code.as_deref().unwrap(), "alice").await;
     let done: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(done, serde_json::json!({"account": "work", "status": "logged_in", "subject": "alice"}));
+    // The test IdP's ID token names nobody: email and name come from userinfo.
+    let who = serde_json::json!({"account": "work", "status": "logged_in", "subject": "alice",
+        "email": "alice@example.com", "name": "Alice Example"});
+    assert_eq!(done, who);
     assert!(login.wait().unwrap().success());
 
     // The session is in the keyring before anyone sees it.
