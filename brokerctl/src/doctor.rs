@@ -59,7 +59,7 @@ pub fn doctor(json: bool, dbus: bool) -> Verdict {
         let _ = serde_json::to_writer(&mut out, &Diagnosis { checks });
         let _ = writeln!(out);
     } else {
-        let _ = out.write_all(report(&checks).as_bytes());
+        let _ = out.write_all(tokenbroker::protocol::report(&checks).as_bytes());
     }
     let _ = out.flush();
     match (reachable, healthy) {
@@ -67,24 +67,6 @@ pub fn doctor(json: bool, dbus: bool) -> Verdict {
         (true, false) => Verdict::Unhealthy,
         (true, true) => Verdict::Healthy,
     }
-}
-
-/// `ok`, `warn` (passed, with a fix: worth a look, not a failure) or `FAIL`, the check's name
-/// and detail, then what to do.
-fn report(checks: &[Check]) -> String {
-    let mut text = String::new();
-    for c in checks {
-        let tag = match (c.ok, c.fix.is_some()) {
-            (false, _) => "FAIL",
-            (true, true) => "warn",
-            (true, false) => "ok  ",
-        };
-        text.push_str(&format!("{tag} {}: {}\n", c.name, c.detail));
-        if let Some(fix) = &c.fix {
-            text.push_str(&format!("     -> {}\n", fix.replace('\n', "\n        ")));
-        }
-    }
-    text
 }
 
 /// The failed `daemon` check: why nothing of ours answers at this door, and what to do.

@@ -28,28 +28,10 @@ pub fn main(config_path: &Path, json: bool) -> ExitCode {
         let _ = serde_json::to_writer(&mut out, &diagnosis);
         let _ = writeln!(out);
     } else {
-        let _ = out.write_all(report(&diagnosis).as_bytes());
+        let _ = out.write_all(diagnosis.report().as_bytes());
     }
     let _ = out.flush();
     if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-}
-
-/// The report as `brokerctl doctor` prints it: `ok`, `warn` (passed, with a fix) or `FAIL`,
-/// the check's name and detail, then what to do.
-pub fn report(d: &Diagnosis) -> String {
-    let mut text = String::new();
-    for c in &d.checks {
-        let tag = match (c.ok, c.fix.is_some()) {
-            (false, _) => "FAIL",
-            (true, true) => "warn",
-            (true, false) => "ok  ",
-        };
-        text.push_str(&format!("{tag} {}: {}\n", c.name, c.detail));
-        if let Some(fix) = &c.fix {
-            text.push_str(&format!("     -> {fix}\n"));
-        }
-    }
-    text
 }
 
 fn failed(name: &str, detail: String, fix: impl Into<String>) -> Check {
@@ -160,6 +142,6 @@ mod tests {
         let d = diagnose(&path).await;
         let names: Vec<(&str, bool)> = d.checks.iter().map(|c| (c.name.as_str(), c.ok)).collect();
         assert_eq!(names, [("config", true), ("memory", true), ("identity provider of work", false)], "{d:?}");
-        assert!(report(&d).contains("FAIL identity provider of work: http://127.0.0.1:9/"), "{}", report(&d));
+        assert!(d.report().contains("FAIL identity provider of work: http://127.0.0.1:9/"), "{}", d.report());
     }
 }

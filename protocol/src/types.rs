@@ -266,6 +266,31 @@ pub struct Diagnosis {
     pub checks: Vec<Check>,
 }
 
+impl Diagnosis {
+    /// The checks as `brokerctl doctor` and `tokenbrokerd --check` print them.
+    pub fn report(&self) -> String {
+        report(&self.checks)
+    }
+}
+
+/// `ok`, `warn` (passed, with a fix: worth a look, not a failure) or `FAIL`, each check's name
+/// and detail, then what to do.
+pub fn report(checks: &[Check]) -> String {
+    let mut text = String::new();
+    for c in checks {
+        let tag = match (c.ok, c.fix.is_some()) {
+            (false, _) => "FAIL",
+            (true, true) => "warn",
+            (true, false) => "ok  ",
+        };
+        text.push_str(&format!("{tag} {}: {}\n", c.name, c.detail));
+        if let Some(fix) = &c.fix {
+            text.push_str(&format!("     -> {}\n", fix.replace('\n', "\n        ")));
+        }
+    }
+    text
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub version: String,
