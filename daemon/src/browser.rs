@@ -86,7 +86,8 @@ async fn answer(mut stream: TcpStream, path: String, target: Arc<str>, used: Arc
     let response = match ours {
         true if !used.swap(true, Ordering::SeqCst) => {
             format!(
-                "HTTP/1.1 303 See Other\r\nLocation: {target}\r\nCache-Control: no-store\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                "HTTP/1.1 303 See Other\r\nLocation: {target}\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
             )
         }
         true => {
@@ -142,7 +143,8 @@ mod tests {
         let first = get(addr, "/secret").await;
         assert!(
             first.starts_with("HTTP/1.1 303")
-                && first.contains("Location: https://idp.example.com/device?user_code=ABCD\r\n"),
+                && first.contains("Location: https://idp.example.com/device?user_code=ABCD\r\n")
+                && first.contains("\r\nReferrer-Policy: no-referrer\r\n"),
             "{first}"
         );
         assert!(get(addr, "/secret").await.starts_with("HTTP/1.1 410"));
