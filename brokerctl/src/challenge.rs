@@ -2,13 +2,16 @@
 //! IdP's answer first): a URL handed to xdg-open must be https, or http to this machine, and a
 //! code printed to a terminal must not carry escape sequences.
 
+use crate::human::is_bidi;
+
 /// The longest user code shown; RFC 8628 codes are about 8 characters.
 const MAX_USER_CODE: usize = 64;
 
-/// https, or plain http to a loopback host; nothing with spaces or control characters, which
-/// no valid URL has and which an opener might split or interpret.
+/// https, or plain http to a loopback host; nothing with spaces, control characters or
+/// bidirectional overrides, which no valid URL has, which an opener might split or interpret,
+/// and which would reorder the address on the terminal.
 pub fn safe_url(url: &str) -> bool {
-    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if url.chars().any(|c| c.is_control() || c.is_whitespace() || is_bidi(c)) {
         return false;
     }
     let lower = url.to_ascii_lowercase();
@@ -35,14 +38,19 @@ fn is_loopback_v4(host: &str) -> bool {
 
 /// Fit for a terminal: not empty, short, no control characters or bidirectional overrides.
 pub fn printable_code(code: &str) -> bool {
-    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     let count = code.chars().count();
-    count > 0 && count <= MAX_USER_CODE && !code.chars().any(|c| c.is_control() || bidi(c))
+    count > 0 && count <= MAX_USER_CODE && !code.chars().any(|c| c.is_control() || is_bidi(c))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_that_would_reorder_the_terminal_is_refused() {
+        assert!(!safe_url("https://idp.example.com/\u{202e}evil"));
+        assert!(!safe_url("https://idp.example.com/\u{2066}x\u{2069}"));
+    }
 
     #[test]
     fn urls_are_https_or_loopback_http() {
