@@ -39,7 +39,11 @@ pub async fn open(target: &str, lifetime: Duration, command: Option<&[String]>) 
         let used = Arc::new(AtomicBool::new(false));
         let serving = async {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    // Out of descriptors, say: wait a little rather than spin on accept.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
                 tokio::spawn(answer(stream, path.clone(), target.clone(), used.clone()));
             }
         };

@@ -40,7 +40,7 @@ pub struct Config {
     #[serde(default = "default_idp_timeout")]
     pub idp_timeout: u64,
     /// The browser `brokerctl login` opens (argv; `%s` stands for the URL, else it goes last).
-    /// brokerctl reads it itself; the daemon only checks it.
+    /// brokerctl reads it itself; the daemon uses it for a desktop notice's "Log in".
     pub browser_command: Option<Vec<String>>,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,

@@ -286,7 +286,6 @@ impl Broker {
         &self.consents
     }
 
-    /// The core's events, for doors that announce them (D-Bus signals).
     /// Whether the config asks for desktop notices (`notify`), as of the last (re)load.
     pub fn notify(&self) -> bool {
         self.roster().notify
@@ -297,6 +296,7 @@ impl Broker {
         self.roster().browser_command.clone()
     }
 
+    /// The core's events, for doors that announce them (D-Bus signals).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
