@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tokenbroker::protocol::*;
 use tokenbroker::{Error, ErrorKind};
 
-use crate::args::{Cli, Command, ConsentCommand, FlowArg, GitOperation, MetadataCommand, SetupCommand};
+use crate::args::{Cli, Command, ConsentCommand, FlowArg, ForwardCommand, GitOperation, MetadataCommand, SetupCommand};
 use crate::exec;
 use crate::human;
 use crate::kube;
@@ -292,6 +292,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             unreachable!("handled above")
         }
         Command::Consent { command } => consent(&client, command, cli.json)?,
+        Command::Forward { command } => crate::forward::run(&client, command, account, cli.json)?,
         Command::Login { flow, no_browser, browser_command, no_qr, force } => {
             let flow = flow.map(|f| match f {
                 FlowArg::Device => Flow::Device,
@@ -315,6 +316,9 @@ fn refuse_account(cli: &Cli) -> Result<(), Failure> {
             "git-credential takes the account from the config's [[git]] entry for the host"
         }
         Command::Completions { .. } => "completions are the same for every account",
+        Command::Forward { command: ForwardCommand::List | ForwardCommand::Remove { .. } } => {
+            "forwards are named, whatever their account"
+        }
         _ => return Ok(()),
     };
     Err(Failure::Usage(format!("--account {:?} is not used here: {why}", human::terminal_text(account))))

@@ -155,6 +155,16 @@ pub enum Command {
         #[command(subcommand)]
         command: ConsentCommand,
     },
+    /// Serve a restricted socket for an SSH session or a container: tokens of one account
+    /// (and only the audiences given), nothing else, until its TTL.
+    ///
+    /// The daemon serves it at $XDG_RUNTIME_DIR/tokenbroker/forward/NAME.sock (beside the main
+    /// socket); its callers are `door = "forward:NAME"` for the policy and the audit trail. It
+    /// survives daemon restarts until its TTL. `add` prints the `ssh -R` option line to use.
+    Forward {
+        #[command(subcommand)]
+        command: ForwardCommand,
+    },
     /// Print the audit trail: every grant and refusal of a token, profile or metadata request,
     /// oldest first, with the program that asked and the rule that decided.
     ///
@@ -210,6 +220,33 @@ pub enum GitOperation {
     Store,
     Erase,
     Capability,
+}
+
+#[derive(Subcommand)]
+pub enum ForwardCommand {
+    /// Open (or replace) the forward NAME for --account [default: the daemon's default account].
+    ///
+    /// Without --audience the forward serves only the account's own token; with it, only
+    /// tokens for those audiences. Prints the `ssh -R` line and the far side's environment.
+    Add {
+        /// The forward's name: letters, digits, '-', '_' and '.' (not first), at most 64.
+        name: String,
+        /// An audience the far side may ask tokens for (repeat for more).
+        #[arg(long = "audience", value_name = "AUD")]
+        audiences: Vec<String>,
+        /// How long it lives: 30m, 8h, 2d [default: 8h; at most 7d].
+        #[arg(long, value_name = "DURATION", value_parser = crate::forward::parse_ttl)]
+        ttl: Option<u64>,
+    },
+    /// Show the forwards being served.
+    List,
+    /// End a forward now: its socket goes and its connections are dropped.
+    ///
+    /// Exits 1 if there is no forward NAME.
+    Remove {
+        /// The forward's name, as `brokerctl forward list` shows it.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]

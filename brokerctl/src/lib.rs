@@ -12,6 +12,7 @@ mod credential_wire;
 mod doctor;
 mod doctor_door;
 mod exec;
+mod forward;
 pub mod git_credential;
 mod git_hosts;
 mod handoff;

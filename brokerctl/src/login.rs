@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_held_session_is_one_that_gives_tokens_for_the_named_or_default_account() {
-        let status = |accounts| Status { version: "x".into(), accounts, policy: None };
+        let status = |accounts| Status { version: "x".into(), accounts, policy: None, forwards: None };
         let s =
             status(vec![account("work", AccountState::Valid, true), account("home", AccountState::LoggedOut, false)]);
         assert_eq!(held_session(&s, None).map(|a| a.name.as_str()), Some("work"));

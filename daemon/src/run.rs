@@ -61,7 +61,10 @@ Files:
   $XDG_CONFIG_HOME/tokenbroker/config.toml   the config (TOKENBROKER_CONFIG, --config)
   $XDG_RUNTIME_DIR/tokenbroker/broker.sock   the socket, 0600 in a 0700 directory
                                              (TOKENBROKER_SOCKET, --socket)
-  $XDG_STATE_HOME/tokenbroker/               the audit trail and remembered consents
+  $XDG_RUNTIME_DIR/tokenbroker/forward/NAME.sock
+                                             a forward's socket (brokerctl forward)
+  $XDG_STATE_HOME/tokenbroker/               the audit trail, remembered consents and
+                                             the forwards (forwards.json)
 
 Signals:
   SIGHUP           read the config again (a bad one is refused; the last good one stays)
@@ -179,8 +182,23 @@ pub async fn run(
         max_connections: args.max_connections,
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
     };
-    let server =
-        tokio::spawn(serve::socket::serve(listener, broker.clone(), limits, shutdown.clone(), tracker.clone()));
+    let server = tokio::spawn(serve::socket::serve(
+        listener,
+        broker.clone(),
+        limits,
+        shutdown.clone(),
+        tracker.clone(),
+        crate::broker::request::Door::Socket,
+    ));
+    // The forwards kept from before a restart are served again, beside the main socket.
+    let doors = serve::forward::ForwardDoors::new(
+        serve::forward::dir_for(&socket_path),
+        &broker,
+        limits,
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    broker.serve_forwards(state_dir::state_dir().map(|d| d.join("forwards.json")), Arc::new(doors));
     let where_ =
         socket_file.0.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "an inherited socket".into());
     tracing::info!(socket = %where_, accounts = config.accounts.len(), "tokenbrokerd ready");

@@ -54,6 +54,12 @@ macro_rules! for_each_method {
             AnswerConsent answer_consent [$crate::AnswerConsent] (p: $crate::AnswerConsent) -> $crate::ConsentAnswered;
             /// Forget a remembered "always".
             RevokeConsent revoke_consent [$crate::ConsentId] (id: &str) -> $crate::ConsentRevoked;
+            /// Open (or replace) a forward: a restricted socket for some accounts and audiences, until its TTL.
+            AddForward add_forward [$crate::AddForward] (p: $crate::AddForward) -> $crate::Forward;
+            /// The forwards being served.
+            ListForwards list_forwards [$crate::Empty] () -> $crate::Forwards;
+            /// End a forward now: its socket goes and its connections are dropped.
+            RemoveForward remove_forward [$crate::ForwardName] (name: &str) -> $crate::ForwardRemoved;
         }
     };
 }
@@ -172,13 +178,14 @@ mod tests {
 
     #[test]
     fn every_method_round_trips_through_its_name() {
-        assert_eq!(Call::METHODS.len(), 15);
+        assert_eq!(Call::METHODS.len(), 18);
         for m in Call::METHODS {
             let params = match *m {
                 "AwaitLogin" | "CancelLogin" => Some(json!({"login_id": "x"})),
                 "UpdateMetadata" => Some(json!({"user_metadata": {}})),
                 "AnswerConsent" => Some(json!({"id": "x", "allow": true})),
                 "RevokeConsent" => Some(json!({"id": "x"})),
+                "AddForward" | "RemoveForward" => Some(json!({"name": "x"})),
                 "RejectToken" => Some(json!({"access_token": "t"})),
                 _ => None,
             };

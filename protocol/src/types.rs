@@ -299,6 +299,9 @@ pub struct Status {
     /// that predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyStatus>,
+    /// The forwards being served (an extension; absent on a forward's own door).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwards: Option<Vec<crate::Forward>>,
 }
 
 /// `Status`'s summary of the policy: its default action, how many rules, how many questions

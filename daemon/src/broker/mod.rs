@@ -10,6 +10,9 @@ mod doctor;
 mod error;
 #[cfg(test)]
 mod fake_idp;
+pub mod forward;
+#[cfg(test)]
+mod forward_tests;
 mod login;
 mod logout;
 mod metadata;
@@ -102,6 +105,8 @@ pub struct Broker {
     audit: Audit,
     /// The policy's questions to the person, and their remembered answers.
     consents: consent::Consents,
+    /// The restricted doors for SSH sessions and containers.
+    forwards: forward::Forwards,
 }
 
 /// The configured accounts, replaced whole when the config is reloaded.
@@ -165,6 +170,7 @@ impl Broker {
             tasks: TaskTracker::new(),
             audit,
             consents,
+            forwards: forward::Forwards::default(),
         });
         broker.reload(config).await;
         broker

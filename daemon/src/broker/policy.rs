@@ -38,6 +38,8 @@ pub enum By {
     Rule(usize),
     /// The person, asked.
     Consent(Answer),
+    /// The forward's own limits (its accounts and audiences), before any rule.
+    Forward,
 }
 
 /// How the person answered (or did not).
@@ -124,6 +126,7 @@ impl fmt::Display for By {
         match self {
             By::Default => f.write_str("default"),
             By::Rule(n) => write!(f, "rule {n}"),
+            By::Forward => f.write_str("forward"),
             By::Consent(Answer::Once) => f.write_str("consent (once)"),
             By::Consent(Answer::Always) => f.write_str("consent (always)"),
             By::Consent(Answer::Denied) => f.write_str("consent (denied)"),

@@ -9,23 +9,43 @@ use tokenbroker::ErrorKind;
 use tokenbroker::protocol::{self as wire, AuditDecision, Method, method};
 
 use super::policy::{Answer, By};
-use super::{Broker, Error, Grant, Result, consent, doctor, login, logout, metadata, profile, reject, session, tokens};
+use super::{
+    Broker, Error, Grant, Result, consent, doctor, forward, login, logout, metadata, profile, reject, session, tokens,
+};
 use crate::audit::Entry;
 use crate::config::Action;
 
 /// The door a request came in by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Door {
     Socket,
     Dbus,
+    /// A forward's socket: holds the door's name, `forward:NAME` (one allocation per
+    /// forward, shared by its connections).
+    Forward(Arc<str>),
 }
 
 impl Door {
-    /// The contract's name, which policy rules match (`door = "socket"`) and audit records carry.
-    pub fn name(self) -> &'static str {
+    /// The door of the forward `name`.
+    pub fn forward(name: &str) -> Door {
+        Door::Forward(format!("forward:{name}").into())
+    }
+
+    /// The contract's name, which policy rules match (`door = "socket"`, `door = "forward:*"`)
+    /// and audit records carry.
+    pub fn name(&self) -> &str {
         match self {
             Door::Socket => "socket",
             Door::Dbus => "dbus",
+            Door::Forward(name) => name,
+        }
+    }
+
+    /// The forward's name, for a forward's door.
+    pub fn forward_name(&self) -> Option<&str> {
+        match self {
+            Door::Forward(name) => name.strip_prefix("forward:"),
+            _ => None,
         }
     }
 }
@@ -81,8 +101,27 @@ pub struct Target<'a> {
 /// method's handler, and record what was granted or refused.
 pub async fn handle<M: Handler>(broker: &Arc<Broker>, caller: &Caller, params: M::Params) -> Result<M::Output> {
     if let Err(e) = admit(caller) {
-        tracing::warn!(peer_uid = caller.uid, peer_pid = ?caller.pid, door = ?caller.door, method = M::NAME, "refused a call from another user");
+        tracing::warn!(peer_uid = caller.uid, peer_pid = ?caller.pid, door = caller.door.name(), method = M::NAME, "refused a call from another user");
         return Err(e);
+    }
+    let mut params = params;
+    if let Some(forward) = caller.door.forward_name() {
+        let audience = M::target(&params).and_then(|t| t.audience).map(str::to_owned);
+        if let Err(e) = forward::admit(broker, forward, M::NAME, M::account_mut(&mut params), audience.as_deref()) {
+            // Refusals of what the policy covers are audited as its own are.
+            if let Some(target) = M::target(&params) {
+                broker.audit().record(Entry {
+                    time_ms: session::now_ms(),
+                    caller: caller.clone(),
+                    method: M::NAME,
+                    account: target.account.map(str::to_owned),
+                    audience: target.audience.map(str::to_owned),
+                    decision: AuditDecision::Deny,
+                    by: By::Forward,
+                });
+            }
+            return Err(e);
+        }
     }
     let Some(target) = M::target(&params) else { return M::run(broker, caller, params).await };
     let Some(allowed) = decide(broker, caller, M::NAME, target).await? else {
@@ -146,6 +185,7 @@ fn refusal(method: &str, account: &str, by: By, wait: std::time::Duration) -> St
         By::Default => "the policy's default denies it to programs no rule names".into(),
         By::Consent(Answer::Unanswered) => format!("nobody answered the consent question within {} s", wait.as_secs()),
         By::Consent(_) => "the person asked for consent denied it".into(),
+        By::Forward => "the forward does not serve it".into(),
     };
     format!("{method} for account {account:?} refused: {why}")
 }
@@ -156,6 +196,9 @@ pub trait Handler: Method {
     type Output: Send;
     /// What the policy judges, for the methods it covers; `None` for the rest.
     fn target(params: &Self::Params) -> Option<Target<'_>>;
+    /// The account the params name, for a forward's door to fill in (the methods the policy
+    /// covers).
+    fn account_mut(params: &mut Self::Params) -> Option<&mut Option<String>>;
     fn run(
         broker: &Arc<Broker>,
         caller: &Caller,
@@ -174,6 +217,9 @@ macro_rules! handlers {
                 fn target(params: &Self::Params) -> Option<Target<'_>> {
                     handlers!(@target params $($account $(, $audience)?)?)
                 }
+                fn account_mut(params: &mut Self::Params) -> Option<&mut Option<String>> {
+                    handlers!(@account params $($account)?)
+                }
                 async fn run($broker: &Arc<Broker>, $caller: &Caller, $params: Self::Params) -> Result<$output> {
                     $body
                 }
@@ -181,6 +227,8 @@ macro_rules! handlers {
         )*
     };
     (@target $p:ident) => { { let _ = $p; None } };
+    (@account $p:ident) => { { let _ = $p; None } };
+    (@account $p:ident $account:ident) => { Some(&mut $p.$account) };
     (@target $p:ident $account:ident) => { Some(Target { account: $p.$account.as_deref(), audience: None }) };
     (@target $p:ident $account:ident, $audience:ident) => {
         Some(Target { account: $p.$account.as_deref(), audience: $p.$audience.as_deref() })
@@ -198,11 +246,14 @@ handlers! {
     AwaitLogin -> wire::LoginDone []: |broker, _, p| login::await_login(broker, &p.login_id).await;
     CancelLogin -> wire::LoginCancelled []: |broker, _, p| Ok(login::cancel_login(broker, &p.login_id));
     Logout -> wire::LogoutDone []: |broker, _, p| logout::logout(broker, p).await;
-    Status -> wire::Status []: |broker, _, _| Ok(broker.status());
+    Status -> wire::Status []: |broker, caller, _| Ok(broker.status_for(&caller.door));
     Diagnose -> wire::Diagnosis []: |broker, _, _| Ok(doctor::diagnose(broker).await);
     ListConsents -> wire::Consents []: |broker, _, _| Ok(consent::list(broker));
     AnswerConsent -> wire::ConsentAnswered []: |broker, caller, p| consent::answer_as(broker, caller, p);
     RevokeConsent -> wire::ConsentRevoked []: |broker, _, p| Ok(consent::revoke(broker, &p.id));
+    AddForward -> wire::Forward []: |broker, _, p| forward::add(broker, p);
+    ListForwards -> wire::Forwards []: |broker, _, _| Ok(wire::Forwards { forwards: broker.forwards().list() });
+    RemoveForward -> wire::ForwardRemoved []: |broker, _, p| Ok(forward::remove(broker, &p.name));
 }
 
 #[cfg(test)]
@@ -211,8 +262,8 @@ mod tests {
 
     #[test]
     fn only_the_daemons_own_user_is_admitted_at_any_door() {
-        for door in [Door::Socket, Door::Dbus] {
-            assert!(admit(&Caller::new(me(), None, door)).is_ok());
+        for door in [Door::Socket, Door::Dbus, Door::forward("f")] {
+            assert!(admit(&Caller::new(me(), None, door.clone())).is_ok());
             let other = Caller::new(me().wrapping_add(1), Some(1), door);
             assert_eq!(admit(&other).unwrap_err().kind, ErrorKind::AccessDenied);
         }

@@ -1,13 +1,25 @@
 use tokenbroker::protocol::{AccountStatus, PolicyStatus, Status};
 
 use super::Broker;
+use super::request::Door;
 
 impl Broker {
     pub fn status(&self) -> Status {
+        self.status_for(&Door::Socket)
+    }
+
+    /// `Status` as `door` may see it: a forward's door sees only the forward's accounts, and
+    /// nothing of the policy or of other forwards.
+    pub fn status_for(&self, door: &Door) -> Status {
+        let forward = door.forward_name().map(|name| self.forwards().get(name));
         let default = self.default_account();
         let accounts = self
             .accounts()
             .iter()
+            .filter(|a| match &forward {
+                None => true,
+                Some(f) => f.as_ref().is_some_and(|f| f.accounts.contains(&a.name)),
+            })
             .map(|a| {
                 let session = a.session();
                 AccountStatus {
@@ -30,6 +42,10 @@ impl Broker {
             asking: count(self.consents.waiting()),
             remembered: count(self.consents.remembered()),
         };
-        Status { version: env!("CARGO_PKG_VERSION").into(), accounts, policy: Some(policy) }
+        if forward.is_some() {
+            return Status { version: env!("CARGO_PKG_VERSION").into(), accounts, policy: None, forwards: None };
+        }
+        let forwards = Some(self.forwards().list());
+        Status { version: env!("CARGO_PKG_VERSION").into(), accounts, policy: Some(policy), forwards }
     }
 }

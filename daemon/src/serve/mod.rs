@@ -3,6 +3,7 @@
 mod answers;
 pub mod dbus;
 pub mod dispatch;
+pub mod forward;
 mod lines;
 mod log_limit;
 mod slots;

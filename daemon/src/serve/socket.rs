@@ -25,6 +25,7 @@ use crate::broker::request::{Caller, Door, admit};
 use crate::broker::{Broker, Error};
 use crate::identity;
 
+#[derive(Clone, Copy)]
 pub struct Limits {
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed.
@@ -61,7 +62,7 @@ enum Refused {
     Full,
 }
 
-/// Accept until `shutdown`; connections are tracked so the caller can wait for in-flight
+/// Accept until `shutdown`, callers at `door`; connections are tracked so the caller can wait for in-flight
 /// requests to finish.
 pub async fn serve(
     listener: UnixListener,
@@ -69,6 +70,7 @@ pub async fn serve(
     limits: Limits,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    door: Door,
 ) {
     let slots = Slots::new(limits.max_connections);
     let mut refusals = LogLimit::new(REFUSAL_LOG_WINDOW);
@@ -108,7 +110,7 @@ pub async fn serve(
         };
         // The peer first: another user's connection never takes a slot, so a loop of them
         // cannot crowd out the owner's clients.
-        let caller = stream.peer_cred().map(|c| Caller::new(c.uid(), c.pid(), Door::Socket));
+        let caller = stream.peer_cred().map(|c| Caller::new(c.uid(), c.pid(), door.clone()));
         let refused = match caller {
             Ok(caller) => match admit(&caller) {
                 Ok(()) => match slots.try_take() {
