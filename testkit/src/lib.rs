@@ -2,7 +2,8 @@
 //! itself: a private D-Bus session bus with an unlocked gnome-keyring ([`Bus`]), the
 //! oidc-provider test IdP in `testidp/` behind a fault-injecting proxy ([`Idp`], [`Proxy`]),
 //! the real `tokenbrokerd` binary ([`Daemon`]), and a client that speaks the socket protocol
-//! by hand ([`RawConn`]), a desktop notification service ([`Notifications`]). [`Fixture`] starts the usual trio in one line:
+//! by hand ([`RawConn`]), a desktop notification service ([`Notifications`]), an OpenSSH server
+//! on loopback ([`Sshd`]). [`Fixture`] starts the usual trio in one line:
 //!
 //! ```no_run
 //! # async fn f() {
@@ -25,6 +26,7 @@ mod notifications;
 mod process;
 mod proxy;
 mod raw;
+mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,6 +44,7 @@ pub use notifications::{NOTIFICATIONS_NAME, NOTIFICATIONS_PATH, Notification, No
 pub use process::{Proc, output_of_fresh_copy, sockaddr_un, spawn_fresh_copy};
 pub use proxy::{Fault, Proxy};
 pub use raw::{AsyncConn, GET_ACCESS_TOKEN, RawConn, STATUS};
+pub use sshd::Sshd;
 
 /// The repository's root (the test IdP, the units and the docs are found from here).
 pub fn repo_root() -> PathBuf {

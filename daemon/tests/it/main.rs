@@ -27,6 +27,7 @@ mod durability;
 mod failures;
 mod faults;
 mod foreign_servers;
+mod forward;
 mod git;
 mod hardening;
 mod id_tokens;
