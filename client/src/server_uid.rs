@@ -3,6 +3,8 @@
 //! mistyped), and so can a bus name: a request may carry the user's metadata, and its answer
 //! would be believed (a token, a login URL to open). So before a client sends a byte, it checks
 //! that the server runs as the client's own user or as root, who could read everything anyway.
+//! A forward's socket on the far side of `ssh -R` passes: its listener is the user's own sshd
+//! session process there (daemon/tests/it/forward.rs checks this against a real sshd).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -19,6 +19,8 @@ use super::{Broker, Error, Result, session};
 pub const DEFAULT_TTL: Duration = Duration::from_secs(8 * 3600);
 /// The longest a forward may live: a forward is for a session, not a standing grant.
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often a forward's timer looks at the wall clock (see `open_forward`).
+const RECHECK: Duration = Duration::from_secs(60);
 /// A name is a short file name: its socket is `forward/NAME.sock`.
 pub const MAX_NAME: usize = 64;
 
@@ -231,12 +233,21 @@ impl Broker {
         opened?;
         let broker = self.clone();
         self.tasks.spawn(async move {
-            let left = (forward.expires_at_ms - session::now_ms()).max(0) as u64;
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(left)) => { broker.end_forward(&forward, "its time is up"); }
-                _ = forward.ended.cancelled() => {}
-                // The daemon stops: the forward stays kept, for the next start.
-                _ = broker.shutdown.cancelled() => {}
+            loop {
+                let left = forward.expires_at_ms - session::now_ms();
+                if left <= 0 {
+                    broker.end_forward(&forward, "its time is up");
+                    return;
+                }
+                // The end is wall-clock time and timers are monotonic, which stand still in a
+                // suspend: look at the clock again at least once a minute.
+                let nap = Duration::from_millis(left as u64).min(RECHECK);
+                tokio::select! {
+                    _ = tokio::time::sleep(nap) => {}
+                    _ = forward.ended.cancelled() => return,
+                    // The daemon stops: the forward stays kept, for the next start.
+                    _ = broker.shutdown.cancelled() => return,
+                }
             }
         });
         Ok(())

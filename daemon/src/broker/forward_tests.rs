@@ -170,6 +170,20 @@ async fn a_forward_ends_at_its_ttl_and_its_door_closes() {
     assert!(e.message.contains("has ended"), "{}", e.message);
 }
 
+/// The timer wakes every minute to look at the wall clock; it ends the forward at its end,
+/// not at a wake before it.
+#[tokio::test(start_paused = true)]
+async fn a_long_forward_ends_at_its_time_not_at_a_wake_before() {
+    let (world, doors, _) = world("", None).await;
+    add(&world, "long", &[], Some(150)).unwrap();
+    doors.take();
+    tokio::time::sleep(Duration::from_secs(149)).await;
+    assert!(doors.take().is_empty());
+    assert_eq!(world.broker.forwards().list().len(), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(doors.take(), ["close long"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn removing_or_replacing_a_forward_closes_the_old_door() {
     let (world, doors, _) = world("", None).await;
