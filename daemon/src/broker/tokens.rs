@@ -122,6 +122,7 @@ pub async fn access_token(broker: &Arc<Broker>, p: GetAccessToken) -> Result<Gra
 
 pub async fn id_token(broker: &Arc<Broker>, p: GetIdToken) -> Result<IdToken> {
     let account = &broker.account(p.account.as_deref())?;
+    super::machine::refuse(account, "ID token")?;
     let min_ttl = MinTtl::new(p.min_ttl);
     if let Some(id) = account.session().and_then(|s| s.id.clone()) {
         min_ttl.fits(id.life)?;
