@@ -29,7 +29,7 @@ pub(super) fn empty_session(account: &Account) -> Session {
     Session { refresh_token: None, access: Arc::new(none), id: None, id_current: false, subject: None }
 }
 
-/// Whether a machine account's session holds a token yet.
+/// Whether a machine account's session holds a token yet (a user's session always does).
 pub(super) fn has_token(session: &Session) -> bool {
     session.access.life.expires_at > 0
 }

@@ -49,6 +49,19 @@ async fn a_thousand_callers_make_one_token_request_and_an_expired_token_is_renew
     assert_eq!(world.store.get("ci").unwrap(), None, "nothing stored");
 }
 
+/// Guards the first request of a machine account: a `min_ttl` is judged on the token the IdP
+/// grants, not on the empty session that holds its place before one.
+#[tokio::test(start_paused = true)]
+async fn a_min_ttl_is_judged_on_the_first_token_not_on_the_empty_session() {
+    let world = World::machine(FakeIdp::new(60)).await;
+    let p = GetAccessToken { min_ttl: Some(30), ..Default::default() };
+    let grant = super::tokens::access_token(&world.broker, p).await.unwrap();
+    assert_eq!(grant.token.secret.expose_secret(), "at-0");
+    let p = GetAccessToken { min_ttl: Some(120), ..Default::default() };
+    let Err(e) = super::tokens::access_token(&world.broker, p).await else { panic!("min_ttl 120 was served") };
+    assert!(e.kind == ErrorKind::InvalidParams && e.message.contains("lifetime of 60s"), "{e}");
+}
+
 /// Guards tokens per audience: each of the account's APIs has its own token and request;
 /// an API it is not configured for is refused without asking the IdP.
 #[tokio::test(start_paused = true)]

@@ -103,9 +103,10 @@ pub async fn access_token(broker: &Arc<Broker>, p: GetAccessToken) -> Result<Gra
         }
         None => {
             // Judged on the session at hand before any refresh: a refresh would not change
-            // the lifetime the IdP grants or the scopes of the login.
+            // the lifetime the IdP grants or the scopes of the login. (A machine account's
+            // session before its first token says nothing of either.)
             if (min_ttl.asked() || p.scope.is_some())
-                && let Some(current) = account.session()
+                && let Some(current) = account.session().filter(|s| super::machine::has_token(s))
             {
                 min_ttl.fits(current.access.life)?;
                 check_granted(p.scope.as_deref(), &current.access.scopes)?;
