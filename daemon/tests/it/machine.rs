@@ -127,6 +127,22 @@ async fn a_command_secret_is_read_per_request_and_a_wrong_one_is_access_denied()
     assert!(!log.contains(SECRET) && !log.contains("wrong-secret"), "a secret is in the log");
 }
 
+/// A credential named in the config, with the daemon not started by systemd: the request and
+/// doctor say what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_without_credentials_directory_says_so() {
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new()
+        .account(|idp| machine_account(idp, "tokenbroker-machine", "client_secret_credential = \"idp-secret\"\n"))
+        .start()
+        .await;
+    let client = daemon.client().await;
+    let refused = token(&client, None).await.unwrap_err();
+    assert!(refused.to_string().contains("CREDENTIALS_DIRECTORY is not set"), "{refused}");
+    let doctor = daemon.brokerctl(&["doctor"]);
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(report.contains("LoadCredential=idp-secret"), "{report}");
+}
+
 /// private_key_jwt with the ES256 test key: a signed assertion per request, never logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_key_jwt_client_gets_tokens_and_its_assertions_stay_out_of_the_logs() {
