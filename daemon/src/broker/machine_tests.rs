@@ -29,7 +29,9 @@ fn crowd(broker: &Arc<Broker>, n: usize) -> Vec<tokio::task::JoinHandle<Result<S
 }
 
 /// Guards the single flight for machine accounts: a thousand callers with no token, then a
-/// thousand on an expired one, make one client-credentials request each time.
+/// thousand on an expired one, make one client-credentials request each time. And that no
+/// scheduler asks ahead of time meanwhile (IdPs meter these tokens): it fails with proactive
+/// refresh on for machine accounts (checked).
 #[tokio::test(start_paused = true)]
 async fn a_thousand_callers_make_one_token_request_and_an_expired_token_is_renewed() {
     let world = World::machine(FakeIdp::new(60)).await;
