@@ -21,6 +21,7 @@ import { makeKeys } from './keys.mjs';
 import { handleManagement, managementAudience } from './management.mjs';
 import { armIdTokenFault, applyIdTokenFault } from './faults.mjs';
 import { armDeviceFault, applyDeviceFault } from './device_faults.mjs';
+import { machineClients, machineFeatures, machineStats } from './machine.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -158,7 +159,7 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     redirect_uris: ["http://127.0.0.1/callback"],
     id_token_signed_response_alg: opts['id-token-alg'],
-  }],
+  }, ...machineClients()],
   adapter: (model) => new GraceAdapter(model, store),
   findAccount: (_ctx, id) => USERS[id] && {
     accountId: id,
@@ -172,6 +173,7 @@ const provider = new Provider(issuer, {
   scopes: SCOPES,
   conformIdTokenClaims: !opts['id-token-claims'],
   features: {
+    ...machineFeatures,
     devInteractions: { enabled: false },
     deviceFlow: { enabled: true },
     revocation: {
@@ -201,6 +203,7 @@ const provider = new Provider(issuer, {
   },
   ttl: {
     AccessToken: Number(opts['access-ttl']),
+    ClientCredentials: Number(opts['access-ttl']),
     IdToken: Number(opts['id-ttl']),
     DeviceCode: Number(opts['device-ttl']),
     RefreshToken: 14 * 24 * 3600,
@@ -214,6 +217,7 @@ const provider = new Provider(issuer, {
   cookies: { keys: ['tokenbroker-test-cookie-key'] },
 });
 provider.proxy = false;
+provider.use(machineStats(() => stats));
 
 // oidc-provider sends no `interval`, so RFC 8628 clients would poll every 5 s; tests want 1 s.
 provider.use(async (ctx, next) => {

@@ -48,6 +48,7 @@ pub fn status(s: &Status) -> String {
     for a in &s.accounts {
         let name = if a.default { format!("{} (default)", a.name) } else { a.name.clone() };
         let state = match (a.state, a.expires_at) {
+            _ if a.kind.as_deref() == Some("machine") => machine_state(a.state, a.expires_at, now),
             (AccountState::Valid, Some(at)) => {
                 format!("logged in, token expires {}", relative(at, now))
             }
@@ -69,6 +70,17 @@ pub fn status(s: &Status) -> String {
         out.push_str(&format!("{}\n", policy(p)));
     }
     out
+}
+
+/// A machine account's line: it is never logged in, it has a token or gets one when asked.
+fn machine_state(state: AccountState, expires_at: Option<i64>, now: i64) -> String {
+    let token = match (state, expires_at) {
+        (AccountState::Refreshing, _) => "getting a token now".to_owned(),
+        (AccountState::Valid, Some(at)) => format!("token expires {}", relative(at, now)),
+        (_, Some(at)) => format!("token expired {} (a new one at the next request)", relative(at, now)),
+        (_, None) => "no token yet (one at the first request)".to_owned(),
+    };
+    format!("machine account, {token}")
 }
 
 /// "policy: default ask, 3 rules, 1 question waiting".
@@ -200,7 +212,7 @@ pub fn profile(p: &Profile) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{consents, lasting, logged_in, policy, relative};
+    use super::{consents, lasting, logged_in, policy, relative, status};
     use tokenbroker::protocol::{ConsentQuestion, Consents, LoginDone, PolicyStatus, RememberedConsent};
 
     #[test]
@@ -239,6 +251,17 @@ mod tests {
         );
         let empty = consents(&Consents::default(), 0);
         assert!(empty.contains("No question is waiting") && empty.contains("No program is always allowed"), "{empty}");
+    }
+
+    #[test]
+    fn a_machine_account_is_said_to_be_one_without_a_login() {
+        let s: tokenbroker::protocol::Status = serde_json::from_value(serde_json::json!({
+            "version": "x",
+            "accounts": [{"name": "ci", "issuer": "https://idp", "state": "expired", "scopes": [], "kind": "machine"}],
+        }))
+        .unwrap();
+        let text = status(&s);
+        assert!(text.contains("ci  machine account, no token yet") && !text.contains("logged"), "{text}");
     }
 
     #[test]

@@ -144,4 +144,26 @@ mod tests {
         assert_eq!(names, [("config", true), ("memory", true), ("identity provider of work", false)], "{d:?}");
         assert!(d.report().contains("FAIL identity provider of work: http://127.0.0.1:9/"), "{}", d.report());
     }
+
+    #[tokio::test]
+    async fn a_machine_accounts_secret_source_is_checked_without_showing_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let config = |script: &str| {
+            format!(
+                "store = \"memory\"\nidp_timeout = 2\n[accounts.ci]\nissuer = \"http://127.0.0.1:9/\"\n\
+                 client_id = \"m2m\"\ngrant = \"client_credentials\"\nclient_secret_command = [\"sh\", \"-c\", \"{script}\"]\n"
+            )
+        };
+        std::fs::write(&path, config("echo s3cr3t-out; exit 2")).unwrap();
+        let d = diagnose(&path).await;
+        let c = d.checks.iter().find(|c| c.name == "client credentials of ci").expect("checked");
+        assert!(!c.ok && c.detail.contains("exit status: 2"), "{c:?}");
+        assert!(!d.report().contains("s3cr3t"), "{}", d.report());
+        std::fs::write(&path, config("echo s3cr3t-out")).unwrap();
+        let d = diagnose(&path).await;
+        let c = d.checks.iter().find(|c| c.name == "client credentials of ci").expect("checked");
+        assert!(c.ok && c.detail.contains("prints a secret"), "{c:?}");
+        assert!(!d.report().contains("s3cr3t"), "{}", d.report());
+    }
 }

@@ -10,7 +10,9 @@ use url::Url;
 #[cfg(test)]
 mod examples_tests;
 mod git;
+mod machine;
 pub use git::GitConfig;
+pub use machine::{AccountGrant, MachineSecret, credential_path};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +142,22 @@ pub struct AccountConfig {
     /// `access_type = "offline"`, without which it issues no refresh token.
     #[serde(default)]
     pub auth_params: BTreeMap<String, String>,
+    /// `client_credentials`: a machine account, which has no login (see `config/machine.rs`).
+    #[serde(default)]
+    pub grant: AccountGrant,
+    /// A machine account's secret: the name of a systemd credential holding it.
+    pub client_secret_credential: Option<String>,
+    /// A machine account's secret: a command (argv) that prints it.
+    pub client_secret_command: Option<Vec<String>>,
+    /// A machine account's private key (PEM) for `private_key_jwt` (RFC 7523).
+    pub client_assertion_key: Option<PathBuf>,
+}
+
+impl AccountConfig {
+    /// A machine account: tokens by the client-credentials grant, no login, no session.
+    pub fn is_machine(&self) -> bool {
+        self.grant == AccountGrant::ClientCredentials
+    }
 }
 
 /// A client secret from the config: never printed, wiped from memory when dropped.
@@ -256,7 +274,8 @@ impl Config {
     /// Parse and check. toml's errors name the line, column and key; our own checks name the
     /// account and key.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| describe(text, &e))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| describe(text, &e))?;
+        machine::settle(&mut config.accounts, text)?;
         config.check()?;
         Ok(config)
     }
@@ -302,6 +321,9 @@ impl Config {
             }
             if a.client_id.is_empty() {
                 return Err(format!("[accounts.{name}] client_id is empty"));
+            }
+            if a.is_machine() {
+                continue;
             }
             if !a.scopes.iter().any(|s| s == "openid") {
                 return Err(format!("[accounts.{name}] scopes must include \"openid\""));

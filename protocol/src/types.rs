@@ -248,6 +248,10 @@ pub struct AccountStatus {
     /// is lost if the daemon stops (an extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persisted: Option<bool>,
+    /// `"machine"` for a machine account (`grant = "client_credentials"`): no login, no
+    /// user; absent for accounts a person logs in to (an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// One health check of `Diagnose`: what was checked, whether it is fine, and if not, what

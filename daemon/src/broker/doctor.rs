@@ -108,7 +108,9 @@ pub(crate) async fn idp_checks(connect: &dyn Connect, name: &str, c: &AccountCon
             )),
         },
     )];
-    if let Ok(provider) = &found {
+    if c.is_machine() {
+        checks.extend(super::machine::checks(name, c, found.as_ref().ok().map(|p| p.offers())).await);
+    } else if let Ok(provider) = &found {
         checks.push(offers::features(name, c, provider.offers()));
         checks.push(offers::scopes(name, c, provider.offers()));
     }

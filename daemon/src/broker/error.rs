@@ -93,6 +93,11 @@ impl Error {
                         "allow the authorization code grant for this client at the IdP, or set flow = \"device\" \
                          in [accounts.{account}] (or log in with `--flow device`)"
                     ),
+                    Grant::ClientCredentials => {
+                        format!(
+                            "allow the client credentials grant for this client at the IdP (a machine-to-machine application), or remove grant = \"client_credentials\" from [accounts.{account}]"
+                        )
+                    }
                     Grant::Refresh => "allow the refresh token grant for this client at the IdP (and keep \
                          offline_access in `scopes`); until then, log in again when the session ends"
                         .to_owned(),
@@ -109,9 +114,11 @@ impl Error {
                 "account {account:?}: the identity provider refused the access token ({m}); log in again if \
                  this persists (with audience_param = \"resource\" it may bind the login's token to an API)"
             )),
-            e @ (OidcError::Rejected(_) | OidcError::InvalidIdToken(_)) => Error::internal(format!(
-                "account {account:?}: {e}; check the account's issuer and client_id in the config"
-            )),
+            e @ (OidcError::Rejected(_) | OidcError::InvalidIdToken(_) | OidcError::InvalidClient(_)) => {
+                Error::internal(format!(
+                    "account {account:?}: {e}; check the account's issuer and client_id in the config"
+                ))
+            }
         }
     }
 

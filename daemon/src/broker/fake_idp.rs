@@ -18,10 +18,12 @@ use tokio::time::Instant;
 
 use super::Broker;
 use crate::config::Config;
+use crate::oidc::client_auth::ClientAuth;
 use crate::oidc::device::DeviceChallenge;
 use crate::oidc::idp::{CodeStart, IdpFuture};
 use crate::oidc::{
-    Approval, Audiences, ClientSettings, Connect, Idp, ManagementApi, Offers, OidcError, Refresh, TokenSet,
+    Approval, Audiences, ClientCredentials, ClientSettings, Connect, Idp, ManagementApi, Offers, OidcError, Refresh,
+    TokenSet,
 };
 use crate::store::{Backend, Memory, SessionStore};
 
@@ -62,6 +64,8 @@ struct Script {
     issued: u64,
     /// Every refresh request: when it came and the refresh token it spent.
     requests: Vec<(Instant, String)>,
+    /// Every client-credentials request: the audience it asked for.
+    grants: Vec<Option<String>>,
 }
 
 impl FakeIdp {
@@ -74,6 +78,7 @@ impl FakeIdp {
             valid: None,
             issued: 0,
             requests: Vec::new(),
+            grants: Vec::new(),
         };
         FakeIdp { script: Mutex::new(script), released: Semaphore::new(0), offers: Offers::default() }
     }
@@ -96,6 +101,11 @@ impl FakeIdp {
     /// How many refresh requests came.
     pub fn refreshes(&self) -> usize {
         self.script(|s| s.requests.len())
+    }
+
+    /// The audience of each client-credentials request.
+    pub fn grants(&self) -> Vec<Option<String>> {
+        self.script(|s| s.grants.clone())
     }
 
     /// When each refresh request came.
@@ -158,6 +168,33 @@ impl Idp for FakeIdp {
                 answer = *inner;
             }
             self.answer(spent, answer)
+        })
+    }
+
+    /// Answered from the same script as refreshes; `InvalidGrant` stands for a refused client.
+    /// Only a signed assertion is taken (the core tests' machine account has a key).
+    fn client_credentials<'a>(&'a self, grant: ClientCredentials<'a>) -> IdpFuture<'a, TokenSet> {
+        Box::pin(async move {
+            if !matches!(grant.auth, ClientAuth::Assertion(_)) {
+                return Err(OidcError::InvalidClient("an assertion was expected".into()));
+            }
+            let audience = grant.audiences.values.first().cloned();
+            let mut answer = self.script(|s| {
+                s.grants.push(audience);
+                s.answers.pop_front().unwrap_or_else(|| s.otherwise.clone())
+            });
+            while let Answer::Held(inner) = answer {
+                self.released.acquire().await.expect("never closed").forget();
+                answer = *inner;
+            }
+            self.script(|s| match answer {
+                Answer::Tokens { expires_in, .. } => Ok(FakeIdp::tokens(s, expires_in, false)),
+                Answer::InvalidGrant => Err(OidcError::InvalidClient("refused by the script".into())),
+                Answer::Unavailable { retry_after } => {
+                    Err(OidcError::Unavailable { message: "HTTP 503".into(), retry_after })
+                }
+                Answer::Held(_) => unreachable!("released before answering"),
+            })
         })
     }
 
@@ -274,6 +311,23 @@ impl World {
         let store = SessionStore::new(store.clone());
         let consents = super::consent::Consents::load(consent_file.clone());
         Broker::start(PathBuf::from("/nonexistent"), config, store, connect.clone(), audit.clone(), consents).await
+    }
+
+    /// A broker with one machine account, "ci", on a fake IdP (no scheduler: machine accounts
+    /// get tokens on demand).
+    pub async fn machine(idp: FakeIdp) -> World {
+        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/src/oidc/test_keys/ec.pem");
+        let text = format!(
+            "[accounts.ci]\nissuer = \"https://idp.example.com/\"\nclient_id = \"m2m\"\n\
+             grant = \"client_credentials\"\nclient_assertion_key = \"{key}\"\n\
+             audience = \"https://api\"\naudiences = [\"https://reports\"]\n"
+        );
+        let config = Config::parse(&text).unwrap();
+        let connect = Arc::new(FakeConnect { idp: Arc::new(idp), resumes: AtomicUsize::new(0) });
+        let store = Arc::new(Memory::default());
+        let audit = crate::audit::Audit::off();
+        let broker = World::start(&config, &store, &connect, &audit, &None).await;
+        World { broker, idp: connect.idp.clone(), connect, store, config, audit, consent_file: None }
     }
 
     /// As `new`, and logged in with the device flow.

@@ -250,6 +250,7 @@ impl Broker {
 
 pub async fn login(broker: &Arc<Broker>, p: Login) -> Result<LoginChallenge> {
     let account = broker.account(p.account.as_deref())?;
+    super::machine::refuse(&account, "login: it gets tokens with its own client credentials")?;
     let _starting = account.login_start.lock().await;
     let flow = p.flow.unwrap_or(account.config.flow);
     let replaced = broker.pending_for(&account.name);

@@ -16,6 +16,9 @@ use super::{Broker, Error, Event, Result};
 pub async fn logout(broker: &Arc<Broker>, p: AccountOnly) -> Result<LogoutDone> {
     let account = &broker.account(p.account.as_deref())?;
     let turn = account.turn().await;
+    if account.config.is_machine() {
+        return Ok(super::machine::forget(broker, account));
+    }
     let session = account.write(|s| s.log_out());
     let mut revocation = None;
     let mut revocation_error = None;

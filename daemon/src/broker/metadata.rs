@@ -77,6 +77,7 @@ fn api_error(account: &str, api: &ManagementApi, e: ApiError) -> Error {
 
 pub async fn metadata(broker: &Arc<Broker>, p: AccountOnly) -> Result<Metadata> {
     let account = &broker.account(p.account.as_deref())?;
+    super::machine::refuse(account, "user metadata")?;
     let (api, token, user) = broker.management(account).await?;
     let user_metadata = api.user_metadata(&user, &token.secret).await.map_err(|e| api_error(&account.name, &api, e))?;
     Ok(Metadata { account: account.name.clone(), user_metadata })
@@ -84,6 +85,7 @@ pub async fn metadata(broker: &Arc<Broker>, p: AccountOnly) -> Result<Metadata> 
 
 pub async fn update_metadata(broker: &Arc<Broker>, p: UpdateMetadata) -> Result<Metadata> {
     let account = &broker.account(p.account.as_deref())?;
+    super::machine::refuse(account, "user metadata")?;
     let (api, token, user) = broker.management(account).await?;
     let user_metadata = api
         .update_user_metadata(&user, &token.secret, &p.user_metadata)

@@ -15,6 +15,9 @@ pub mod forward;
 mod forward_tests;
 mod login;
 mod logout;
+mod machine;
+#[cfg(test)]
+mod machine_tests;
 mod metadata;
 pub mod notice;
 mod offers;
@@ -184,15 +187,16 @@ impl Broker {
         let mut summary = Reloaded::default();
         let mut accounts = BTreeMap::new();
         for (name, c) in &config.accounts {
-            let kept = old.accounts.get(name).filter(|a| a.config == *c && a.proactive == config.proactive_refresh);
+            // Machine accounts get tokens on demand only (see machine.rs).
+            let proactive = config.proactive_refresh && !c.is_machine();
+            let kept = old.accounts.get(name).filter(|a| a.config == *c && a.proactive == proactive);
             let account = match kept {
                 Some(a) => a.clone(),
                 None => {
                     let changes =
                         if old.accounts.contains_key(name) { &mut summary.changed } else { &mut summary.added };
                     changes.push(name.clone());
-                    let account =
-                        Arc::new(Account::new(name.clone(), c.clone(), config.proactive_refresh, &self.shutdown));
+                    let account = Arc::new(Account::new(name.clone(), c.clone(), proactive, &self.shutdown));
                     self.load(&account).await;
                     self.tasks.spawn(self.clone().schedule(account.clone()));
                     account
@@ -248,6 +252,10 @@ impl Broker {
 
     async fn load(&self, account: &Account) {
         let c = &account.config;
+        if c.is_machine() {
+            account.write(|s| s.log_in(Arc::new(machine::empty_session(account))));
+            return;
+        }
         let record = match self.store.load(&account.name).await {
             Ok(Some(record)) => record,
             Ok(None) => return,
@@ -348,11 +356,17 @@ impl Broker {
 
     async fn save(&self, _turn: &Turn, account: &Account, session: &Session) -> Result<(), crate::store::StoreError> {
         let c = &account.config;
+        if c.is_machine() {
+            return Ok(());
+        }
         self.store.save(&account.name, session.to_record(&c.issuer, &c.client_id)).await
     }
 
     /// Delete the account's stored session (a logout, a refused session).
     async fn unstore(&self, _turn: &Turn, account: &Account) -> Result<(), crate::store::StoreError> {
+        if account.config.is_machine() {
+            return Ok(());
+        }
         self.store.delete(&account.name).await
     }
 }

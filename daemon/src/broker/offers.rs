@@ -107,6 +107,8 @@ mod tests {
             refresh_grant: Some(true),
             scopes: Some(["openid", "profile", "email", "offline_access"].map(String::from).to_vec()),
             server_metadata_problem: None,
+            client_credentials_grant: None,
+            client_auth_methods: None,
         }
     }
 

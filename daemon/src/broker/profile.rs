@@ -9,6 +9,7 @@ use crate::oidc::OidcError;
 /// The userinfo claims, cached until the access token changes or `refresh` is asked.
 pub async fn profile(broker: &Arc<Broker>, p: GetProfile) -> Result<Profile> {
     let account = &broker.account(p.account.as_deref())?;
+    super::machine::refuse(account, "profile")?;
     let session = broker.fresh(account, |s, now| MinTtl::NONE.met_by(s.access.life, now)).await?;
     let cached = account.read(|s| s.profile.clone());
     if !p.refresh

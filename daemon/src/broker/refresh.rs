@@ -169,6 +169,9 @@ impl Broker {
         audiences: &Audiences,
         scope: Option<&str>,
     ) -> Result<TokenSet> {
+        if account.config.is_machine() {
+            return self.machine_grant(account, audiences, scope).await;
+        }
         let Some(refresh_token) = &session.refresh_token else {
             // Nothing is lost while the token is still good: it serves until it expires (the
             // scheduler or a caller's min_ttl may ask earlier); only then is a login needed.

@@ -21,16 +21,19 @@ impl Broker {
                 Some(f) => f.as_ref().is_some_and(|f| f.accounts.contains(&a.name)),
             })
             .map(|a| {
-                let session = a.session();
+                let machine = a.config.is_machine();
+                // A machine account's session is only a holder (see machine.rs): not stored.
+                let session = a.session().filter(|s| !machine || super::machine::has_token(s));
                 AccountStatus {
                     name: a.name.clone(),
                     issuer: a.config.issuer.clone(),
                     state: a.state(),
                     expires_at: session.as_ref().map(|s| s.access.life.expires_at),
                     subject: session.as_ref().and_then(|s| s.subject.clone()),
-                    persisted: session.as_ref().map(|_| !a.unsaved()),
+                    persisted: session.as_ref().filter(|_| !machine).map(|_| !a.unsaved()),
                     scopes: session.map(|s| s.access.scopes.clone()).unwrap_or_else(|| a.login_scopes()),
                     default: default.as_deref() == Some(a.name.as_str()),
+                    kind: machine.then(|| "machine".to_owned()),
                 }
             })
             .collect();

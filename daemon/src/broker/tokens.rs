@@ -103,9 +103,10 @@ pub async fn access_token(broker: &Arc<Broker>, p: GetAccessToken) -> Result<Gra
         }
         None => {
             // Judged on the session at hand before any refresh: a refresh would not change
-            // the lifetime the IdP grants or the scopes of the login.
+            // the lifetime the IdP grants or the scopes of the login. (A machine account's
+            // session before its first token says nothing of either.)
             if (min_ttl.asked() || p.scope.is_some())
-                && let Some(current) = account.session()
+                && let Some(current) = account.session().filter(|s| super::machine::has_token(s))
             {
                 min_ttl.fits(current.access.life)?;
                 check_granted(p.scope.as_deref(), &current.access.scopes)?;
@@ -122,6 +123,7 @@ pub async fn access_token(broker: &Arc<Broker>, p: GetAccessToken) -> Result<Gra
 
 pub async fn id_token(broker: &Arc<Broker>, p: GetIdToken) -> Result<IdToken> {
     let account = &broker.account(p.account.as_deref())?;
+    super::machine::refuse(account, "ID token")?;
     let min_ttl = MinTtl::new(p.min_ttl);
     if let Some(id) = account.session().and_then(|s| s.id.clone()) {
         min_ttl.fits(id.life)?;

@@ -69,10 +69,23 @@ pub struct Offers {
     pub userinfo: bool,
     /// Whether `grant_types_supported` lists `refresh_token`; None when the IdP lists none.
     pub refresh_grant: Option<bool>,
+    /// Whether `grant_types_supported` lists `client_credentials`; None when the IdP lists none.
+    pub client_credentials_grant: Option<bool>,
+    /// `token_endpoint_auth_methods_supported`, when the IdP lists it.
+    pub client_auth_methods: Option<Vec<String>>,
     /// `scopes_supported`, when the IdP lists it.
     pub scopes: Option<Vec<String>>,
     /// Why RFC 8414 metadata, looked for because discovery lacked an endpoint, was not used.
     pub server_metadata_problem: Option<String>,
+}
+
+impl Offers {
+    /// Whether a client secret goes in the request body (`client_secret_post`): only when the
+    /// IdP lists methods, that one among them, and not `client_secret_basic`.
+    pub fn secret_in_body(&self) -> bool {
+        let lists = |m: &str| self.client_auth_methods.as_ref().is_some_and(|l| l.iter().any(|x| x == m));
+        lists("client_secret_post") && !lists("client_secret_basic")
+    }
 }
 
 /// One issuer as seen by one client id: its endpoints, keys and our HTTP stack.
@@ -156,6 +169,12 @@ impl Provider {
             end_session: extra.end_session_endpoint.is_some(),
             userinfo: userinfo_url.is_some(),
             refresh_grant: metadata.grant_types_supported().map(|g| g.contains(&CoreGrantType::RefreshToken)),
+            client_credentials_grant: metadata
+                .grant_types_supported()
+                .map(|g| g.contains(&CoreGrantType::ClientCredentials)),
+            client_auth_methods: metadata
+                .token_endpoint_auth_methods_supported()
+                .map(|m| m.iter().map(|m| m.as_ref().to_owned()).collect()),
             scopes: metadata.scopes_supported().map(|s| s.iter().map(|s| s.to_string()).collect()),
             server_metadata_problem,
         };

@@ -28,7 +28,10 @@ pub enum OidcError {
     /// `unauthorized_client`: this client may not use this grant at this IdP.
     #[error("the identity provider does not let this client use the {grant} grant: {message}")]
     UnauthorizedClient { grant: Grant, message: String },
-    /// Any other refusal (invalid_client, unauthorized_client, …): a configuration problem.
+    /// `invalid_client`: the IdP does not accept the client's credentials (its secret or key).
+    #[error("the identity provider refused the client's credentials: {0}")]
+    InvalidClient(String),
+    /// Any other refusal: a configuration problem.
     #[error("the identity provider refused the request: {0}")]
     Rejected(String),
     #[error("the ID token failed verification: {0}")]
@@ -47,6 +50,7 @@ pub enum Grant {
     Device,
     Code,
     Refresh,
+    ClientCredentials,
 }
 
 impl std::fmt::Display for Grant {
@@ -55,6 +59,7 @@ impl std::fmt::Display for Grant {
             Grant::Device => "device code",
             Grant::Code => "authorization code",
             Grant::Refresh => "refresh token",
+            Grant::ClientCredentials => "client credentials",
         })
     }
 }
@@ -113,6 +118,7 @@ pub(super) fn refusal(grant: Grant, error: &str, text: String) -> OidcError {
         "invalid_scope" => OidcError::InvalidScope(text),
         "invalid_target" => OidcError::InvalidTarget(text),
         "unauthorized_client" => OidcError::UnauthorizedClient { grant, message: text },
+        "invalid_client" => OidcError::InvalidClient(text),
         _ => OidcError::Rejected(text),
     }
 }
@@ -142,7 +148,8 @@ mod tests {
             refusal(Grant::Code, "unauthorized_client", text()),
             OidcError::UnauthorizedClient { grant: Grant::Code, .. }
         ));
-        assert!(matches!(refusal(Grant::Code, "invalid_client", text()), OidcError::Rejected(_)));
+        assert!(matches!(refusal(Grant::Code, "invalid_client", text()), OidcError::InvalidClient(_)));
+        assert!(matches!(refusal(Grant::Code, "invalid_request", text()), OidcError::Rejected(_)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
+use super::client_auth::ClientAuth;
 use super::code::CodeLogin;
 use super::device::DeviceChallenge;
 use super::http::Http;
@@ -40,9 +41,19 @@ pub struct Refresh<'a> {
     pub subject: Option<&'a str>,
 }
 
+/// A client-credentials grant of a machine account: see [`Provider::client_credentials`].
+pub struct ClientCredentials<'a> {
+    pub auth: &'a ClientAuth,
+    pub audiences: &'a Audiences,
+    pub scope: Option<&'a str>,
+}
+
 /// One IdP as one client (an account) sees it.
 pub trait Idp: Send + Sync {
     fn refresh<'a>(&'a self, grant: Refresh<'a>) -> IdpFuture<'a, TokenSet>;
+
+    /// A machine account's token (no user, no refresh token).
+    fn client_credentials<'a>(&'a self, grant: ClientCredentials<'a>) -> IdpFuture<'a, TokenSet>;
 
     /// Start a device login: what the user is shown, and the polling that ends it.
     fn start_device<'a>(
@@ -131,6 +142,10 @@ impl Connect for Connector {
 impl Idp for Provider {
     fn refresh<'a>(&'a self, grant: Refresh<'a>) -> IdpFuture<'a, TokenSet> {
         Box::pin(Provider::refresh(self, grant.refresh_token, grant.audiences, grant.scope, grant.subject))
+    }
+
+    fn client_credentials<'a>(&'a self, grant: ClientCredentials<'a>) -> IdpFuture<'a, TokenSet> {
+        Box::pin(Provider::client_credentials(self, grant.auth, grant.audiences, grant.scope))
     }
 
     fn start_device<'a>(

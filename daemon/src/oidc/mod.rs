@@ -1,6 +1,9 @@
 //! Talking to the identity provider: discovery, the device flow, refresh, revocation,
 //! userinfo and ID-token checks. It knows nothing of accounts, callers or storage.
 
+mod client_assertion;
+pub mod client_auth;
+mod client_credentials;
 mod code;
 pub mod device;
 mod discovery;
@@ -26,7 +29,7 @@ use secrecy::SecretString;
 
 pub use discovery::{EndpointOverrides, Offers, Provider};
 pub use error::{Grant, OidcError};
-pub use idp::{Approval, ClientSettings, Connect, Connector, Idp, Refresh};
+pub use idp::{Approval, ClientCredentials, ClientSettings, Connect, Connector, Idp, Refresh};
 pub use idp_text::printable;
 pub use loopback::Loopback;
 pub use management::{ApiError, ManagementApi};

@@ -67,7 +67,7 @@ impl Provider {
 }
 
 /// A token response without its ID token.
-fn parts(response: &impl OAuth2TokenResponse<TokenType = CoreTokenType>) -> TokenSet {
+pub(super) fn parts(response: &impl OAuth2TokenResponse<TokenType = CoreTokenType>) -> TokenSet {
     TokenSet {
         access_token: SecretString::from(response.access_token().secret().as_str()),
         token_type: match response.token_type() {

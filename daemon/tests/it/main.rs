@@ -39,6 +39,7 @@ mod login;
 mod login_cancel;
 mod login_link;
 mod logout;
+mod machine;
 mod notices;
 mod oidc;
 mod parity;
