@@ -140,6 +140,10 @@ pub struct AccountConfig {
     /// `access_type = "offline"`, without which it issues no refresh token.
     #[serde(default)]
     pub auth_params: BTreeMap<String, String>,
+    /// DPoP (RFC 9449): tokens bound to a key the broker makes at login and keeps with the
+    /// session, so that a copied token is of no use without it.
+    #[serde(default)]
+    pub dpop: bool,
 }
 
 /// A client secret from the config: never printed, wiped from memory when dropped.

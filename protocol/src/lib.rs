@@ -9,6 +9,7 @@
 
 mod audit;
 mod consent;
+mod dpop;
 mod envelope;
 mod errors;
 mod methods;
@@ -19,6 +20,7 @@ mod types;
 
 pub use audit::{AuditDecision, AuditRecord};
 pub use consent::*;
+pub use dpop::{DpopProof, GetDpopProof};
 pub use envelope::*;
 pub use errors::*;
 pub use methods::{Call, Method, method};

@@ -191,7 +191,8 @@ impl Broker {
         };
         tracing::debug!(account = %account.name, audiences = ?audiences.values, "refreshing");
         let subject = session.subject.as_deref();
-        match idp.refresh(Refresh { refresh_token, audiences, scope, subject }).await {
+        let dpop = session.dpop.as_deref();
+        match idp.refresh(Refresh { refresh_token, audiences, scope, subject, dpop }).await {
             Ok(tokens) => {
                 if let Some(why) = &tokens.id_token_refused {
                     tracing::warn!(account = %account.name, %why, "refused the ID token of a refresh; keeping its other tokens and the last verified identity");

@@ -4,6 +4,7 @@
 mod code;
 pub mod device;
 mod discovery;
+pub mod dpop;
 mod error;
 pub mod http;
 mod id_token;
