@@ -25,6 +25,7 @@ mod notifications;
 mod process;
 mod proxy;
 mod raw;
+mod resource;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,6 +43,7 @@ pub use notifications::{NOTIFICATIONS_NAME, NOTIFICATIONS_PATH, Notification, No
 pub use process::{Proc, output_of_fresh_copy, sockaddr_un, spawn_fresh_copy};
 pub use proxy::{Fault, Proxy};
 pub use raw::{AsyncConn, GET_ACCESS_TOKEN, RawConn, STATUS};
+pub use resource::Resource;
 
 /// The repository's root (the test IdP, the units and the docs are found from here).
 pub fn repo_root() -> PathBuf {

@@ -89,6 +89,8 @@ fn parts(response: &impl OAuth2TokenResponse<TokenType = CoreTokenType>) -> Toke
         access_token: SecretString::from(response.access_token().secret().as_str()),
         token_type: match response.token_type() {
             openidconnect::core::CoreTokenType::Bearer => "Bearer".to_owned(),
+            // oauth2 lowercases the types it does not know; RFC 9449 spells it so.
+            openidconnect::core::CoreTokenType::Extension(t) if t.eq_ignore_ascii_case("DPoP") => "DPoP".to_owned(),
             other => serde_json::to_value(other)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))

@@ -1,0 +1,127 @@
+//! DPoP (RFC 9449) end to end: oidc-provider binds the tokens to the account's key, and a
+//! resource server (`testidp/resource.mjs`) takes a token only with a fresh proof of that key.
+
+use serde_json::Value;
+use tokenbroker::protocol::{AccountOnly, GetAccessToken, GetDpopProof};
+use tokenbroker_testkit::*;
+
+fn dpop_account(idp: &Idp) -> String {
+    format!("{}dpop = true\n", idp.api_account_config("work"))
+}
+
+fn ask(htu: &str) -> GetDpopProof {
+    GetDpopProof { htm: "GET".into(), htu: htu.into(), ..Default::default() }
+}
+
+/// GET `url` with the headers of `proof`: the status and the JSON answer.
+async fn call(url: &str, authorization: &str, proof: Option<&str>) -> (u16, Value, Option<String>) {
+    let mut request = reqwest::Client::new().get(url).header("authorization", authorization);
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    let response = request.send().await.unwrap();
+    let nonce = response.headers().get("dpop-nonce").map(|v| v.to_str().unwrap().to_owned());
+    (response.status().as_u16(), response.json().await.unwrap(), nonce)
+}
+
+/// A proof from the broker for GET `url`, used at once: the answer.
+async fn use_proof(daemon: &Daemon, p: GetDpopProof) -> (u16, Value, Option<String>) {
+    let url = p.htu.clone();
+    let answer = daemon.client().await.get_dpop_proof(p).await.unwrap();
+    assert_eq!(answer.token_type, "DPoP");
+    call(&url, &format!("DPoP {}", answer.access_token.expose()), Some(answer.proof.expose())).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_token_works_only_with_a_fresh_proof_of_the_brokers_key() {
+    let Env { bus: _bus, idp, daemon } = Fixture::new().account(dpop_account).logged_in("alice").await;
+    let resource = Resource::start(&idp, false);
+    let client = daemon.client().await;
+    assert_eq!(client.get_access_token(GetAccessToken::default()).await.unwrap().token_type, "DPoP");
+
+    let url = format!("{}/things?page=2", resource.url);
+    let answer = client.get_dpop_proof(ask(&url)).await.unwrap();
+    let authorization = format!("DPoP {}", answer.access_token.expose());
+    let (status, body, _) = call(&url, &authorization, Some(answer.proof.expose())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], "alice");
+
+    let (status, body, _) = call(&url, &authorization, Some(answer.proof.expose())).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_dpop_proof")), "a replayed proof: {body}");
+    let bearer = format!("Bearer {}", answer.access_token.expose());
+    assert_eq!(call(&url, &bearer, None).await.0, 401, "the token alone, as a bearer token");
+    let (status, body, _) = call(&url, &authorization, None).await;
+    assert_eq!(status, 401, "the token without a proof: {body}");
+    let other = format!("{}/elsewhere", resource.url);
+    let (status, body, _) = call(&other, &authorization, Some(answer.proof.expose())).await;
+    assert_eq!(status, 401, "a proof for another URL: {body}");
+
+    // A token for another API: got with a DPoP-proven refresh, bound to the same key.
+    let api = GetDpopProof { audience: Some(API.into()), ..ask(&url) };
+    let (status, api_body, _) = use_proof(&daemon, api).await;
+    assert_eq!(status, 200, "{api_body}");
+    assert_eq!(api_body["jkt"], body_jkt(&daemon, &url).await);
+}
+
+async fn body_jkt(daemon: &Daemon, url: &str) -> Value {
+    let (status, body, _) = use_proof(daemon, ask(url)).await;
+    assert_eq!(status, 200, "{body}");
+    body["jkt"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonces_demanded_by_the_idp_and_by_the_resource_server_each_cost_one_retry() {
+    let idp = IdpOptions { dpop_nonce: true, ..Default::default() };
+    let Env { bus: _bus, idp, daemon } = Fixture::new().idp(idp).account(dpop_account).logged_in("alice").await;
+    // The device poll's first request was refused for want of a nonce, and only the first:
+    // the retry carried it, and later polls the nonce remembered.
+    assert_eq!(idp.stats().await["dpop_nonce"], serde_json::json!({"device_code": 1}));
+
+    let resource = Resource::start(&idp, true);
+    let url = format!("{}/r", resource.url);
+    let (status, body, nonce) = use_proof(&daemon, ask(&url)).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("use_dpop_nonce")), "{body}");
+    let p = GetDpopProof { nonce: nonce.clone(), ..ask(&url) };
+    let (status, body, _) = use_proof(&daemon, p).await;
+    assert_eq!(status, 200, "the retry with the resource server's nonce: {body}");
+
+    // A refresh (for another API) at the IdP that demands nonces.
+    let api = GetDpopProof { audience: Some(API.into()), nonce, ..ask(&url) };
+    let (status, body, _) = use_proof(&daemon, api).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(idp.refreshes().await, 1);
+    assert_eq!(idp.stats().await["dpop_nonce"]["refresh_token"], Value::Null, "the refresh used the nonce known");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_survives_a_kill_and_goes_with_logout() {
+    let Env { bus, idp, mut daemon } = Fixture::new().account(dpop_account).logged_in("alice").await;
+    let resource = Resource::start(&idp, false);
+    let url = format!("{}/r", resource.url);
+    let first = body_jkt(&daemon, &url).await;
+
+    let stored = bus.keyring_entry("work").unwrap();
+    let key = stored["dpop_key"].as_str().expect("the key is kept with the session").to_owned();
+    daemon.kill9();
+    daemon.spawn(&bus);
+    assert_eq!(body_jkt(&daemon, &url).await, first, "the same key after SIGKILL and a restart");
+
+    let client = daemon.client().await;
+    let status = serde_json::to_string(&client.status().await.unwrap()).unwrap();
+    let answer = client.get_dpop_proof(ask(&url)).await.unwrap();
+    let answers = format!("{status}{}{}", answer.access_token.expose(), answer.proof.expose());
+    assert!(!answers.contains(&key) && !daemon.log().contains(&key), "the key is in no answer and no log");
+
+    client.logout(AccountOnly::default()).await.unwrap();
+    assert!(bus.keyring_entry("work").is_none());
+    daemon.login(&idp, None, "alice").await;
+    assert_ne!(body_jkt(&daemon, &url).await, first, "a new login, a new key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_without_dpop_gets_a_clear_refusal() {
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().logged_in("alice").await;
+    let e = daemon.client().await.get_dpop_proof(ask("https://api.example.test/")).await.unwrap_err();
+    assert_eq!(e.kind(), Some(tokenbroker::ErrorKind::NotSupported), "{e}");
+    assert!(e.to_string().contains("dpop = true"), "{e}");
+}
