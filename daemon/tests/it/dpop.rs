@@ -125,3 +125,33 @@ async fn an_account_without_dpop_gets_a_clear_refusal() {
     assert_eq!(e.kind(), Some(tokenbroker::ErrorKind::NotSupported), "{e}");
     assert!(e.to_string().contains("dpop = true"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokerctl_prints_the_two_headers_and_bearer_only_tools_refuse_a_dpop_account() {
+    let Env { bus: _bus, idp, daemon } = Fixture::new().account(dpop_account).logged_in("alice").await;
+    let resource = Resource::start(&idp, false);
+    let url = format!("{}/r?x=1", resource.url);
+    let out = daemon.brokerctl(&["dpop", "--method", "GET", "--url", &url]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    let (Some(authorization), Some(proof)) =
+        (lines[0].strip_prefix("Authorization: "), lines.get(1).and_then(|l| l.strip_prefix("DPoP: ")))
+    else {
+        panic!("two header lines: {text:?}")
+    };
+    let (status, body, _) = call(&url, authorization, Some(proof)).await;
+    assert_eq!(status, 200, "{body}");
+
+    for args in [&["token", "--header"][..], &["exec", "--", "true"], &["kube-credential"]] {
+        let out = daemon.brokerctl(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("brokerctl dpop --method"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: no token printed");
+    }
+    let out = daemon.brokerctl(&["token"]);
+    assert!(out.status.success(), "a bare token is still printed (to inspect it)");
+    let bad = daemon.brokerctl(&["dpop", "--method", "get", "--url", &url]);
+    assert_eq!(bad.status.code(), Some(1), "{}", String::from_utf8_lossy(&bad.stderr));
+}
