@@ -155,3 +155,41 @@ async fn brokerctl_prints_the_two_headers_and_bearer_only_tools_refuse_a_dpop_ac
     let bad = daemon.brokerctl(&["dpop", "--method", "get", "--url", &url]);
     assert_eq!(bad.status.code(), Some(1), "{}", String::from_utf8_lossy(&bad.stderr));
 }
+
+/// The client crate's recipe for a resource server's nonce challenge (RFC 9449 §9), and the
+/// same proofs over D-Bus: the typed `GetDpopProof` and the client's `Call`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_answers_a_nonce_challenge_and_d_bus_gives_proofs_too() {
+    let Env { bus, idp, daemon } = Fixture::new().account(dpop_account).logged_in("alice").await;
+    let resource = Resource::start(&idp, true);
+    let url = format!("{}/r", resource.url);
+    let client = daemon.client().await;
+    let send = |d: tokenbroker::protocol::DpopProof| {
+        let url = url.clone();
+        async move {
+            let [(_, authorization), (_, proof)] = d.headers();
+            let response = reqwest::Client::new()
+                .get(&url)
+                .header("authorization", authorization)
+                .header("dpop", proof)
+                .send()
+                .await
+                .unwrap();
+            let header = |n: &str| response.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
+            (response.status().as_u16(), header("www-authenticate"), header("dpop-nonce"))
+        }
+    };
+    let (status, www, nonce) = send(client.dpop_headers("GET", &url).await.unwrap()).await;
+    let nonce = tokenbroker::dpop::nonce_challenge(status, www.as_deref(), nonce.as_deref()).expect("a challenge");
+    let (status, _, _) = send(client.dpop_headers_with_nonce("GET", &url, Some(nonce)).await.unwrap()).await;
+    assert_eq!(status, 200);
+
+    let dbus = bus.dbus_client().await;
+    let options = std::collections::HashMap::from([("nonce", zbus::zvariant::Value::from(nonce))]);
+    let (token, proof, expires_at) = dbus.proxy().get_dpop_proof("", "GET", &url, options).await.unwrap();
+    assert!(expires_at > 0);
+    let (status, body, _) = call(&url, &format!("DPoP {token}"), Some(&proof)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = send(dbus.dpop_headers("GET", &url).await.unwrap()).await;
+    assert_eq!(status, 401, "no nonce: challenged again");
+}
