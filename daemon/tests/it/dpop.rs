@@ -193,3 +193,33 @@ async fn the_client_answers_a_nonce_challenge_and_d_bus_gives_proofs_too() {
     let (status, _, _) = send(dbus.dpop_headers("GET", &url).await.unwrap()).await;
     assert_eq!(status, 401, "no nonce: challenged again");
 }
+
+/// The code flow proves the key at its code exchange, and userinfo (the daemon's own request
+/// to a resource) sends the bound token with a proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_code_flow_binds_the_token_and_userinfo_is_asked_with_a_proof() {
+    let Env { bus: _bus, idp, daemon } = Fixture::new().account(dpop_account).start().await;
+    let client = daemon.client().await;
+    let login = tokenbroker::protocol::Login { account: None, flow: Some(tokenbroker::protocol::Flow::Code) };
+    let challenge = client.login(login).await.unwrap();
+    let report = idp.browse_code(challenge.authorization_url.as_deref().unwrap(), "alice", false).await;
+    assert_eq!(report["ok"], true, "{report}");
+    client.await_login(&challenge.login_id).await.unwrap();
+    assert_eq!(client.get_access_token(GetAccessToken::default()).await.unwrap().token_type, "DPoP");
+    let profile = client.get_profile(tokenbroker::protocol::GetProfile { refresh: true, ..Default::default() });
+    assert_eq!(profile.await.unwrap().claims["sub"], "alice", "userinfo took the DPoP token with its proof");
+}
+
+/// The policy judges GetDpopProof as GetAccessToken, and the audit trail records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_judges_and_the_audit_trail_records_proofs() {
+    let Env { bus: _bus, idp: _idp, daemon } =
+        Fixture::new().account(dpop_account).policy("default = \"deny\"\n").logged_in("alice").await;
+    let e = daemon.client().await.get_dpop_proof(ask("https://api.example.test/")).await.unwrap_err();
+    assert_eq!(e.kind(), Some(tokenbroker::ErrorKind::AccessDenied), "{e}");
+    // The writer writes whenever it has a moment.
+    let found = || daemon.audit_records().into_iter().find(|r| r["method"] == "GetDpopProof");
+    eventually(std::time::Duration::from_secs(10), || std::future::ready(found().is_some())).await;
+    let refused = found().expect("a record of the refusal");
+    assert_eq!((refused["decision"].as_str(), refused["account"].as_str()), (Some("deny"), Some("work")));
+}
