@@ -159,6 +159,24 @@ async fn a_bearer_authorization_becomes_dpop_with_ath_and_no_key_means_no_proof(
     assert_eq!(proofs.lock().unwrap().as_slice(), [String::new()], "a bearer account sends no proof");
 }
 
+const RESOURCE_NEEDS_NONCE: &str = "HTTP/1.1 401 Unauthorized\r\nconnection: close\r\n\
+    www-authenticate: DPoP error=\"use_dpop_nonce\", error_description=\"nonce\"\r\n\
+    dpop-nonce: r-1\r\ncontent-length: 0\r\n\r\n";
+
+#[tokio::test]
+async fn a_resource_that_demands_a_nonce_gets_the_request_again_with_it() {
+    let (url, proofs) = server(|n| if n == 0 { RESOURCE_NEEDS_NONCE } else { OK });
+    let http = Http::new(Duration::from_secs(5)).unwrap();
+    let key = DpopKey::generate();
+    let get = http::Request::get(&url).header("authorization", "Bearer tok").body(Vec::new()).unwrap();
+    let response = Sender { http: &http, dpop: Some(&key) }.execute(get).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let proofs = proofs.lock().unwrap().clone();
+    assert_eq!(proofs.len(), 2);
+    let retried = verify(&proofs[1]).1;
+    assert_eq!((retried["nonce"].as_str(), retried["ath"].as_str()), (Some("r-1"), Some(ath("tok").as_str())));
+}
+
 #[test]
 fn only_a_dpop_token_type_is_bound() {
     assert!(check_bound("DPoP").is_ok() && check_bound("dpop").is_ok());
