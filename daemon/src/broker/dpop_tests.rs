@@ -74,3 +74,16 @@ async fn bad_requests_and_bearer_accounts_are_refused_clearly() {
     assert_eq!(e.kind, ErrorKind::NotSupported);
     assert!(e.message.contains("dpop = true"), "{}", e.message);
 }
+
+#[tokio::test]
+async fn a_session_stored_under_the_other_dpop_setting_is_not_used() {
+    use crate::store::Backend;
+    let bearer = World::logged_in(false, FakeIdp::new(3600)).await;
+    let bound = dpop_world().await;
+    let (plain, keyed) = (bearer.store.get("work").unwrap().unwrap(), bound.store.get("work").unwrap().unwrap());
+    for (mut world, record) in [(bound, plain), (bearer, keyed)] {
+        world.store.set("work", &record).unwrap();
+        world.restart().await;
+        assert!(world.broker.account(None).unwrap().session().is_none(), "a new login is needed");
+    }
+}
