@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
-use tokenbroker::protocol::{DpopProof, GetAccessToken, GetDpopProof};
+use tokenbroker::protocol::{Check, DpopProof, GetAccessToken, GetDpopProof};
 use tokenbroker::{ErrorKind, Secret};
 
 use super::{Broker, Error, Result, tokens};
-use crate::oidc::dpop;
+use crate::oidc::{Offers, dpop};
 
 pub async fn dpop_proof(broker: &Arc<Broker>, p: GetDpopProof) -> Result<DpopProof> {
     let htm = dpop::htm(&p.htm).map_err(Error::invalid_params)?;
@@ -43,4 +43,28 @@ pub async fn dpop_proof(broker: &Arc<Broker>, p: GetDpopProof) -> Result<DpopPro
         proof: Secret::new(proof),
         expires_at: grant.token.life.expires_at,
     })
+}
+
+/// `doctor` for an account with `dpop = true`: does the IdP say it takes our proofs (ES256)?
+/// An IdP that lists no DPoP algorithms may still take them: a warning, and the login tells.
+pub fn doctor_check(name: &str, offers: &Offers) -> Check {
+    let check = |ok, detail: &str, fix: Option<&str>| Check {
+        name: format!("DPoP of {name}"),
+        ok,
+        detail: detail.into(),
+        fix: fix.map(Into::into),
+    };
+    match offers.dpop_es256 {
+        Some(true) => check(true, "the identity provider takes DPoP proofs signed with ES256", None),
+        Some(false) => check(
+            false,
+            "the identity provider lists DPoP algorithms, but not ES256, the one tokenbroker signs with",
+            Some("allow ES256 for DPoP at the identity provider, or set dpop = false for this account"),
+        ),
+        None => check(
+            true,
+            "the identity provider does not list dpop_signing_alg_values_supported",
+            Some("make sure DPoP is enabled for this client at the identity provider; a login fails if it is not"),
+        ),
+    }
 }

@@ -87,3 +87,13 @@ async fn a_session_stored_under_the_other_dpop_setting_is_not_used() {
         assert!(world.broker.account(None).unwrap().session().is_none(), "a new login is needed");
     }
 }
+
+#[test]
+fn doctor_says_whether_the_idp_takes_our_proofs() {
+    use crate::oidc::Offers;
+    let check = |dpop_es256| super::dpop::doctor_check("work", &Offers { dpop_es256, ..Offers::default() });
+    assert!(check(Some(true)).ok && check(Some(true)).fix.is_none());
+    assert!(!check(Some(false)).ok, "an IdP that lists other algorithms will refuse our proofs");
+    let unlisted = check(None);
+    assert!(unlisted.ok && unlisted.fix.is_some(), "a warning: it may still work");
+}

@@ -107,6 +107,7 @@ mod tests {
             refresh_grant: Some(true),
             scopes: Some(["openid", "profile", "email", "offline_access"].map(String::from).to_vec()),
             server_metadata_problem: None,
+            dpop_es256: None,
         }
     }
 

@@ -223,3 +223,12 @@ async fn the_policy_judges_and_the_audit_trail_records_proofs() {
     let refused = found().expect("a record of the refusal");
     assert_eq!((refused["decision"].as_str(), refused["account"].as_str()), (Some("deny"), Some("work")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_the_idp_takes_es256_proofs() {
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().account(dpop_account).start().await;
+    let out = daemon.brokerctl(&["doctor", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("DPoP of work")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("takes DPoP proofs signed with ES256"), "{line}");
+}
