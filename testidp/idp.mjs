@@ -10,8 +10,10 @@
 //                     [--rfc8414-unavailable N]
 //                     [--client-grant-types GRANTS]
 //                     [--id-token-alg RS256|ES256]
+//                     [--dpop-nonce]
 // Prints one JSON line {"issuer": "...", "port": N} on stdout once it listens.
 
+import crypto from 'node:crypto';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import Provider, { errors } from 'oidc-provider';
@@ -61,6 +63,8 @@ const { values: opts } = parseArgs({
     // Like Google, Entra and Keycloak: the ID token itself carries the granted profile and
     // email claims (oidc-provider's default puts them in userinfo only).
     'id-token-claims': { type: 'boolean', default: false },
+    // DPoP: the token endpoint demands a server nonce in every proof (see the DPoP block).
+    'dpop-nonce': { type: 'boolean', default: false },
   },
 });
 
@@ -113,7 +117,7 @@ class GraceAdapter extends MemoryAdapter {
 // Everything the tests want to count, reset with POST /__test/stats/reset.
 const freshStats = () => ({
   token: {}, token_resource: {}, device_scopes: [], revocation: 0, userinfo: 0, device_authorization: 0, jwks: 0,
-  secrets: [], server_metadata: 0,
+  secrets: [], server_metadata: 0, dpop_nonce: {},
 });
 let stats = freshStats();
 
@@ -136,6 +140,17 @@ const API_SCOPES = {
   'https://reports.example.test/': 'reports:read',
   [managementAudience(issuer)]: 'read:current_user update:current_user_metadata',
 };
+
+// ---- DPoP (RFC 9449) -------------------------------------------------------------------------
+// Always on: a client that sends no DPoP header gets bearer tokens as before; one that does gets
+// tokens bound to its key (token_type DPoP, cnf.jkt), and its refresh tokens too (public
+// client). With --dpop-nonce every proof must carry a nonce this IdP issued (use_dpop_nonce).
+const DPOP = {
+  enabled: true,
+  nonceSecret: crypto.randomBytes(32),
+  requireNonce: () => opts['dpop-nonce'],
+};
+// ------------------------------------------------------------------------------------------------
 
 const provider = new Provider(issuer, {
   jwks: keys.jwks,
@@ -184,6 +199,7 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    dPoP: DPOP,
     resourceIndicators: {
       enabled: true,
       // No resource in a token request means a token for userinfo (opaque), as with Auth0's
@@ -218,6 +234,16 @@ const provider = new Provider(issuer, {
 });
 provider.proxy = false;
 provider.use(machineStats(() => stats));
+
+// ---- DPoP: count the token requests refused for want of a nonce, by grant -------------------
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.path === '/token' && ctx.body?.error === 'use_dpop_nonce') {
+    const grant = (ctx.oidc?.params?.grant_type ?? 'unknown').replace('urn:ietf:params:oauth:grant-type:', '');
+    stats.dpop_nonce[grant] = (stats.dpop_nonce[grant] ?? 0) + 1;
+  }
+});
+// ------------------------------------------------------------------------------------------------
 
 // oidc-provider sends no `interval`, so RFC 8628 clients would poll every 5 s; tests want 1 s.
 provider.use(async (ctx, next) => {

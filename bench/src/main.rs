@@ -3,6 +3,7 @@
 //! inside a private session bus with a throwaway keyring); it is not part of the test gate.
 
 mod dbus;
+mod dpop;
 mod harness;
 mod plot;
 mod resources;
@@ -25,6 +26,7 @@ fn main() -> anyhow::Result<()> {
         Some("baseline-dbus") => dbus::serve_baseline(args[2].clone(), args[3].parse()?),
         _ if args.iter().any(|a| a == "--single-flight") => single_flight_only(),
         _ if args.iter().any(|a| a == "--policy") => policy_only(),
+        _ if args.iter().any(|a| a == "--dpop") => dpop_only(),
         _ => run(args.iter().any(|a| a == "--quick")),
     }
 }
@@ -254,6 +256,10 @@ fn run(quick: bool) -> anyhow::Result<()> {
     // 6. Single flight under a crowd, counted at the IdP.
     single_flight(&mut report, &kit, &rt)?;
 
+    // 7. A DPoP proof with its token, beside the cached token alone.
+    eprintln!("DPoP proofs…");
+    dpop::proof_vs_token(&mut report, &kit, &idp, scale)?;
+
     let table = format!(
         "| measure | tokenbrokerd | baseline | ratio | target | met |\n| --- | --- | --- | --- | --- | --- |\n{}",
         report.rows
@@ -374,6 +380,20 @@ fn policy_and_audit(
     let times = (format!("{:.1} µs", us(n50)), format!("{:.1} µs (before policy)", us(t50)));
     let what = format!("socket GetAccessToken p50, default policy + audit ({records} records written)");
     report.slower_by_at_most(&what, times, us(n50) / us(t50), 1.1);
+    Ok(())
+}
+
+/// Only the DPoP row (`--dpop`); prints it.
+fn dpop_only() -> anyhow::Result<()> {
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+        bail!("run inside a session bus with a keyring: scripts/bench --dpop");
+    }
+    let mut report = Report { rows: String::new(), misses: Vec::new() };
+    let kit = Harness::new()?;
+    let idp = kit.idp(3600);
+    dpop::proof_vs_token(&mut report, &kit, &idp, 1)?;
+    println!("| measure | tokenbrokerd | baseline | ratio | target | met |\n| --- | --- | --- | --- | --- | --- |");
+    print!("{}", report.rows);
     Ok(())
 }
 

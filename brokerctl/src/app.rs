@@ -130,6 +130,7 @@ fn token(client: &Transport, p: GetAccessToken, print: Print) -> Result<(), Fail
         Print::Json => print_json(&t),
         Print::Bare => println!("{}", t.access_token.expose()),
         Print::Header => {
+            crate::dpop::bearer_only(&t, "token --header").map_err(Failure::Other)?;
             let Some(line) = exec::header(&t) else {
                 return Err(Failure::Other(
                     "the token or its type has characters that do not belong in an HTTP header; not printing it".into(),
@@ -239,11 +240,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Exec { audience, env_name, command } => {
             let t = client.get_access_token(GetAccessToken { account, audience, ..Default::default() })?;
+            crate::dpop::bearer_only(&t, "exec").map_err(Failure::Other)?;
             drop(client);
             let (code, why) = exec::exec(&t, &env_name, &command);
             return Err(Failure::CannotRun(code, why));
         }
         Command::KubeCredential { audience, id_token } => kube_credential(&client, account, audience, id_token)?,
+        Command::Dpop { method, url, nonce, audience } => {
+            let request = crate::dpop::Request { account, method, url, nonce, audience };
+            crate::dpop::dpop(&client, request, cli.json)?
+        }
         Command::IdToken { min_ttl } => {
             let t = client.get_id_token(GetIdToken { account, min_ttl })?;
             if cli.json { print_json(&t) } else { println!("{}", t.id_token.expose()) }
@@ -358,6 +364,8 @@ fn kube_credential(
         lasting(&|min_ttl| {
             let p = GetAccessToken { account: account.clone(), audience: audience.clone(), min_ttl, scope: None };
             let t = client.get_access_token(p)?;
+            crate::dpop::bearer_only(&t, "kubectl")
+                .map_err(|message| Error::Broker { kind: ErrorKind::NotSupported, message })?;
             Ok((t.access_token, t.expires_at))
         })?
     };

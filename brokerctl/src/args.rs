@@ -122,6 +122,25 @@ pub enum Command {
         #[command(subcommand)]
         command: SetupCommand,
     },
+    /// Print the two HTTP headers of one request with a DPoP-bound token (RFC 9449), for an
+    /// account with `dpop = true`: `Authorization: DPoP TOKEN` and `DPoP: PROOF`.
+    ///
+    /// The proof is signed by the daemon with the account's key, for this method and URL only,
+    /// and used once: ask again for every request (`curl -H @<(brokerctl dpop …)`).
+    Dpop {
+        /// The request's HTTP method (GET, POST, …).
+        #[arg(long, value_name = "M")]
+        method: String,
+        /// The request's URL (https, or http to this machine); its query is not part of the proof.
+        #[arg(long, value_name = "U")]
+        url: String,
+        /// The server's DPoP-Nonce, when it answered 401 with use_dpop_nonce.
+        #[arg(long, value_name = "N")]
+        nonce: Option<String>,
+        /// A token for this API (one of the account's `audience`, `audiences`, `management_api`).
+        #[arg(long, value_name = "AUD")]
+        audience: Option<String>,
+    },
     /// Print the ID token.
     IdToken {
         /// The ID token is valid for at least this many more seconds (refreshed first if needed).

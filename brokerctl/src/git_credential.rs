@@ -76,6 +76,7 @@ fn get(host: &GitHost, request: &Request, out: &mut impl Write) -> Result<(), Fa
         audience: host.audience.clone(),
         ..Default::default()
     })?;
+    crate::dpop::bearer_only(&token, "git").map_err(Failure::Config)?;
     let answer = Answer {
         username: &host.username,
         token: &token.access_token,

@@ -11,6 +11,7 @@ mod completions;
 mod credential_wire;
 mod doctor;
 mod doctor_door;
+mod dpop;
 mod exec;
 mod forward;
 pub mod git_credential;

@@ -27,6 +27,13 @@ pub trait Broker1 {
     fn get_access_token(&self, account: &str, options: HashMap<&str, Value<'_>>) -> zbus::Result<(String, i64)>;
     fn get_id_token(&self, account: &str, options: HashMap<&str, Value<'_>>) -> zbus::Result<(String, i64)>;
     fn reject_token(&self, account: &str, access_token: &str, options: HashMap<&str, Value<'_>>) -> zbus::Result<bool>;
+    fn get_dpop_proof(
+        &self,
+        account: &str,
+        htm: &str,
+        htu: &str,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<(String, String, i64)>;
     fn get_profile(&self, account: &str) -> zbus::Result<String>;
     fn get_metadata(&self, account: &str) -> zbus::Result<String>;
     fn update_metadata(&self, account: &str, user_metadata_json: &str) -> zbus::Result<String>;

@@ -15,6 +15,7 @@ mod client;
 mod codec;
 #[cfg(feature = "dbus")]
 pub mod dbus;
+pub mod dpop;
 mod error;
 pub mod paths;
 mod server_uid;

@@ -151,6 +151,10 @@ pub struct AccountConfig {
     pub client_secret_command: Option<Vec<String>>,
     /// A machine account's private key (PEM) for `private_key_jwt` (RFC 7523).
     pub client_assertion_key: Option<PathBuf>,
+    /// DPoP (RFC 9449): tokens bound to a key the broker makes at login and keeps with the
+    /// session, so that a copied token is of no use without it.
+    #[serde(default)]
+    pub dpop: bool,
 }
 
 impl AccountConfig {

@@ -9,6 +9,7 @@
 
 mod audit;
 mod consent;
+mod dpop;
 mod envelope;
 mod errors;
 mod forward;
@@ -20,6 +21,7 @@ mod types;
 
 pub use audit::{AuditDecision, AuditRecord};
 pub use consent::*;
+pub use dpop::{DpopProof, GetDpopProof};
 pub use envelope::*;
 pub use errors::*;
 pub use forward::*;

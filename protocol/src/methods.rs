@@ -26,6 +26,8 @@ macro_rules! for_each_method {
         $($then)*! { $($extra)*
             /// An access token valid for at least `min_ttl` more seconds (refreshed first if needed).
             GetAccessToken get_access_token [$crate::GetAccessToken] (p: $crate::GetAccessToken) -> $crate::AccessToken;
+            /// An access token of a `dpop = true` account with a fresh DPoP proof for one request (RFC 9449).
+            GetDpopProof get_dpop_proof [$crate::GetDpopProof] (p: $crate::GetDpopProof) -> $crate::DpopProof;
             /// The account's ID token (refreshed first if it lives shorter than `min_ttl`).
             GetIdToken get_id_token [$crate::GetIdToken] (p: $crate::GetIdToken) -> $crate::IdToken;
             /// The OIDC userinfo claims, cached by the daemon until the token changes.
@@ -178,7 +180,7 @@ mod tests {
 
     #[test]
     fn every_method_round_trips_through_its_name() {
-        assert_eq!(Call::METHODS.len(), 18);
+        assert_eq!(Call::METHODS.len(), 19);
         for m in Call::METHODS {
             let params = match *m {
                 "AwaitLogin" | "CancelLogin" => Some(json!({"login_id": "x"})),
@@ -187,6 +189,7 @@ mod tests {
                 "RevokeConsent" => Some(json!({"id": "x"})),
                 "AddForward" | "RemoveForward" => Some(json!({"name": "x"})),
                 "RejectToken" => Some(json!({"access_token": "t"})),
+                "GetDpopProof" => Some(json!({"htm": "GET", "htu": "https://api.example.com/"})),
                 _ => None,
             };
             assert_eq!(Call::decode(m, params.map(raw).as_deref()).unwrap().method(), *m);

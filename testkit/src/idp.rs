@@ -41,6 +41,8 @@ pub struct IdpOptions {
     pub id_token_alg: &'static str,
     /// ID tokens carry the email and profile claims, not only userinfo (`--id-token-claims`).
     pub id_token_claims: bool,
+    /// Every DPoP proof at the token endpoint must carry the IdP's nonce (`--dpop-nonce`).
+    pub dpop_nonce: bool,
 }
 
 impl Default for IdpOptions {
@@ -58,6 +60,7 @@ impl Default for IdpOptions {
             id_ttl: 3600,
             id_token_alg: "RS256",
             id_token_claims: false,
+            dpop_nonce: false,
         }
     }
 }
@@ -81,6 +84,7 @@ impl Idp {
                 .args(["--id-ttl", &opts.id_ttl.to_string()])
                 .args(["--id-token-alg", opts.id_token_alg])
                 .args(opts.id_token_claims.then_some("--id-token-claims"))
+                .args(opts.dpop_nonce.then_some("--dpop-nonce"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()

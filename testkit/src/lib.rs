@@ -26,6 +26,7 @@ mod notifications;
 mod process;
 mod proxy;
 mod raw;
+mod resource;
 mod sshd;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,7 @@ pub use notifications::{NOTIFICATIONS_NAME, NOTIFICATIONS_PATH, Notification, No
 pub use process::{Proc, output_of_fresh_copy, sockaddr_un, spawn_fresh_copy};
 pub use proxy::{Fault, Proxy};
 pub use raw::{AsyncConn, GET_ACCESS_TOKEN, RawConn, STATUS};
+pub use resource::Resource;
 pub use sshd::Sshd;
 
 /// The repository's root (the test IdP, the units and the docs are found from here).

@@ -256,7 +256,14 @@ mod tests {
 
     fn session(access: &str) -> Arc<Session> {
         let token = Token::new(SecretString::from(access), "Bearer".into(), vec![], Life::starting(now(), 60));
-        Arc::new(Session { refresh_token: None, access: Arc::new(token), id: None, id_current: false, subject: None })
+        Arc::new(Session {
+            refresh_token: None,
+            access: Arc::new(token),
+            id: None,
+            id_current: false,
+            subject: None,
+            dpop: None,
+        })
     }
 
     /// What a session brought (an audience token, the profile) goes when another login, a

@@ -113,6 +113,7 @@ pub(crate) async fn idp_checks(connect: &dyn Connect, name: &str, c: &AccountCon
     } else if let Ok(provider) = &found {
         checks.push(offers::features(name, c, provider.offers()));
         checks.push(offers::scopes(name, c, provider.offers()));
+        checks.extend(c.dpop.then(|| super::dpop::doctor_check(name, provider.offers())));
     }
     checks
 }

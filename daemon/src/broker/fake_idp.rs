@@ -66,6 +66,9 @@ struct Script {
     requests: Vec<(Instant, String)>,
     /// Every client-credentials request: the audience it asked for.
     grants: Vec<Option<String>>,
+    /// The thumbprint of the DPoP key the login proved, which every refresh must prove too
+    /// (as a real IdP binds the refresh token of a public client to it).
+    dpop: Option<String>,
 }
 
 impl FakeIdp {
@@ -79,6 +82,7 @@ impl FakeIdp {
             issued: 0,
             requests: Vec::new(),
             grants: Vec::new(),
+            dpop: None,
         };
         FakeIdp { script: Mutex::new(script), released: Semaphore::new(0), offers: Offers::default() }
     }
@@ -119,6 +123,7 @@ impl FakeIdp {
     }
 
     fn tokens(s: &mut Script, expires_in: u64, rotate: bool) -> TokenSet {
+        let token_type = if s.dpop.is_some() { "DPoP" } else { "Bearer" };
         let n = s.issued;
         s.issued += 1;
         let refresh = rotate.then(|| format!("rt-{n}"));
@@ -127,7 +132,7 @@ impl FakeIdp {
         }
         TokenSet {
             access_token: SecretString::from(format!("at-{n}")),
-            token_type: "Bearer".into(),
+            token_type: token_type.into(),
             expires_in: Some(Duration::from_secs(expires_in)),
             refresh_token: refresh.map(SecretString::from),
             id_token: None,
@@ -159,6 +164,10 @@ impl Idp for FakeIdp {
     fn refresh<'a>(&'a self, grant: Refresh<'a>) -> IdpFuture<'a, TokenSet> {
         Box::pin(async move {
             let spent = grant.refresh_token.expose_secret();
+            let jkt = grant.dpop.map(|k| k.thumbprint().to_owned());
+            if self.script(|s| s.dpop != jkt) {
+                return Err(OidcError::InvalidGrant("the refresh token is bound to another DPoP key".into()));
+            }
             let mut answer = self.script(|s| {
                 s.requests.push((Instant::now(), spent.to_owned()));
                 s.answers.pop_front().unwrap_or_else(|| s.otherwise.clone())
@@ -202,6 +211,7 @@ impl Idp for FakeIdp {
         self: Arc<Self>,
         _: &'a [String],
         _: &'a Audiences,
+        dpop: Option<Arc<crate::oidc::dpop::DpopKey>>,
     ) -> IdpFuture<'a, (DeviceChallenge, Approval)> {
         let challenge = DeviceChallenge {
             verification_uri: "https://idp.example.com/device".into(),
@@ -211,6 +221,7 @@ impl Idp for FakeIdp {
         };
         let approval: Approval = Box::pin(async move {
             Ok(self.script(|s| {
+                s.dpop = dpop.map(|k| k.thumbprint().to_owned());
                 let lifetime = s.login_lifetime;
                 FakeIdp::tokens(s, lifetime, true)
             }))
@@ -218,7 +229,13 @@ impl Idp for FakeIdp {
         Box::pin(async move { Ok((challenge, approval)) })
     }
 
-    fn start_code(self: Arc<Self>, _: &str, _: &[String], _: &Audiences) -> Result<CodeStart, OidcError> {
+    fn start_code(
+        self: Arc<Self>,
+        _: &str,
+        _: &[String],
+        _: &Audiences,
+        _: Option<Arc<crate::oidc::dpop::DpopKey>>,
+    ) -> Result<CodeStart, OidcError> {
         Err(OidcError::NotSupported("the fake IdP has no code flow".into()))
     }
 
@@ -227,7 +244,12 @@ impl Idp for FakeIdp {
         Box::pin(async { Ok(true) })
     }
 
-    fn userinfo<'a>(&'a self, _: &'a SecretString, subject: Option<&'a str>) -> IdpFuture<'a, Map<String, Value>> {
+    fn userinfo<'a>(
+        &'a self,
+        _: &'a SecretString,
+        subject: Option<&'a str>,
+        _: Option<&'a crate::oidc::dpop::DpopKey>,
+    ) -> IdpFuture<'a, Map<String, Value>> {
         Box::pin(async move {
             match subject {
                 Some(other) if other != "fake-user" => Err(OidcError::Rejected("another subject".into())),
@@ -291,8 +313,20 @@ impl World {
         audit: crate::audit::Audit,
         consent_file: Option<PathBuf>,
     ) -> World {
+        World::with_account(proactive, idp, extra, "", audit, consent_file).await
+    }
+
+    /// As `with`, with more keys (`account`) in the account's table.
+    pub async fn with_account(
+        proactive: bool,
+        idp: FakeIdp,
+        extra: &str,
+        account: &str,
+        audit: crate::audit::Audit,
+        consent_file: Option<PathBuf>,
+    ) -> World {
         let text = format!(
-            "proactive_refresh = {proactive}\n{extra}\n[accounts.work]\nissuer = \"https://idp.example.com/\"\nclient_id = \"c\"\naudience = \"https://api\"\n"
+            "proactive_refresh = {proactive}\n{extra}\n[accounts.work]\nissuer = \"https://idp.example.com/\"\nclient_id = \"c\"\naudience = \"https://api\"\n{account}\n"
         );
         let config = Config::parse(&text).unwrap();
         let connect = Arc::new(FakeConnect { idp: Arc::new(idp), resumes: AtomicUsize::new(0) });

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Account, Broker, Error, Event, Result, Session};
+use crate::oidc::dpop::DpopKey;
 use crate::oidc::{Approval, Loopback, OidcError, TokenSet, printable};
 
 /// How long a finished login's result stays available to `AwaitLogin`.
@@ -92,10 +93,15 @@ impl PendingLogin {
 }
 
 impl Broker {
-    async fn start_device(&self, account: &Account, login_id: String) -> Result<(LoginChallenge, Approval)> {
+    async fn start_device(
+        &self,
+        account: &Account,
+        login_id: String,
+        dpop: Option<Arc<DpopKey>>,
+    ) -> Result<(LoginChallenge, Approval)> {
         let idp = account.idp(&*self.connect).await?.clone();
         let (challenge, approval) = idp
-            .start_device(&account.login_scopes(), &account.login_audiences())
+            .start_device(&account.login_scopes(), &account.login_audiences(), dpop)
             .await
             .map_err(|e| Error::from_oidc(&account.name, e))?;
         let challenge = LoginChallenge {
@@ -110,13 +116,18 @@ impl Broker {
         Ok((challenge, approval))
     }
 
-    async fn start_code(&self, account: &Account, login_id: String) -> Result<(LoginChallenge, Approval)> {
+    async fn start_code(
+        &self,
+        account: &Account,
+        login_id: String,
+        dpop: Option<Arc<DpopKey>>,
+    ) -> Result<(LoginChallenge, Approval)> {
         let idp = account.idp(&*self.connect).await?.clone();
         let loopback = Loopback::bind()
             .await
             .map_err(|e| Error::internal(format!("cannot listen on 127.0.0.1 for the login's redirect: {e}")))?;
         let started = idp
-            .start_code(&loopback.redirect_uri(), &account.login_scopes(), &account.login_audiences())
+            .start_code(&loopback.redirect_uri(), &account.login_scopes(), &account.login_audiences(), dpop)
             .map_err(|e| Error::from_oidc(&account.name, e))?;
         let challenge = LoginChallenge {
             login_id,
@@ -141,6 +152,7 @@ impl Broker {
         login_id: String,
         pending: Arc<PendingLogin>,
         approval: Approval,
+        dpop: Option<Arc<DpopKey>>,
     ) {
         let approved = tokio::select! {
             r = approval => Some(r.map_err(|e| Error::from_oidc(&account.name, e))),
@@ -154,7 +166,7 @@ impl Broker {
                 // Cancelled or replaced just as the tokens came: the login stays ended (this
                 // result goes nowhere, the cancellation told everyone already).
                 Ok(_) if !pending.claim() => Err(Error::internal("the login was cancelled")),
-                Ok(tokens) => self.install(&account, tokens).await,
+                Ok(tokens) => self.install(&account, tokens, dpop).await,
                 Err(e) => Err(e),
             };
             self.end_login(&pending, result, false);
@@ -191,24 +203,35 @@ impl Broker {
 
     /// A login's tokens become the account's session: stored first, then served.
     /// Who logged in is returned.
-    async fn install(self: &Arc<Self>, account: &Arc<Account>, tokens: TokenSet) -> Result<Identity> {
+    /// A `dpop` key, which the login's token requests proved possession of, is kept with the
+    /// session; a login that fails drops it with everything else of it.
+    async fn install(
+        self: &Arc<Self>,
+        account: &Arc<Account>,
+        tokens: TokenSet,
+        dpop: Option<Arc<DpopKey>>,
+    ) -> Result<Identity> {
+        let key = dpop.as_deref();
         let profile = match &tokens.id_token {
             Some(id) if id.email.is_some() || id.name.is_some() => None,
             // Userinfo must speak of the ID token's subject (OIDC Core 5.3.2), else it is not used.
             Some(id) => {
-                let claims = self.whoami(account, &tokens).await;
+                let claims = self.whoami(account, &tokens, key).await;
                 claims.filter(|c| c.get("sub").and_then(Value::as_str) == Some(id.subject.as_str()))
             }
-            None => self.whoami(account, &tokens).await,
+            None => self.whoami(account, &tokens, key).await,
         };
         let who = Identity::of_login(&tokens, profile.as_ref());
         let turn = account.turn().await;
-        let mut session = Session::from_login(tokens, &account.login_scopes());
+        let mut session = Session::from_login(tokens, &account.login_scopes(), dpop);
         if let Some(claims) = &profile {
             session.subject = claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned);
         }
         if session.refresh_token.is_none() {
             tracing::warn!(account = %account.name, "the identity provider issued no refresh token; the session ends when the access token expires (add offline_access to the scopes)");
+        }
+        if let Some(key) = &session.dpop {
+            tracing::info!(account = %account.name, jkt = key.thumbprint(), "the session's tokens are bound to its DPoP key");
         }
         self.persist(&turn, account, &session).await;
         let issued_at = session.access.life.issued_at;
@@ -224,9 +247,9 @@ impl Broker {
     /// none in the device flow; `Status` then shows userinfo's subject, and later userinfo
     /// answers are held to it) or one without an email or a name to tell the person. Without
     /// userinfo the session still works, unnamed.
-    async fn whoami(&self, account: &Account, tokens: &TokenSet) -> Option<Map<String, Value>> {
+    async fn whoami(&self, account: &Account, tokens: &TokenSet, dpop: Option<&DpopKey>) -> Option<Map<String, Value>> {
         let idp = account.idp(&*self.connect).await.ok()?;
-        match idp.userinfo(&tokens.access_token, None).await {
+        match idp.userinfo(&tokens.access_token, None, dpop).await {
             Ok(claims) => Some(claims),
             Err(e) if tokens.id_token.is_some() => {
                 tracing::info!(account = %account.name, error = %e, "no userinfo at login: who logged in is named by the subject alone");
@@ -260,9 +283,11 @@ pub async fn login(broker: &Arc<Broker>, p: Login) -> Result<LoginChallenge> {
         return Ok(pending.challenge.clone());
     }
     let login_id = format!("{:032x}", rand::random::<u128>());
+    // The session's key exists before the login's first token request, which proves it.
+    let dpop = account.config.dpop.then(|| Arc::new(DpopKey::generate()));
     let (challenge, approval) = match flow {
-        Flow::Device => broker.start_device(&account, login_id.clone()).await?,
-        Flow::Code => broker.start_code(&account, login_id.clone()).await?,
+        Flow::Device => broker.start_device(&account, login_id.clone(), dpop.clone()).await?,
+        Flow::Code => broker.start_code(&account, login_id.clone(), dpop.clone()).await?,
     };
     let pending = Arc::new(PendingLogin {
         account: account.name.clone(),
@@ -278,7 +303,7 @@ pub async fn login(broker: &Arc<Broker>, p: Login) -> Result<LoginChallenge> {
     }
     broker.logins.lock().unwrap_or_else(|e| e.into_inner()).insert(login_id.clone(), pending.clone());
     tracing::info!(account = %account.name, flow = %challenge.flow, "login started");
-    broker.tasks.spawn(broker.clone().finish_login(account.clone(), login_id, pending, approval));
+    broker.tasks.spawn(broker.clone().finish_login(account.clone(), login_id, pending, approval, dpop));
     Ok(challenge)
 }
 

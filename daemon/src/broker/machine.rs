@@ -20,13 +20,16 @@ use super::token::{Life, Token};
 use super::{Account, Broker, Error, Event, Result, Session};
 use crate::config::MachineSecret;
 use crate::oidc::client_auth::client_auth;
+use crate::oidc::dpop::DpopKey;
 use crate::oidc::{Audiences, ClientCredentials, Offers, OidcError, TokenSet};
 
 /// The session a machine account starts with, and returns to at a logout: no token yet (one
-/// that expired at the epoch), so the first caller's request gets one.
+/// that expired at the epoch), so the first caller's request gets one. With `dpop = true` it
+/// holds a new key, in memory only like the tokens bound to it.
 pub(super) fn empty_session(account: &Account) -> Session {
     let none = Token::new(Default::default(), "Bearer".into(), account.config.scopes.clone(), Life::starting(0, 0));
-    Session { refresh_token: None, access: Arc::new(none), id: None, id_current: false, subject: None }
+    let dpop = account.config.dpop.then(|| Arc::new(DpopKey::generate()));
+    Session { refresh_token: None, access: Arc::new(none), id: None, id_current: false, subject: None, dpop }
 }
 
 /// Whether a machine account's session holds a token yet (a user's session always does).
@@ -74,6 +77,7 @@ impl Broker {
         account: &Account,
         audiences: &Audiences,
         scope: Option<&str>,
+        dpop: Option<&DpopKey>,
     ) -> Result<TokenSet> {
         let c = &account.config;
         let default = Audiences { param: c.audience_param.name(), values: c.audience.iter().cloned().collect() };
@@ -95,7 +99,7 @@ impl Broker {
             Error::internal(format!("account {:?}: {why}", account.name))
         })?;
         tracing::debug!(account = %account.name, audiences = ?audiences.values, "client credentials grant");
-        match idp.client_credentials(ClientCredentials { auth: &auth, audiences, scope }).await {
+        match idp.client_credentials(ClientCredentials { auth: &auth, audiences, scope, dpop }).await {
             Ok(tokens) => Ok(tokens),
             Err(OidcError::InvalidClient(why)) => {
                 tracing::warn!(account = %account.name, %why, "the identity provider refused the client's credentials");

@@ -7,6 +7,9 @@ pub mod consent;
 #[cfg(test)]
 mod core_tests;
 mod doctor;
+mod dpop;
+#[cfg(test)]
+mod dpop_tests;
 mod error;
 #[cfg(test)]
 mod fake_idp;
@@ -265,6 +268,11 @@ impl Broker {
             }
         };
         match Session::from_record(&record, &c.issuer, &c.client_id) {
+            // `dpop` switched since the login: its tokens are bound to a key, or not, against
+            // the config's word. A new login is needed either way.
+            Ok(Some(session)) if session.dpop.is_some() != c.dpop => {
+                tracing::warn!(account = %account.name, dpop = c.dpop, "stored session was made with the other dpop setting; ignoring it (log in again)")
+            }
             Ok(Some(session)) => {
                 tracing::info!(account = %account.name, expires_at = session.access.life.expires_at, "loaded stored session");
                 account.write(|s| s.log_in(Arc::new(session)));

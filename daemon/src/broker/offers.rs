@@ -109,6 +109,7 @@ mod tests {
             server_metadata_problem: None,
             client_credentials_grant: None,
             client_auth_methods: None,
+            dpop_es256: None,
         }
     }
 

@@ -19,7 +19,8 @@ pub async fn profile(broker: &Arc<Broker>, p: GetProfile) -> Result<Profile> {
         return Ok(Profile { account: account.name.clone(), claims: (*claims).clone() });
     }
     let idp = account.idp(&*broker.connect).await?;
-    let userinfo = |s: Arc<Session>| async move { idp.userinfo(&s.access.secret, s.subject.as_deref()).await };
+    let userinfo =
+        |s: Arc<Session>| async move { idp.userinfo(&s.access.secret, s.subject.as_deref(), s.dpop.as_deref()).await };
     let (session, claims) = match userinfo(session.clone()).await {
         // A refused access token (revoked, or bound to an API by the IdP) is not a dead
         // session: get a new one once and ask again. Only the token endpoint's

@@ -170,7 +170,7 @@ impl Broker {
         scope: Option<&str>,
     ) -> Result<TokenSet> {
         if account.config.is_machine() {
-            return self.machine_grant(account, audiences, scope).await;
+            return self.machine_grant(account, audiences, scope, session.dpop.as_deref()).await;
         }
         let Some(refresh_token) = &session.refresh_token else {
             // Nothing is lost while the token is still good: it serves until it expires (the
@@ -194,7 +194,8 @@ impl Broker {
         };
         tracing::debug!(account = %account.name, audiences = ?audiences.values, "refreshing");
         let subject = session.subject.as_deref();
-        match idp.refresh(Refresh { refresh_token, audiences, scope, subject }).await {
+        let dpop = session.dpop.as_deref();
+        match idp.refresh(Refresh { refresh_token, audiences, scope, subject, dpop }).await {
             Ok(tokens) => {
                 if let Some(why) = &tokens.id_token_refused {
                     tracing::warn!(account = %account.name, %why, "refused the ID token of a refresh; keeping its other tokens and the last verified identity");

@@ -10,7 +10,8 @@ use tokenbroker::protocol::{self as wire, AuditDecision, Method, method};
 
 use super::policy::{Answer, By};
 use super::{
-    Broker, Error, Grant, Result, consent, doctor, forward, login, logout, metadata, profile, reject, session, tokens,
+    Broker, Error, Grant, Result, consent, doctor, dpop, forward, login, logout, metadata, profile, reject, session,
+    tokens,
 };
 use crate::audit::Entry;
 use crate::config::Action;
@@ -237,6 +238,7 @@ macro_rules! handlers {
 
 handlers! {
     GetAccessToken -> Grant [policy: account, audience]: |broker, _, p| tokens::access_token(broker, p).await;
+    GetDpopProof -> wire::DpopProof [policy: account, audience]: |broker, _, p| dpop::dpop_proof(broker, p).await;
     RejectToken -> wire::TokenRejected [policy: account, audience]: |broker, _, p| reject::reject_token(broker, p);
     GetIdToken -> wire::IdToken [policy: account]: |broker, _, p| tokens::id_token(broker, p).await;
     GetProfile -> wire::Profile [policy: account]: |broker, _, p| profile::profile(broker, p).await;

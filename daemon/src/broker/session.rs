@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::token::{Life, Token};
 use super::ttl;
+use crate::oidc::dpop::DpopKey;
 use crate::oidc::{TokenSet, VerifiedIdToken};
 
 /// `Debug` is safe: secrecy's types print `[REDACTED]`.
@@ -23,6 +24,9 @@ pub struct Session {
     /// from an earlier response (the refresh's own was refused or missing). Not stored.
     pub id_current: bool,
     pub subject: Option<String>,
+    /// The key the session's tokens are bound to (DPoP, RFC 9449), made at its login and kept
+    /// with it: the refresh token is bound to it too. `Debug` shows its thumbprint only.
+    pub dpop: Option<Arc<DpopKey>>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,9 +81,9 @@ pub fn suspend(d: std::time::Duration) {
 }
 
 impl Session {
-    /// A session from a login's tokens.
-    pub fn from_login(tokens: TokenSet, requested_scopes: &[String]) -> Session {
-        Session::build(None, tokens, requested_scopes)
+    /// A session from a login's tokens, bound to `dpop` if the login proved possession of it.
+    pub fn from_login(tokens: TokenSet, requested_scopes: &[String], dpop: Option<Arc<DpopKey>>) -> Session {
+        Session { dpop, ..Session::build(None, tokens, requested_scopes) }
     }
 
     /// The session after a refresh: what the IdP did not resend (a refresh token without
@@ -102,6 +106,7 @@ impl Session {
             id,
             id_current,
             subject,
+            dpop: prev.and_then(|p| p.dpop.clone()),
         }
     }
 
@@ -118,6 +123,7 @@ impl Session {
             id,
             id_current,
             subject,
+            dpop: self.dpop.clone(),
         }
     }
 
@@ -138,6 +144,7 @@ impl Session {
             id_issued_at: self.id.as_ref().map(|id| id.life.issued_at),
             subject: self.subject.clone(),
             scopes: a.scopes.clone(),
+            dpop_key: self.dpop.as_ref().map(|k| Secret::new(k.secret().as_str())),
         };
         Zeroizing::new(serde_json::to_string(&record).expect("a record always serializes"))
     }
@@ -159,7 +166,9 @@ impl Session {
                 expires_at: r.id_expires_at.unwrap_or(r.expires_at),
             },
         });
+        let dpop = r.dpop_key.as_ref().map(|k| DpopKey::from_secret(k.expose())).transpose()?.map(Arc::new);
         Ok(Some(Session {
+            dpop,
             refresh_token: r.refresh_token.as_ref().map(reveal),
             access: Arc::new(Token::new(reveal(&r.access_token), r.token_type, r.scopes, life)),
             id,
@@ -198,6 +207,10 @@ struct Record {
     id_issued_at: Option<i64>,
     subject: Option<String>,
     scopes: Vec<String>,
+    /// The DPoP key's private scalar (base64url), for `dpop = true` accounts; records from
+    /// before DPoP have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<Secret>,
 }
 
 #[cfg(test)]
@@ -220,7 +233,7 @@ mod tests {
 
     #[test]
     fn record_round_trips_and_is_bound_to_issuer_and_client() {
-        let s = Session::from_login(tokens("at1", Some("rt1")), &["openid".into()]);
+        let s = Session::from_login(tokens("at1", Some("rt1")), &["openid".into()], None);
         let rec = s.to_record("https://idp/", "cid");
         let back = Session::from_record(&rec, "https://idp/", "cid").unwrap().unwrap();
         assert_eq!(back.access.secret.expose_secret(), "at1");
@@ -233,8 +246,24 @@ mod tests {
     }
 
     #[test]
+    fn the_dpop_key_is_kept_with_the_session_and_old_records_still_load() {
+        let key = Arc::new(DpopKey::generate());
+        let s = Session::from_login(tokens("at1", Some("rt1")), &[], Some(key.clone()));
+        let renewed = s.renewed(tokens("at2", Some("rt2"))).rotated(None, None);
+        assert_eq!(renewed.dpop.as_ref().unwrap().thumbprint(), key.thumbprint());
+        let rec = renewed.to_record("https://idp/", "cid");
+        let back = Session::from_record(&rec, "https://idp/", "cid").unwrap().unwrap();
+        assert_eq!(back.dpop.unwrap().thumbprint(), key.thumbprint(), "the same key after a restart");
+        assert!(!format!("{renewed:?}").contains(key.secret().as_str()), "Debug shows no key");
+        // A record written before DPoP: no key, still a session.
+        let old = Session::from_login(tokens("at1", Some("rt1")), &[], None).to_record("https://idp/", "cid");
+        assert!(!old.contains("dpop_key"));
+        assert!(Session::from_record(&old, "https://idp/", "cid").unwrap().unwrap().dpop.is_none());
+    }
+
+    #[test]
     fn renewal_keeps_what_the_idp_did_not_resend() {
-        let s = Session::from_login(tokens("at1", Some("rt1")), &["openid".into(), "email".into()]);
+        let s = Session::from_login(tokens("at1", Some("rt1")), &["openid".into(), "email".into()], None);
         let rotated = s.renewed(tokens("at2", Some("rt2")));
         assert_eq!(rotated.refresh_token.as_ref().unwrap().expose_secret(), "rt2");
         let kept = rotated.renewed(tokens("at3", None));

@@ -5,6 +5,7 @@ use openidconnect::{AuthType, ClientSecret, Scope};
 use secrecy::ExposeSecret;
 
 use super::client_auth::ClientAuth;
+use super::dpop::{DpopKey, check_bound};
 use super::error::{Grant, token_error};
 use super::token::parts;
 use super::{Audiences, OidcError, Provider, TokenSet};
@@ -20,6 +21,7 @@ impl Provider {
         auth: &ClientAuth,
         audiences: &Audiences,
         scope: Option<&str>,
+        dpop: Option<&DpopKey>,
     ) -> Result<TokenSet, OidcError> {
         let client = match auth {
             ClientAuth::Secret(secret) => self
@@ -42,7 +44,12 @@ impl Provider {
         for s in scope.iter().flat_map(|s| s.split_whitespace()) {
             request = request.add_scope(Scope::new(s.to_owned()));
         }
-        let response = request.request_async(&self.http).await.map_err(token_error(Grant::ClientCredentials))?;
-        Ok(parts(&response))
+        let response =
+            request.request_async(&self.sender(dpop)).await.map_err(token_error(Grant::ClientCredentials))?;
+        let tokens = parts(&response);
+        if dpop.is_some() {
+            check_bound(&tokens.token_type)?;
+        }
+        Ok(tokens)
     }
 }

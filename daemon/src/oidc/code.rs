@@ -4,6 +4,7 @@
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope};
 
+use super::dpop::DpopKey;
 use super::error::{Grant, token_error};
 use super::{Audiences, OidcError, Provider, TokenSet};
 
@@ -52,16 +53,21 @@ impl Provider {
 
     /// Trade the code for tokens, proving possession of the PKCE verifier; the ID token must
     /// carry our nonce.
-    pub async fn finish_code(&self, login: CodeLogin, code: String) -> Result<TokenSet, OidcError> {
+    pub async fn finish_code(
+        &self,
+        login: CodeLogin,
+        code: String,
+        dpop: Option<&DpopKey>,
+    ) -> Result<TokenSet, OidcError> {
         let client = self.client.clone().set_redirect_uri(login.redirect);
         let response = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::NotSupported(e.to_string()))?
             .set_pkce_verifier(login.verifier)
-            .request_async(&self.http)
+            .request_async(&self.sender(dpop))
             .await
             .map_err(token_error(Grant::Code))?;
-        let tokens = self.token_set(response, Some(&login.nonce)).await?;
+        let tokens = self.token_set(response, Some(&login.nonce), dpop).await?;
         if tokens.id_token.is_none() {
             return Err(OidcError::InvalidIdToken("the code flow returned no ID token".into()));
         }

@@ -7,6 +7,7 @@ use url::Url;
 use openidconnect::Scope;
 use openidconnect::core::CoreDeviceAuthorizationResponse;
 
+use super::dpop::DpopKey;
 use super::error::{Grant, device_error, token_error};
 use super::{Audiences, OidcError, Provider, TokenSet};
 
@@ -64,17 +65,17 @@ impl Provider {
     }
 
     /// Poll the token endpoint until the user approves, honouring `interval` and `slow_down`.
-    pub async fn finish_device(&self, login: &DeviceLogin) -> Result<TokenSet, OidcError> {
+    pub async fn finish_device(&self, login: &DeviceLogin, dpop: Option<&DpopKey>) -> Result<TokenSet, OidcError> {
         let response = self
             .client
             .exchange_device_access_token(&login.details)
             .map_err(|e| OidcError::NotSupported(e.to_string()))?
             // Instead of the IdP's own `expires_in`, which oauth2 would use (and fail on
             // when it is too large for its clock arithmetic).
-            .request_async(&self.http, tokio::time::sleep, Some(login.expires_in))
+            .request_async(&self.sender(dpop), tokio::time::sleep, Some(login.expires_in))
             .await
             .map_err(device_error)?;
-        self.token_set(response, None).await
+        self.token_set(response, None, dpop).await
     }
 }
 

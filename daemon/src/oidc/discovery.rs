@@ -28,6 +28,9 @@ pub struct ExtraMetadata {
     pub revocation_endpoint: Option<RevocationUrl>,
     #[serde(default)]
     pub end_session_endpoint: Option<url::Url>,
+    /// RFC 9449 §5.1: the proof algorithms the IdP takes, if it says.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -77,6 +80,9 @@ pub struct Offers {
     pub scopes: Option<Vec<String>>,
     /// Why RFC 8414 metadata, looked for because discovery lacked an endpoint, was not used.
     pub server_metadata_problem: Option<String>,
+    /// Whether `dpop_signing_alg_values_supported` lists ES256 (our proofs'); None when the
+    /// IdP lists no DPoP algorithms.
+    pub dpop_es256: Option<bool>,
 }
 
 impl Offers {
@@ -177,6 +183,7 @@ impl Provider {
                 .map(|m| m.iter().map(|m| m.as_ref().to_owned()).collect()),
             scopes: metadata.scopes_supported().map(|s| s.iter().map(|s| s.to_string()).collect()),
             server_metadata_problem,
+            dpop_es256: extra.dpop_signing_alg_values_supported.as_ref().map(|a| a.iter().any(|a| a == "ES256")),
         };
         let jwks = RwLock::new(metadata.jwks().clone());
         let jwks_uri = metadata.jwks_uri().clone();

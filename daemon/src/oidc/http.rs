@@ -137,7 +137,7 @@ async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<reqwest:
 }
 
 /// A second copy of a request, for when `resend` allows sending it again.
-fn copy(request: &HttpRequest) -> HttpRequest {
+pub(super) fn copy(request: &HttpRequest) -> HttpRequest {
     let mut copy = http::Request::new(request.body().clone());
     *copy.method_mut() = request.method().clone();
     *copy.uri_mut() = request.uri().clone();

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::client_auth::ClientAuth;
 use super::code::CodeLogin;
 use super::device::DeviceChallenge;
+use super::dpop::DpopKey;
 use super::http::Http;
 use super::{Audiences, EndpointOverrides, ManagementApi, Offers, OidcError, Provider, TokenSet};
 
@@ -39,6 +40,8 @@ pub struct Refresh<'a> {
     pub scope: Option<&'a str>,
     /// The session's: a new ID token must be about the same user.
     pub subject: Option<&'a str>,
+    /// The session's DPoP key, for an account with `dpop = true`.
+    pub dpop: Option<&'a DpopKey>,
 }
 
 /// A client-credentials grant of a machine account: see [`Provider::client_credentials`].
@@ -46,6 +49,8 @@ pub struct ClientCredentials<'a> {
     pub auth: &'a ClientAuth,
     pub audiences: &'a Audiences,
     pub scope: Option<&'a str>,
+    /// The account's DPoP key, for an account with `dpop = true`.
+    pub dpop: Option<&'a DpopKey>,
 }
 
 /// One IdP as one client (an account) sees it.
@@ -55,11 +60,13 @@ pub trait Idp: Send + Sync {
     /// A machine account's token (no user, no refresh token).
     fn client_credentials<'a>(&'a self, grant: ClientCredentials<'a>) -> IdpFuture<'a, TokenSet>;
 
-    /// Start a device login: what the user is shown, and the polling that ends it.
+    /// Start a device login: what the user is shown, and the polling that ends it (with
+    /// proofs of `dpop`, the new session's key, when there is one).
     fn start_device<'a>(
         self: Arc<Self>,
         scopes: &'a [String],
         audiences: &'a Audiences,
+        dpop: Option<Arc<DpopKey>>,
     ) -> IdpFuture<'a, (DeviceChallenge, Approval)>;
 
     /// Start a code flow whose browser comes back to `redirect_uri`.
@@ -68,6 +75,7 @@ pub trait Idp: Send + Sync {
         redirect_uri: &str,
         scopes: &[String],
         audiences: &Audiences,
+        dpop: Option<Arc<DpopKey>>,
     ) -> Result<CodeStart, OidcError>;
 
     /// Revoke a refresh token; `Ok(false)` when the IdP has no revocation endpoint.
@@ -78,6 +86,7 @@ pub trait Idp: Send + Sync {
         &'a self,
         access_token: &'a SecretString,
         subject: Option<&'a str>,
+        dpop: Option<&'a DpopKey>,
     ) -> IdpFuture<'a, Map<String, Value>>;
 
     /// Where the user can end their browser session at the IdP.
@@ -141,21 +150,22 @@ impl Connect for Connector {
 
 impl Idp for Provider {
     fn refresh<'a>(&'a self, grant: Refresh<'a>) -> IdpFuture<'a, TokenSet> {
-        Box::pin(Provider::refresh(self, grant.refresh_token, grant.audiences, grant.scope, grant.subject))
+        Box::pin(Provider::refresh(self, grant.refresh_token, grant.audiences, grant.scope, grant.subject, grant.dpop))
     }
 
     fn client_credentials<'a>(&'a self, grant: ClientCredentials<'a>) -> IdpFuture<'a, TokenSet> {
-        Box::pin(Provider::client_credentials(self, grant.auth, grant.audiences, grant.scope))
+        Box::pin(Provider::client_credentials(self, grant.auth, grant.audiences, grant.scope, grant.dpop))
     }
 
     fn start_device<'a>(
         self: Arc<Self>,
         scopes: &'a [String],
         audiences: &'a Audiences,
+        dpop: Option<Arc<DpopKey>>,
     ) -> IdpFuture<'a, (DeviceChallenge, Approval)> {
         Box::pin(async move {
             let (challenge, device) = Provider::start_device(&self, scopes, audiences).await?;
-            let approval: Approval = Box::pin(async move { self.finish_device(&device).await });
+            let approval: Approval = Box::pin(async move { self.finish_device(&device, dpop.as_deref()).await });
             Ok((challenge, approval))
         })
     }
@@ -165,11 +175,13 @@ impl Idp for Provider {
         redirect_uri: &str,
         scopes: &[String],
         audiences: &Audiences,
+        dpop: Option<Arc<DpopKey>>,
     ) -> Result<CodeStart, OidcError> {
         let (url, login): (String, CodeLogin) = Provider::start_code(&self, redirect_uri, scopes, audiences)?;
         let state = login.state().to_owned();
-        let exchange =
-            Box::new(move |code: String| -> Approval { Box::pin(async move { self.finish_code(login, code).await }) });
+        let exchange = Box::new(move |code: String| -> Approval {
+            Box::pin(async move { self.finish_code(login, code, dpop.as_deref()).await })
+        });
         Ok(CodeStart { url, state, exchange })
     }
 
@@ -181,8 +193,9 @@ impl Idp for Provider {
         &'a self,
         access_token: &'a SecretString,
         subject: Option<&'a str>,
+        dpop: Option<&'a DpopKey>,
     ) -> IdpFuture<'a, Map<String, Value>> {
-        Box::pin(Provider::userinfo(self, access_token, subject))
+        Box::pin(Provider::userinfo(self, access_token, subject, dpop))
     }
 
     fn end_session_url(&self) -> Option<String> {

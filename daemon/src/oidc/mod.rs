@@ -7,6 +7,7 @@ mod client_credentials;
 mod code;
 pub mod device;
 mod discovery;
+pub mod dpop;
 mod error;
 pub mod http;
 mod id_token;

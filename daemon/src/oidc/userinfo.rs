@@ -6,6 +6,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
+use super::dpop::DpopKey;
 use super::{OidcError, Provider};
 
 impl Provider {
@@ -15,6 +16,7 @@ impl Provider {
         &self,
         access_token: &SecretString,
         subject: Option<&str>,
+        dpop: Option<&DpopKey>,
     ) -> Result<Map<String, Value>, OidcError> {
         let url = self
             .userinfo_url
@@ -25,7 +27,8 @@ impl Provider {
             .header(http::header::ACCEPT, "application/json")
             .body(Vec::new())
             .map_err(|e| OidcError::Rejected(e.to_string()))?;
-        let response = self.http.execute(request).await?;
+        // With a key, the sender makes the bearer header a DPoP one and adds the proof.
+        let response = self.sender(dpop).execute(request).await?;
         match response.status().as_u16() {
             200 => {}
             // Only the token endpoint can say a session is over; this token alone was refused.

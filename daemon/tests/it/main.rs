@@ -23,6 +23,7 @@ mod consent;
 mod dbus;
 mod device_hygiene;
 mod discovery;
+mod dpop;
 mod durability;
 mod failures;
 mod faults;

@@ -144,6 +144,28 @@ impl BrokerIface {
         Ok((grant.token.secret.expose_secret().to_owned(), grant.token.life.expires_at))
     }
 
+    /// A DPoP-bound access token and a fresh proof for one request (`htm` its method, `htu` its
+    /// URL); options `nonce` (the resource server's `DPoP-Nonce`) and `audience`.
+    #[zbus(out_args("access_token", "proof", "expires_at"))]
+    async fn get_dpop_proof(
+        &self,
+        account: &str,
+        htm: String,
+        htu: String,
+        mut options: HashMap<String, OwnedValue>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, String, i64), DbusError> {
+        let nonce = match options.remove("nonce") {
+            Some(v) => Some(String::try_from(v).map_err(|_| invalid("option \"nonce\" has the wrong type"))?),
+            None => None,
+        };
+        let (_, _, audience) = self::options(&options, &["nonce", "audience"])?;
+        let p = GetDpopProof { account: self::account(account), htm, htu, nonce, audience };
+        let answer = self.run::<method::GetDpopProof>(&header, conn, p).await?;
+        Ok((answer.access_token.expose().to_owned(), answer.proof.expose().to_owned(), answer.expires_at))
+    }
+
     /// An API refused `access_token`: drop it if it is still the one served, so the next
     /// request refreshes; option `audience` (the token's, if it was got for one). Whether it
     /// was dropped.
