@@ -167,3 +167,48 @@ async fn a_private_key_jwt_client_gets_tokens_and_its_assertions_stay_out_of_the
     }
     assert!(!log.contains(t.access_token.expose()));
 }
+
+/// A machine account with `dpop = true`: its client-credentials tokens are bound to a key the
+/// daemon holds (in memory, like the tokens), and a resource server takes them only with the
+/// broker's proof; the bearer-only adapters refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_machine_account_gets_bound_tokens_and_proofs_for_them() {
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("idp-secret"), SECRET).unwrap();
+    let Env { bus: _bus, idp, daemon } = Fixture::new()
+        .env("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())
+        .account(|idp| {
+            machine_account(idp, "tokenbroker-machine", "client_secret_credential = \"idp-secret\"\ndpop = true\n")
+        })
+        .start()
+        .await;
+    let resource = Resource::start(&idp, false);
+    let client = daemon.client().await;
+    let url = format!("{}/jobs", resource.url);
+    let ask = GetDpopProof { htm: "GET".into(), htu: url.clone(), ..Default::default() };
+    let answer = client.get_dpop_proof(ask).await.unwrap();
+    assert_eq!(answer.token_type, "DPoP");
+    let jkt = jwt_claims(answer.access_token.expose())["cnf"]["jkt"].clone();
+    assert!(jkt.is_string(), "the token is bound to a key: {jkt}");
+    let http = reqwest::Client::new();
+    let send = |proof: Option<&str>, scheme: &str| {
+        let mut request = http.get(&url).header("authorization", format!("{scheme} {}", answer.access_token.expose()));
+        if let Some(proof) = proof {
+            request = request.header("dpop", proof);
+        }
+        request.send()
+    };
+    let ok = send(Some(answer.proof.expose()), "DPoP").await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let body: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!(body["jkt"], jkt);
+    assert_eq!(send(None, "Bearer").await.unwrap().status().as_u16(), 401, "the token alone");
+    assert_eq!(token(&client, None).await.unwrap().token_type, "DPoP");
+    assert_eq!(
+        idp.stats().await["token"]["client_credentials:200"].as_u64(),
+        Some(1),
+        "the proof's token is the cached one"
+    );
+    let out = daemon.brokerctl(&["token", "--header"]);
+    assert_eq!(out.status.code(), Some(1), "a bearer-only adapter refuses a DPoP account");
+}
