@@ -130,7 +130,11 @@ fn token(client: &Transport, p: GetAccessToken, print: Print) -> Result<(), Fail
         Print::Json => print_json(&t),
         Print::Bare => println!("{}", t.access_token.expose()),
         Print::Header => {
-            crate::dpop::bearer_only(&t, "token --header").map_err(Failure::Other)?;
+            // The contract's header for the token's type (`DPoP TOKEN`); alone it is refused by
+            // a server that checks DPoP, so say what goes with it (stderr: stdout is the header).
+            if crate::dpop::is_dpop(&t) {
+                eprintln!("{}", crate::dpop::NEEDS_PROOF);
+            }
             let Some(line) = exec::header(&t) else {
                 return Err(Failure::Other(
                     "the token or its type has characters that do not belong in an HTTP header; not printing it".into(),
@@ -140,6 +144,11 @@ fn token(client: &Transport, p: GetAccessToken, print: Print) -> Result<(), Fail
         }
     }
     Ok(())
+}
+
+fn dropped_unanswered(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(kind, ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
 }
 
 /// The contract's exit codes.
@@ -160,6 +169,9 @@ fn exit_code(e: &Failure) -> u8 {
         // Another user's server is no daemon of ours: none is reachable, and what a script
         // does for that (start ours, fix the path, fall back) is the right thing here too.
         Failure::Broker(Error::Unreachable { .. } | Error::ForeignServer { .. }) => 5,
+        // The connection was taken and then dropped unanswered: a daemon that stopped, or a
+        // forwarded socket whose far end (sshd) accepts while the forward behind it is gone.
+        Failure::Broker(Error::Io(e)) if dropped_unanswered(e.kind()) => 5,
         Failure::Broker(e) => match e.kind() {
             Some(ErrorKind::NotLoggedIn | ErrorKind::LoginRequired) => 3,
             Some(ErrorKind::IdpUnavailable) => 4,

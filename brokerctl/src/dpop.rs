@@ -41,10 +41,19 @@ fn headers(answer: &DpopProof) -> Option<String> {
     (fits(token) && fits(proof)).then(|| format!("{a}: DPoP {token}\n{d}: {proof}\n"))
 }
 
-/// For the tools that can send only a bearer token (`token --header`, `exec`, `kube-credential`,
-/// git's helper): a DPoP-bound token is refused, with what to use instead.
+/// Whether the token is DPoP-bound (RFC 9449 §5: the type is compared without case).
+pub fn is_dpop(token: &AccessToken) -> bool {
+    token.token_type.eq_ignore_ascii_case("dpop")
+}
+
+/// `token --header`'s note for a DPoP-bound token, whose header alone servers refuse.
+pub const NEEDS_PROOF: &str = "note: this account's tokens are DPoP-bound (dpop = true): a server takes this header only \
+                               with a DPoP proof for the request; `brokerctl dpop --method METHOD --url URL` prints both";
+
+/// For the tools that can send only a bearer token (`exec`, `kube-credential`, git's helper):
+/// a DPoP-bound token is refused, with what to use instead.
 pub fn bearer_only(token: &AccessToken, tool: &str) -> Result<(), String> {
-    if !token.token_type.eq_ignore_ascii_case("dpop") {
+    if !is_dpop(token) {
         return Ok(());
     }
     Err(format!(

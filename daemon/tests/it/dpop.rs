@@ -143,7 +143,12 @@ async fn brokerctl_prints_the_two_headers_and_bearer_only_tools_refuse_a_dpop_ac
     let (status, body, _) = call(&url, authorization, Some(proof)).await;
     assert_eq!(status, 200, "{body}");
 
-    for args in [&["token", "--header"][..], &["exec", "--", "true"], &["kube-credential"]] {
+    // The contract's header for the token's type, with a note of what must go with it.
+    let out = daemon.brokerctl(&["token", "--header"]);
+    let header = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && header.starts_with("Authorization: DPoP ") && header.len() > 30, "{header:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("brokerctl dpop --method"));
+    for args in [&["exec", "--", "true"][..], &["kube-credential"]] {
         let out = daemon.brokerctl(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");

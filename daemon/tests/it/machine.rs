@@ -209,6 +209,6 @@ async fn a_dpop_machine_account_gets_bound_tokens_and_proofs_for_them() {
         Some(1),
         "the proof's token is the cached one"
     );
-    let out = daemon.brokerctl(&["token", "--header"]);
+    let out = daemon.brokerctl(&["exec", "--", "true"]);
     assert_eq!(out.status.code(), Some(1), "a bearer-only adapter refuses a DPoP account");
 }
