@@ -7,7 +7,9 @@ use secrecy::ExposeSecret;
 use tokenbroker::protocol::{Check, DpopProof, GetAccessToken, GetDpopProof};
 use tokenbroker::{ErrorKind, Secret};
 
+use super::tokens::Grant;
 use super::{Broker, Error, Result, tokens};
+use crate::oidc::dpop::DpopKey;
 use crate::oidc::{Offers, dpop};
 
 pub async fn dpop_proof(broker: &Arc<Broker>, p: GetDpopProof) -> Result<DpopProof> {
@@ -30,19 +32,53 @@ pub async fn dpop_proof(broker: &Arc<Broker>, p: GetDpopProof) -> Result<DpopPro
         ));
     }
     let params = GetAccessToken { account: p.account, min_ttl: None, scope: None, audience: p.audience };
-    let grant = tokens::access_token(broker, params).await?;
-    // The key of the session the token came from: a session keeps its key through every
-    // refresh; only a new login makes another (and drops the tokens bound to this one).
-    let key = account.session().and_then(|s| s.dpop.clone()).ok_or_else(|| account.no_session_error())?;
+    let (grant, key) = bound_token(broker, params).await?;
+    if !grant.token.token_type.eq_ignore_ascii_case("DPoP") {
+        // A refresh that came back unbound is kept (its refresh token is spent), but no proof
+        // can make a bearer token a DPoP one: say so rather than pretend.
+        return Err(Error::new(
+            ErrorKind::NotSupported,
+            format!(
+                "account {:?}'s identity provider issued a {:?} token, not a DPoP-bound one, at the last refresh; \
+                 check that DPoP is enabled for the client, and log in again",
+                grant.account.name, grant.token.token_type
+            ),
+        ));
+    }
     let token = grant.token.secret.expose_secret();
     let proof = key.proof(htm, &htu, p.nonce.as_deref(), Some(token));
     Ok(DpopProof {
-        account: account.name.clone(),
+        account: grant.account.name.clone(),
         access_token: Secret::new(token),
         token_type: "DPoP".into(),
         proof: Secret::new(proof),
         expires_at: grant.token.life.expires_at,
     })
+}
+
+/// A token and the key it is bound to, from one look at the account: the session the token
+/// belongs to holds the key. Between getting the token and that look, another task may have
+/// put a new session (a logout and a login, a machine account's logout, a reload) with a new
+/// key in place: then the token is not the account's any more, and is asked for again.
+async fn bound_token(broker: &Arc<Broker>, params: GetAccessToken) -> Result<(Grant, Arc<DpopKey>)> {
+    for _ in 0..3 {
+        let grant = tokens::access_token(broker, params.clone()).await?;
+        let key = grant.account.read(|s| {
+            let session = s.session()?;
+            let current = Arc::ptr_eq(&session.access, &grant.token)
+                || s.audience_tokens.values().any(|t| Arc::ptr_eq(t, &grant.token));
+            Some(current.then(|| session.dpop.clone()))
+        });
+        match key {
+            None => return Err(grant.account.no_session_error()),
+            Some(None) => continue,
+            Some(Some(None)) => {
+                return Err(Error::internal(format!("account {:?}'s session holds no DPoP key", grant.account.name)));
+            }
+            Some(Some(Some(key))) => return Ok((grant, key)),
+        }
+    }
+    Err(Error::new(ErrorKind::IdpUnavailable, "the account's session changed while its token was fetched; try again"))
 }
 
 /// `doctor` for an account with `dpop = true`: does the IdP say it takes our proofs (ES256)?

@@ -97,3 +97,27 @@ fn doctor_says_whether_the_idp_takes_our_proofs() {
     let unlisted = check(None);
     assert!(unlisted.ok && unlisted.fix.is_some(), "a warning: it may still work");
 }
+
+/// A refresh that came back as a bearer token (an IdP whose DPoP was switched off) is kept, as
+/// its refresh token is spent; GetDpopProof then says so instead of signing a proof for a token
+/// no server will take with it.
+#[tokio::test]
+async fn an_unbound_token_gets_no_proof() {
+    use super::token::Token;
+    let world = dpop_world().await;
+    let account = world.broker.account(None).unwrap();
+    let old = account.session().unwrap();
+    let bearer = Token::new(old.access.secret.clone(), "Bearer".into(), old.access.scopes.clone(), old.access.life);
+    let session = super::Session {
+        refresh_token: old.refresh_token.clone(),
+        access: std::sync::Arc::new(bearer),
+        id: old.id.clone(),
+        id_current: old.id_current,
+        subject: old.subject.clone(),
+        dpop: old.dpop.clone(),
+    };
+    account.write(|s| s.log_in(std::sync::Arc::new(session)));
+    let e = super::dpop::dpop_proof(&world.broker, ask("GET", "https://a/")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotSupported, "{}", e.message);
+    assert!(e.message.contains("not a DPoP-bound one"), "{}", e.message);
+}

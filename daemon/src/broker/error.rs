@@ -74,6 +74,14 @@ impl Error {
                 )
             },
             OidcError::NotSupported(m) => Error::new(ErrorKind::NotSupported, m),
+            // Asked for a nonce again after the retry that carried one: a server whose nonces
+            // turn over faster than a round trip. Transient, as far as we can tell.
+            OidcError::UseDpopNonce(m) => Error::new(
+                ErrorKind::IdpUnavailable,
+                format!(
+                    "the identity provider of account {account:?} kept asking for a new DPoP nonce ({m}); try again"
+                ),
+            ),
             OidcError::InvalidScope(m) => Error::scope_refused(format!(
                 "account {account:?}: the identity provider refused a scope ({m}); ask only for scopes it offers \
                  this client: change `scopes` in [accounts.{account}] (`brokerctl doctor` compares them with the \

@@ -94,12 +94,21 @@ impl Broker {
                 return Err(e);
             }
         };
-        let auth = client_auth(&source, &c.client_id, &c.issuer).await.map_err(|why| {
-            tracing::warn!(account = %account.name, %why, "no client credentials");
-            Error::internal(format!("account {:?}: {why}", account.name))
-        })?;
-        tracing::debug!(account = %account.name, audiences = ?audiences.values, "client credentials grant");
-        match idp.client_credentials(ClientCredentials { auth: &auth, audiences, scope, dpop }).await {
+        let mut answer = Err(OidcError::UseDpopNonce(String::new()));
+        // A second time only when the IdP asked for a DPoP nonce after seeing a single-use
+        // client assertion: the nonce is remembered now, and the new request a new assertion.
+        for _ in 0..2 {
+            let auth = client_auth(&source, &c.client_id, &c.issuer).await.map_err(|why| {
+                tracing::warn!(account = %account.name, %why, "no client credentials");
+                Error::internal(format!("account {:?}: {why}", account.name))
+            })?;
+            tracing::debug!(account = %account.name, audiences = ?audiences.values, "client credentials grant");
+            answer = idp.client_credentials(ClientCredentials { auth: &auth, audiences, scope, dpop }).await;
+            if !matches!(answer, Err(OidcError::UseDpopNonce(_))) {
+                break;
+            }
+        }
+        match answer {
             Ok(tokens) => Ok(tokens),
             Err(OidcError::InvalidClient(why)) => {
                 tracing::warn!(account = %account.name, %why, "the identity provider refused the client's credentials");

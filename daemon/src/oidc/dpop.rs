@@ -210,9 +210,15 @@ impl Sender<'_> {
         let response = self.http.execute(prove(key, request, sent.as_deref())?).await?;
         let fresh = remember(&origin, &response);
         // One retry, with the nonce the server just gave (§8.2); a refused request was not
-        // acted on, so even a refresh token may be sent again.
+        // acted on, so even a refresh token may be sent again. Not a client assertion: the IdP
+        // has seen its `jti` (RFC 7523 §3: single use) before it judged the proof, so the caller
+        // signs a new one and asks again, with the nonce remembered here.
         match fresh {
-            Some(nonce) if wants_nonce(&response) && sent.as_deref() != Some(nonce.as_str()) => {
+            Some(nonce)
+                if wants_nonce(&response)
+                    && sent.as_deref() != Some(nonce.as_str())
+                    && !carries_client_assertion(again.body()) =>
+            {
                 tracing::debug!("the server asked for a DPoP nonce; sending the request again with it");
                 let response = self.http.execute(prove(key, again, Some(&nonce))?).await?;
                 remember(&origin, &response);
@@ -221,6 +227,11 @@ impl Sender<'_> {
             _ => Ok(response),
         }
     }
+}
+
+/// Whether a form body has a `client_assertion` parameter (private_key_jwt).
+fn carries_client_assertion(body: &[u8]) -> bool {
+    body.split(|&b| b == b'&').any(|pair| pair.starts_with(b"client_assertion="))
 }
 
 /// The request with its proof; a bearer `Authorization` becomes `DPoP` with `ath` (§7.1).

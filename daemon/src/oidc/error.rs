@@ -31,6 +31,10 @@ pub enum OidcError {
     /// `invalid_client`: the IdP does not accept the client's credentials (its secret or key).
     #[error("the identity provider refused the client's credentials: {0}")]
     InvalidClient(String),
+    /// `use_dpop_nonce` (RFC 9449 §8) that was not answered by resending: a request whose
+    /// client assertion is single-use, which its caller signs anew (the nonce is remembered).
+    #[error("the identity provider asks for a DPoP nonce: {0}")]
+    UseDpopNonce(String),
     /// Any other refusal: a configuration problem.
     #[error("the identity provider refused the request: {0}")]
     Rejected(String),
@@ -119,6 +123,7 @@ pub(super) fn refusal(grant: Grant, error: &str, text: String) -> OidcError {
         "invalid_target" => OidcError::InvalidTarget(text),
         "unauthorized_client" => OidcError::UnauthorizedClient { grant, message: text },
         "invalid_client" => OidcError::InvalidClient(text),
+        "use_dpop_nonce" => OidcError::UseDpopNonce(text),
         _ => OidcError::Rejected(text),
     }
 }

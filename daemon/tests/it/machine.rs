@@ -212,3 +212,27 @@ async fn a_dpop_machine_account_gets_bound_tokens_and_proofs_for_them() {
     let out = daemon.brokerctl(&["exec", "--", "true"]);
     assert_eq!(out.status.code(), Some(1), "a bearer-only adapter refuses a DPoP account");
 }
+
+/// private_key_jwt with `dpop = true` at an IdP that demands DPoP nonces: the first request is
+/// refused for want of one after the IdP has seen its assertion, which is single-use, so the
+/// retry carries the nonce and a newly signed assertion (resending the first is refused as a
+/// replay: `invalid_client`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_key_jwt_client_answers_a_dpop_nonce_with_a_new_assertion() {
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/oidc/test_keys/ec.pem");
+    let auth = format!("client_assertion_key = \"{}\"\ndpop = true\n", key.display());
+    let Env { bus: _bus, idp, daemon } = Fixture::new()
+        .idp(IdpOptions { dpop_nonce: true, ..Default::default() })
+        .account(move |idp| machine_account(idp, "tokenbroker-machine-jwt", &auth))
+        .start()
+        .await;
+    let client = daemon.client().await;
+    let t = token(&client, None).await.unwrap();
+    assert_eq!(t.token_type, "DPoP");
+    let stats = idp.stats().await;
+    assert_eq!(stats["dpop_nonce"]["client_credentials"], 1, "one refusal for a nonce: {stats}");
+    assert_eq!(stats["token"]["client_credentials:200"], 1, "{stats}");
+    let assertions = stats["secrets"].as_array().unwrap();
+    assert_eq!(assertions.len(), 2, "a new assertion for the retry: {stats}");
+    assert_ne!(assertions[0], assertions[1]);
+}
