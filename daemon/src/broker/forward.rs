@@ -334,7 +334,9 @@ pub fn admit(
     };
     match (method, account) {
         ("Status", _) => Ok(()),
-        ("GetAccessToken" | "RejectToken", Some(account)) => {
+        // A DPoP proof too: the key stays here and the far side gets one proof per request it
+        // names, which is what makes a forwarded DPoP token worth anything there.
+        ("GetAccessToken" | "GetDpopProof" | "RejectToken", Some(account)) => {
             let name = match account.as_deref().filter(|a| !a.is_empty()) {
                 Some(a) => a,
                 None => account.insert(forward.accounts[0].clone()),

@@ -239,3 +239,30 @@ fn sandboxed(socket: Option<&Path>, points_at: &Path, args: &[&str]) -> Output {
     );
     out
 }
+
+/// A DPoP account's forward gives the far side proofs one request at a time (the key stays in
+/// the daemon), and a resource server takes them; another account's proofs are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_accounts_forward_gives_proofs_for_the_far_sides_requests() {
+    let Env { bus: _bus, idp, daemon } = Fixture::new()
+        .config("default_account = \"work\"\n")
+        .account(|idp| format!("{}dpop = true\n{}", idp.account_config("work"), idp.account_config("home")))
+        .logged_in("alice")
+        .await;
+    let resource = Resource::start(&idp, false);
+    add(&daemon, &["dpop-box", "--account", "work"]);
+    let socket = forward_socket(&daemon, "dpop-box");
+    let url = format!("{}/builds", resource.url);
+    let out = far(&daemon, &socket, &["dpop", "--method", "GET", "--url", &url]);
+    assert!(out.status.success(), "{}", text(&out));
+    let headers = String::from_utf8(out.stdout).unwrap();
+    let mut request = reqwest::Client::new().get(&url);
+    for line in headers.lines() {
+        let (name, value) = line.split_once(": ").unwrap();
+        request = request.header(name, value);
+    }
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200, "the resource server takes the far side's proof");
+    let other = far(&daemon, &socket, &["dpop", "--account", "home", "--method", "GET", "--url", &url]);
+    assert_eq!(other.status.code(), Some(6), "{}", text(&other));
+}
