@@ -6,7 +6,11 @@
 // reading needs read:current_user, updating update:current_user_metadata (else 403
 // "Insufficient scope").
 
+import { createHash } from 'node:crypto';
+import { jwtVerify, EmbeddedJWK, calculateJwkThumbprint } from 'jose';
+
 const metadata = new Map(); // sub -> object
+const seenJti = new Set();
 
 const NEEDED_SCOPE = { GET: 'read:current_user', PATCH: 'update:current_user_metadata' };
 
@@ -18,13 +22,16 @@ export async function handleManagement(req, res, { issuer, keys, readJson, json 
   const m = new URL(req.url, issuer).pathname.match(/^\/api\/v2\/users\/([^/]+)$/);
   if (!m) return json(res, 404, { error: 'not_found' });
   const sub = decodeURIComponent(m[1]);
-  const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+  const [, scheme, token] = /^(Bearer|DPoP) (\S+)$/.exec(req.headers.authorization ?? '') ?? [];
   let claims;
   try {
-    ({ payload: claims } = await keys.verify(token, { issuer, audience: managementAudience(issuer) }));
+    ({ payload: claims } = await keys.verify(token ?? '', { issuer, audience: managementAudience(issuer) }));
   } catch (err) {
     return json(res, 401, { statusCode: 401, error: 'Unauthorized', message: `bad token: ${err.code ?? err.message}` });
   }
+  // A DPoP-bound token (cnf.jkt) only as DPoP, with a proof of its key for this request.
+  const unproven = claims.cnf?.jkt && await unprovenWhy(req, issuer, scheme, token, claims.cnf.jkt);
+  if (unproven) return json(res, 401, { statusCode: 401, error: 'Unauthorized', message: unproven });
   if (claims.sub !== sub) return json(res, 403, { statusCode: 403, error: 'Forbidden', message: 'another user' });
   const needed = NEEDED_SCOPE[req.method];
   const granted = String(claims.scope ?? '').split(' ');
@@ -50,4 +57,26 @@ export async function handleManagement(req, res, { issuer, keys, readJson, json 
     return json(res, 200, { user_id: sub, user_metadata: merged });
   }
   return json(res, 405, { error: 'method_not_allowed' });
+}
+
+// Why the request does not prove the key a token is bound to (RFC 9449 §7), or nothing.
+async function unprovenWhy(req, issuer, scheme, token, jkt) {
+  if (scheme !== 'DPoP') return `a DPoP-bound token sent as ${scheme}`;
+  let claims;
+  let header;
+  try {
+    ({ payload: claims, protectedHeader: header } = await jwtVerify(req.headers.dpop ?? '', EmbeddedJWK, {
+      typ: 'dpop+jwt', algorithms: ['ES256'],
+    }));
+  } catch (e) {
+    return `no valid DPoP proof: ${e.message}`;
+  }
+  const htu = new URL(req.url, issuer);
+  htu.search = '';
+  if (claims.htm !== req.method || claims.htu !== htu.href) return `proof for ${claims.htm} ${claims.htu}`;
+  if (claims.ath !== createHash('sha256').update(token).digest('base64url')) return 'ath is not the token\'s';
+  if (await calculateJwkThumbprint(header.jwk) !== jkt) return 'the proof is by another key';
+  if (!claims.jti || seenJti.has(claims.jti)) return 'a replayed proof';
+  seenJti.add(claims.jti);
+  return null;
 }

@@ -33,11 +33,12 @@ impl Broker {
             .fresh_audience(account, &key, |t, now| MIN_TTL.met_by(t.life, now))
             .await
             .map_err(|e| login_again(&account.name, e))?;
-        let user = account
-            .session()
+        let session = account.session();
+        let user = session
+            .as_ref()
             .and_then(|s| s.subject.clone())
             .ok_or_else(|| Error::internal("the session has no subject (no ID token was issued)"))?;
-        Ok((api, token, user))
+        Ok((api.with_dpop(session.and_then(|s| s.dpop.clone())), token, user))
     }
 }
 

@@ -6,7 +6,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use url::Url;
 
+use std::sync::Arc;
+
 use super::OidcError;
+use super::dpop::{DpopKey, Sender};
 use super::http::Http;
 use super::idp_text::printable;
 
@@ -35,6 +38,8 @@ fn reason(json: Option<&Value>) -> String {
 pub struct ManagementApi {
     http: Http,
     base: Url,
+    /// The session's DPoP key: its management token is bound to it like every other token.
+    dpop: Option<Arc<DpopKey>>,
 }
 
 impl ManagementApi {
@@ -43,7 +48,12 @@ impl ManagementApi {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        Ok(ManagementApi { http, base })
+        Ok(ManagementApi { http, base, dpop: None })
+    }
+
+    /// Calls that prove possession of `key` (DPoP), as the token they carry demands.
+    pub fn with_dpop(self, dpop: Option<Arc<DpopKey>>) -> Self {
+        ManagementApi { dpop, ..self }
     }
 
     fn user_url(&self, user_id: &str) -> Url {
@@ -90,7 +100,9 @@ impl ManagementApi {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body)
             .map_err(|e| OidcError::Rejected(e.to_string()))?;
-        let response = self.http.execute(request).await.map_err(OidcError::from)?;
+        // With a key, the bearer header becomes `DPoP` with a proof (and any nonce retry).
+        let sender = Sender { http: &self.http, dpop: self.dpop.as_deref() };
+        let response = sender.execute(request).await.map_err(OidcError::from)?;
         let status = response.status().as_u16();
         let json: Option<Value> = serde_json::from_slice(response.body()).ok();
         if status != 200 {

@@ -237,3 +237,16 @@ async fn doctor_says_the_idp_takes_es256_proofs() {
     let line = text.lines().find(|l| l.contains("DPoP of work")).unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("takes DPoP proofs signed with ES256"), "{line}");
 }
+
+/// User metadata of a DPoP account: the management API's token is bound like the others, and
+/// the test's management API (like a real one that checks DPoP) takes it only with a proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_metadata_calls_prove_the_key_too() {
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new().account(dpop_account).logged_in("alice").await;
+    let set = daemon.brokerctl(&["metadata", "set", "theme=dark"]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let got = daemon.brokerctl(&["metadata", "get"]);
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    let got: Value = serde_json::from_slice(&got.stdout).unwrap();
+    assert_eq!(got["theme"], "dark");
+}
