@@ -45,10 +45,17 @@ enum Program {
     AppId(String),
     Exe(String),
     Unknown(i32),
+    /// A request through a forward (`forward:NAME`): the process we see is the local end of
+    /// the tunnel (`ssh`, a container runtime), the same for every forward, so the question is
+    /// about the forward, and an "always" is not remembered (it would cover every forward).
+    Forward(String),
 }
 
 impl Program {
     fn of(caller: &Caller) -> Program {
+        if let Some(name) = caller.door.forward_name() {
+            return Program::Forward(name.to_owned());
+        }
         match (&caller.app_id, &caller.exe) {
             (Some(app), _) => Program::AppId(app.to_string()),
             (None, Some(exe)) => Program::Exe(exe.to_string()),
@@ -61,6 +68,7 @@ impl Program {
             Program::AppId(app) => app.clone(),
             Program::Exe(exe) => exe.clone(),
             Program::Unknown(pid) => format!("pid {pid} (unknown program)"),
+            Program::Forward(door) => format!("a program on the far side of {door}"),
         }
     }
 }
@@ -262,8 +270,9 @@ impl Pending {
         ConsentQuestion {
             id: self.id.clone(),
             program: q.program.name(),
-            exe: q.caller.exe.as_deref().map(str::to_owned),
-            app_id: q.caller.app_id.as_deref().map(str::to_owned),
+            // A forward's local end says nothing of who asks on the far side.
+            exe: q.caller.exe.as_deref().filter(|_| !matches!(q.program, Program::Forward(_))).map(str::to_owned),
+            app_id: q.caller.app_id.as_deref().filter(|_| !matches!(q.program, Program::Forward(_))).map(str::to_owned),
             pids: if waiting.pids.is_empty() { q.caller.pid.into_iter().collect() } else { waiting.pids.clone() },
             account: q.account.clone(),
             audience: q.audience.clone(),
@@ -353,6 +362,13 @@ pub fn answer_as(broker: &Broker, caller: &Caller, p: wire::AnswerConsent) -> Re
             return Err(Error::new(
                 ErrorKind::InvalidParams,
                 "the asking program is unknown, so \"always\" cannot be remembered for it; allow it once",
+            ));
+        }
+        (true, true) if matches!(asker, Program::Forward(_)) => {
+            return Err(Error::new(
+                ErrorKind::InvalidParams,
+                "the question comes through a forward, whose far side cannot be told apart, so \"always\" \
+                 cannot be remembered for it; allow it once, or allow the forward's door in [policy]",
             ));
         }
         (true, true) => Answer::Always,

@@ -290,3 +290,47 @@ async fn world_on_file(file: &std::path::Path) -> (World, Arc<Noted>) {
     world.broker.serve_forwards(Some(file.to_owned()), doors.clone());
     (world, doors)
 }
+
+/// Under `ask`, a request through a forward is a question about that forward (the local end
+/// is the same ssh for every forward), and its "always" is not remembered: it would let every
+/// later forward of the account through unasked.
+#[tokio::test(start_paused = true)]
+async fn questions_through_forwards_are_about_each_forward_and_never_always() {
+    use super::consent;
+    use tokenbroker::protocol::AnswerConsent;
+    let (world, _, _) = world("[policy]\ndefault = \"ask\"\n", None).await;
+    let world = Arc::new(world);
+    add(&world, "box-a", &[], None).unwrap();
+    add(&world, "box-b", &[], None).unwrap();
+    let ssh = |door: &str| Caller { exe: Some("/usr/bin/ssh".into()), ..at(door) };
+    let asking: Vec<_> = ["box-a", "box-b"]
+        .into_iter()
+        .map(|door| {
+            let (world, caller) = (world.clone(), ssh(door));
+            tokio::spawn(async move {
+                handle::<method::GetAccessToken>(&world.broker, &caller, token_for(None, None)).await.map(|_| ())
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut pending = consent::list(&world.broker).pending;
+    pending.sort_by(|a, b| a.program.cmp(&b.program));
+    let programs: Vec<_> = pending.iter().map(|q| (q.program.as_str(), q.exe.is_some())).collect();
+    assert_eq!(
+        programs,
+        [("a program on the far side of box-a", false), ("a program on the far side of box-b", false)],
+        "one question per forward, not one for ssh"
+    );
+    let brokerctl = Caller { exe: Some("/usr/bin/brokerctl".into()), ..Caller::new(me(), Some(12), Door::Socket) };
+    let answer = |id: &str, always| {
+        consent::answer_as(&world.broker, &brokerctl, AnswerConsent { id: id.into(), allow: true, always })
+    };
+    assert_eq!(answer(&pending[0].id, true).unwrap_err().kind, ErrorKind::InvalidParams);
+    assert!(answer(&pending[0].id, false).unwrap().answered);
+    assert_eq!(consent::list(&world.broker).pending.len(), 1, "box-b's question is still out");
+    assert!(answer(&pending[1].id, false).unwrap().answered);
+    for a in asking {
+        a.await.unwrap().unwrap();
+    }
+    assert!(consent::list(&world.broker).remembered.is_empty());
+}
