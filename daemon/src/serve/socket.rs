@@ -237,6 +237,11 @@ async fn connection(stream: UnixStream, mut peer: Peer, shutdown: CancellationTo
             // Boxed per request: a task is as large as the largest future it may hold, and an
             // idle connection (most of them) holds none; the allocation costs tens of
             // nanoseconds, the bytes would be paid by every open connection.
+            // A line read after the door closed (a stop, or a forward's end or removal) is
+            // not a request in flight: the select above reads waiting lines before it looks
+            // at the stop, so a client with lines queued would otherwise be served on, and a
+            // forward's door judged by whatever forward has its name by then.
+            Ok(Line::Read) if shutdown.is_cancelled() => return,
             Ok(Line::Read) => Box::pin(handle(&peer, &line, &mut answer)).await,
             Ok(Line::TooLong) => {
                 protocol_error(

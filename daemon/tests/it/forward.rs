@@ -266,3 +266,48 @@ async fn a_dpop_accounts_forward_gives_proofs_for_the_far_sides_requests() {
     let other = far(&daemon, &socket, &["dpop", "--account", "home", "--method", "GET", "--url", &url]);
     assert_eq!(other.status.code(), Some(6), "{}", text(&other));
 }
+
+/// A forward removed and added again under its name with other limits: a connection to the
+/// old one, with a request waiting (on the person's answer) and another queued behind it, is
+/// not served the queued one under the new forward's limits; it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_requests_of_a_removed_forward_are_not_served_by_its_successor() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let Env { bus: _bus, idp: _idp, daemon } = Fixture::new()
+        .config("default_account = \"work\"\n")
+        .account(|idp| format!("{}{}", idp.account_config("work"), idp.account_config("home")))
+        .policy("default = \"ask\"\n")
+        .logged_in("alice")
+        .await;
+    add(&daemon, &["box", "--account", "work"]);
+    let socket = forward_socket(&daemon, "box");
+    let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let first = r#"{"jsonrpc":"2.0","id":1,"method":"GetAccessToken","params":{"account":"work"}}"#;
+    let queued = r#"{"jsonrpc":"2.0","id":2,"method":"GetAccessToken","params":{"account":"home"}}"#;
+    write.write_all(format!("{first}\n{queued}\n").as_bytes()).await.unwrap();
+    let mut question = None;
+    for _ in 0..200 {
+        let list: Value = serde_json::from_slice(&daemon.brokerctl(&["consent", "list", "--json"]).stdout).unwrap();
+        question = list["pending"][0]["id"].as_str().map(str::to_owned);
+        if question.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let question = question.expect("the first request asks the person");
+    assert!(daemon.brokerctl(&["forward", "remove", "box"]).status.success());
+    add(&daemon, &["box", "--account", "home"]);
+    let allowed = daemon.brokerctl(&["consent", "allow", &question]);
+    assert!(allowed.status.success(), "{}", text(&allowed));
+    // Whatever comes back for the first request, nothing for the queued one: the connection
+    // ends (and a question for it would have been put first, so none may be out now).
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    let mut answers = Vec::new();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await {
+        answers.push(line);
+    }
+    assert!(answers.iter().all(|a| !a.contains(r#""id":2"#)), "the queued request was served: {answers:?}");
+    let list: Value = serde_json::from_slice(&daemon.brokerctl(&["consent", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list["pending"], serde_json::json!([]), "{list}");
+}
