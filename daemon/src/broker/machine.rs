@@ -110,23 +110,40 @@ impl Broker {
         }
         match answer {
             Ok(tokens) => Ok(tokens),
-            Err(OidcError::InvalidClient(why)) => {
-                tracing::warn!(account = %account.name, %why, "the identity provider refused the client's credentials");
-                Err(Error::new(
-                    ErrorKind::AccessDenied,
-                    format!(
-                        "account {:?}: the identity provider refused the client's credentials ({why}); check \
-                         client_id and the secret or key of [accounts.{0}], and that the IdP knows them",
-                        account.name
-                    ),
-                ))
-            }
             Err(e) => {
                 tracing::warn!(account = %account.name, error = %e, "client credentials grant failed");
-                self.emit(Event::RefreshFailed { account: account.name.clone() });
-                Err(Error::from_oidc(&account.name, e))
+                if !matches!(e, OidcError::InvalidClient(_)) {
+                    self.emit(Event::RefreshFailed { account: account.name.clone() });
+                }
+                Err(grant_error(&account.name, e))
             }
         }
+    }
+}
+
+/// A refused client-credentials grant in a machine account's words: there is no login to
+/// redo, so the user-grant wording of [`Error::from_oidc`] ("the login was denied", "log in
+/// again") would send people the wrong way.
+fn grant_error(account: &str, e: OidcError) -> Error {
+    let refused = |what: &str| {
+        Error::new(
+            ErrorKind::AccessDenied,
+            format!("account {account:?}: the identity provider {what}; no login can change that"),
+        )
+    };
+    match e {
+        OidcError::InvalidClient(why) => refused(&format!(
+            "refused the client's credentials ({why}); check client_id and the secret or key of \
+             [accounts.{account}], and that the IdP knows them"
+        )),
+        OidcError::AccessDenied => refused(
+            "refused to issue this client a token (access_denied); authorize the application for the API \
+             at the IdP (Auth0: the API's Machine to Machine Applications)",
+        ),
+        OidcError::InvalidGrant(why) => refused(&format!(
+            "refused the client credentials grant ({why}); check that the client may use it for this audience"
+        )),
+        e => Error::from_oidc(account, e),
     }
 }
 
@@ -172,4 +189,23 @@ pub(super) async fn checks(name: &str, c: &crate::config::AccountConfig, offers:
     };
     checks.push(Check { name: format!("features of {name}"), ok, detail, fix });
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_speak_of_the_client_not_of_a_login() {
+        for e in [
+            OidcError::InvalidClient("invalid_client".into()),
+            OidcError::AccessDenied,
+            OidcError::InvalidGrant("invalid_grant".into()),
+        ] {
+            let e = grant_error("ci", e);
+            assert_eq!(e.kind, ErrorKind::AccessDenied);
+            assert!(!e.message.contains("log in again") && !e.message.contains("login was denied"), "{}", e.message);
+            assert!(e.message.contains("no login can change that"), "{}", e.message);
+        }
+    }
 }
