@@ -218,7 +218,8 @@ impl Broker {
     /// Register `forward` (ending one of its name), open its door, and end it at its time.
     fn open_forward(self: &Arc<Self>, forward: Arc<Forward>) -> std::result::Result<(), String> {
         let mut all = self.forwards.lock();
-        if let Some(old) = all.remove(&forward.name) {
+        let replaced = all.remove(&forward.name);
+        if let Some(old) = &replaced {
             old.ended.cancel();
             if let Some(doors) = self.forwards.doors.get() {
                 doors.close(&old.name);
@@ -228,7 +229,11 @@ impl Broker {
         if opened.is_ok() {
             all.insert(forward.name.clone(), forward.clone());
         }
-        self.forwards.save(&all);
+        // A kept forward that cannot be served now (at start) stays in the file, to be tried
+        // again at the next start until its end; what changed is written.
+        if opened.is_ok() || replaced.is_some() {
+            self.forwards.save(&all);
+        }
         drop(all);
         opened?;
         let broker = self.clone();
@@ -285,17 +290,28 @@ pub fn add(broker: &Arc<Broker>, p: wire::AddForward) -> Result<wire::Forward> {
         }
         Some(s) => Duration::from_secs(s),
     };
+    if p.accounts.iter().any(|a| a.is_empty()) {
+        return Err(Error::invalid_params("an account name must not be empty"));
+    }
     let mut accounts = Vec::new();
+    let mut may_have = Vec::new();
     for name in p.accounts.iter().map(|a| Some(a.as_str())).chain(p.accounts.is_empty().then_some(None)) {
         let account = broker.account(name)?;
         if !accounts.contains(&account.name) {
             accounts.push(account.name.clone());
+            may_have.extend(account.login_audiences().values);
         }
     }
-    if p.audiences.iter().any(|a| a.is_empty()) {
-        return Err(Error::invalid_params("an audience must not be empty"));
+    // An audience no forwarded account may have would make a forward that refuses everything.
+    if let Some(bad) = p.audiences.iter().find(|a| !may_have.contains(a)) {
+        return Err(Error::invalid_params(format!(
+            "audience {bad:?} is not one the forwarded accounts may have ({}); see their audience, audiences \
+             and management_api",
+            if may_have.is_empty() { "they have none".to_owned() } else { may_have.join(", ") }
+        )));
     }
     let mut audiences = p.audiences;
+    audiences.sort();
     audiences.dedup();
     let forward = Arc::new(Forward {
         name: p.name,

@@ -49,7 +49,8 @@ async fn world(
     file: Option<PathBuf>,
 ) -> (World, Arc<Noted>, tokio::sync::mpsc::UnboundedReceiver<crate::audit::Entry>) {
     let (audit, entries) = Audit::collect();
-    let world = World::with(false, FakeIdp::new(3600), &format!("{TWO}{policy}\n{HOME}"), audit, None).await;
+    let (extra, work) = (format!("{TWO}{policy}\n{HOME}"), "audiences = [\"https://other\"]");
+    let world = World::with_account(false, FakeIdp::new(3600), &extra, work, audit, None).await;
     let challenge = super::login::login(&world.broker, Default::default()).await.unwrap();
     super::login::await_login(&world.broker, &challenge.login_id).await.unwrap();
     let doors = Arc::new(Noted::default());
@@ -207,6 +208,10 @@ async fn bad_additions_are_refused() {
     assert_eq!(kind(add(&world, "ok", &[], Some(0))), ErrorKind::InvalidParams);
     assert_eq!(kind(add(&world, "ok", &[], Some(forward::MAX_TTL.as_secs() + 1))), ErrorKind::InvalidParams);
     assert_eq!(kind(add(&world, "ok", &[""], None)), ErrorKind::InvalidParams);
+    let e = add(&world, "ok", &["https://typo"], None).unwrap_err();
+    assert!(e.kind == ErrorKind::InvalidParams && e.message.contains("https://api, https://other"), "{}", e.message);
+    let unnamed = AddForward { name: "ok".into(), accounts: vec![String::new()], ..Default::default() };
+    assert_eq!(forward::add(&world.broker, unnamed).unwrap_err().kind, ErrorKind::InvalidParams);
     let nobody = AddForward { name: "ok".into(), accounts: vec!["nobody".into()], ..Default::default() };
     assert_eq!(forward::add(&world.broker, nobody).unwrap_err().kind, ErrorKind::UnknownAccount);
     assert_eq!(kind(add(&world, "unbindable", &[], None)), ErrorKind::Internal);
@@ -333,4 +338,19 @@ async fn questions_through_forwards_are_about_each_forward_and_never_always() {
         a.await.unwrap().unwrap();
     }
     assert!(consent::list(&world.broker).remembered.is_empty());
+}
+
+/// A kept forward whose socket cannot be made at start (here the doors refuse its name) is
+/// not served, and not forgotten: the next start tries it again, until its end.
+#[tokio::test(start_paused = true)]
+async fn a_kept_forward_that_cannot_be_served_now_stays_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("forwards.json");
+    let ends = super::session::now_ms() + 3_600_000;
+    let kept = format!(r#"{{"forwards":[{{"name":"unbindable","accounts":["work"],"expires_at_ms":{ends}}}]}}"#);
+    std::fs::write(&file, &kept).unwrap();
+    let (world, doors) = world_on_file(&file).await;
+    assert!(doors.take().is_empty() && world.broker.forwards().list().is_empty());
+    let file_now = std::fs::read_to_string(&file).unwrap();
+    assert!(file_now.contains("unbindable"), "still kept: {file_now}");
 }
