@@ -1,8 +1,9 @@
 //! How a machine account proves who it is at the token endpoint: a client secret read from a
 //! systemd credential or a command, or a `private_key_jwt` assertion (RFC 7523) signed with a
 //! key file. Everything is read when a token is needed and dropped with the request, so a
-//! rotated secret or key takes effect at the next token without a restart, and no secret
-//! stays in the daemon's memory between requests.
+//! rotated secret or key takes effect at the next token without a restart, and no secret is
+//! kept between requests (our copies are wiped; the HTTP client's copy of a secret for the
+//! Basic header is freed, not wiped).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -71,31 +72,58 @@ async fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
     }
 }
 
+/// The most of a command's output read: a secret is a line, and a runaway command must not
+/// fill the daemon's memory.
+const MAX_OUTPUT: u64 = 64 * 1024;
+
 /// The command's first line of output, trimmed. Run without a shell, with nothing on its
-/// stdin; its stderr goes to the daemon's (its own diagnostics). Killed at the timeout.
+/// stdin, in a process group of its own; its stderr goes to the daemon's (its own
+/// diagnostics). At the timeout the whole group is killed, so a wrapper's children go too.
 async fn run(argv: &[String]) -> Result<SecretString, String> {
+    use tokio::io::AsyncReadExt;
     let [program, args @ ..] = argv else { return Err("client_secret_command is empty".into()) };
-    let child = tokio::process::Command::new(program)
+    let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("client_secret_command {program:?} cannot start: {e}"))?;
-    let out = match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
-        Ok(Ok(out)) => out,
+    let group = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+    let mut stdout = Zeroizing::new(Vec::new());
+    let mut pipe = child.stdout.take().expect("stdout is piped").take(MAX_OUTPUT + 1);
+    let finished = async {
+        pipe.read_to_end(&mut stdout).await?;
+        if stdout.len() as u64 > MAX_OUTPUT {
+            return Ok(None);
+        }
+        drop(pipe);
+        child.wait().await.map(Some)
+    };
+    let kill = || {
+        if let Some(group) = group {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    };
+    let status = match tokio::time::timeout(COMMAND_TIMEOUT, finished).await {
+        Ok(Ok(Some(status))) => status,
+        Ok(Ok(None)) => {
+            kill();
+            return Err(format!("client_secret_command {program:?} printed more than {MAX_OUTPUT} bytes"));
+        }
         Ok(Err(e)) => return Err(format!("client_secret_command {program:?} failed: {e}")),
         Err(_) => {
+            kill();
             return Err(format!(
                 "client_secret_command {program:?} did not finish within {}s",
                 COMMAND_TIMEOUT.as_secs()
             ));
         }
     };
-    let stdout = Zeroizing::new(out.stdout);
-    if !out.status.success() {
-        return Err(format!("client_secret_command {program:?} failed ({}); its output is not shown", out.status));
+    if !status.success() {
+        return Err(format!("client_secret_command {program:?} failed ({status}); its output is not shown"));
     }
     first_line(&stdout).ok_or_else(|| format!("client_secret_command {program:?} printed no secret"))
 }
@@ -139,5 +167,38 @@ mod tests {
         let hang = MachineSecret::Command(vec!["sleep".into(), "600".into()]);
         let err = client_auth(&hang, "c", "https://x/").await.unwrap_err();
         assert!(err.contains("did not finish within 15s"), "{err}");
+    }
+
+    /// A wrapper that hangs in its child: the child goes with it (the group is killed).
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_commands_children_go_too_and_output_is_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 600 & echo $! > {}; wait", pid_file.display());
+        let hang = MachineSecret::Command(vec!["sh".into(), "-c".into(), script]);
+        let asked = tokio::spawn(async move { client_auth(&hang, "c", "https://x/").await });
+        // Let it start the command, then (the clock stands still while this thread is busy)
+        // wait in real time for the wrapper's child to be there, before the timeout may fire.
+        tokio::task::yield_now().await;
+        let started = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))
+        });
+        assert!(started, "the wrapper never started its child");
+        assert!(asked.await.unwrap().unwrap_err().contains("did not finish"));
+        let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+        });
+        assert!(gone, "the wrapper's child {pid} lives on");
+    }
+
+    /// A command that floods its output is read up to the cap, then killed and refused.
+    #[tokio::test]
+    async fn a_flood_of_output_is_read_only_up_to_the_cap() {
+        let flood = MachineSecret::Command(vec!["sh".into(), "-c".into(), "echo s3cr3t; exec yes".into()]);
+        let err = client_auth(&flood, "c", "https://x/").await.unwrap_err();
+        assert!(err.contains("printed more than 65536 bytes") && !err.contains("s3cr3t"), "{err}");
     }
 }
