@@ -89,6 +89,10 @@ async fn a_credential_secret_serves_a_crowd_with_one_request_and_stays_out_of_th
     let log = daemon.log();
     assert!(log.contains("TRACE"), "the log is at trace level");
     assert!(!log.contains(SECRET) && !report.contains(SECRET), "the secret is in the log");
+    // Nor as it travels, in the Basic header (base64 of client_id:secret).
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("tokenbroker-machine:{SECRET}"));
+    assert!(!log.contains(&basic[..basic.len() - 4]), "the Basic header is in the log");
     for t in &tokens {
         assert!(!log.contains(t.as_str()), "a token is in the log");
     }
