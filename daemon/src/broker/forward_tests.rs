@@ -354,3 +354,18 @@ async fn a_kept_forward_that_cannot_be_served_now_stays_kept() {
     let file_now = std::fs::read_to_string(&file).unwrap();
     assert!(file_now.contains("unbindable"), "still kept: {file_now}");
 }
+
+/// A forward's refusal is audited as the policy's are: about the account and audience the
+/// request means (the account's own audience when it names none), not just what it spelled.
+#[tokio::test(start_paused = true)]
+async fn a_forwards_refusal_is_audited_with_the_audience_meant() {
+    let (world, _, mut entries) = world("", None).await;
+    add(&world, "api", &["https://other"], None).unwrap();
+    let e = handle::<method::GetAccessToken>(&world.broker, &at("api"), token_for(None, None)).await.err().unwrap();
+    assert_eq!(e.kind, ErrorKind::AccessDenied);
+    let seen = entries.try_recv().unwrap();
+    assert_eq!(
+        (seen.by, seen.account.as_deref(), seen.audience.as_deref()),
+        (By::Forward, Some("work"), Some("https://api"))
+    );
+}

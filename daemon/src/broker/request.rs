@@ -10,8 +10,8 @@ use tokenbroker::protocol::{self as wire, AuditDecision, Method, method};
 
 use super::policy::{Answer, By};
 use super::{
-    Broker, Error, Grant, Result, consent, doctor, dpop, forward, login, logout, metadata, profile, reject, session,
-    tokens,
+    Broker, Error, Grant, Result, Roster, consent, doctor, dpop, forward, login, logout, metadata, profile, reject,
+    session, tokens,
 };
 use crate::audit::Entry;
 use crate::config::Action;
@@ -111,15 +111,10 @@ pub async fn handle<M: Handler>(broker: &Arc<Broker>, caller: &Caller, params: M
         if let Err(e) = forward::admit(broker, forward, M::NAME, M::account_mut(&mut params), audience.as_deref()) {
             // Refusals of what the policy covers are audited as its own are.
             if let Some(target) = M::target(&params) {
-                broker.audit().record(Entry {
-                    time_ms: session::now_ms(),
-                    caller: caller.clone(),
-                    method: M::NAME,
-                    account: target.account.map(str::to_owned),
-                    audience: target.audience.map(str::to_owned),
-                    decision: AuditDecision::Deny,
-                    by: By::Forward,
-                });
+                let roster = broker.roster();
+                let (account, audience) = about(&roster, target).unzip();
+                let entry = entry(caller, M::NAME, account, audience.flatten(), AuditDecision::Deny, By::Forward);
+                broker.audit().record(entry);
             }
             return Err(e);
         }
@@ -143,27 +138,13 @@ async fn decide(
     target: Target<'_>,
 ) -> Result<Option<Entry>> {
     let roster = broker.roster();
-    let Some(account) = target.account.filter(|a| !a.is_empty()).or(roster.default_account.as_deref()) else {
-        return Ok(None);
-    };
-    let audience = target
-        .audience
-        .filter(|a| !a.is_empty())
-        .or_else(|| roster.accounts.get(account).and_then(|a| a.config.audience.as_deref()));
+    let Some((account, audience)) = about(&roster, target) else { return Ok(None) };
     let decision = if roster.policy.allows_all() {
         super::policy::Decision { action: Action::Allow, by: By::Default }
     } else {
         roster.policy.decide(caller, account, audience)
     };
-    let entry = |decision, by| Entry {
-        time_ms: session::now_ms(),
-        caller: caller.clone(),
-        method,
-        account: Some(account.to_owned()),
-        audience: audience.map(str::to_owned),
-        decision,
-        by,
-    };
+    let entry = |decision, by| entry(caller, method, Some(account), audience, decision, by);
     let by = match decision.action {
         Action::Allow | Action::Deny => decision.by,
         Action::Ask => {
@@ -177,6 +158,38 @@ async fn decide(
     }
     broker.audit().record(entry(AuditDecision::Deny, by));
     Err(Error::new(ErrorKind::AccessDenied, refusal(method, account, by, roster.policy.wait())))
+}
+
+/// The account and audience a request is about, as the policy judges and the audit records
+/// them: those it names, else the default account and that account's own audience. `None`
+/// when it names no account and there is no default.
+fn about<'a>(roster: &'a Roster, target: Target<'a>) -> Option<(&'a str, Option<&'a str>)> {
+    let account = target.account.filter(|a| !a.is_empty()).or(roster.default_account.as_deref())?;
+    let audience = target
+        .audience
+        .filter(|a| !a.is_empty())
+        .or_else(|| roster.accounts.get(account).and_then(|a| a.config.audience.as_deref()));
+    Some((account, audience))
+}
+
+/// One audit record of a decision on a request.
+fn entry(
+    caller: &Caller,
+    method: &'static str,
+    account: Option<&str>,
+    audience: Option<&str>,
+    decision: AuditDecision,
+    by: By,
+) -> Entry {
+    Entry {
+        time_ms: session::now_ms(),
+        caller: caller.clone(),
+        method,
+        account: account.map(str::to_owned),
+        audience: audience.map(str::to_owned),
+        decision,
+        by,
+    }
 }
 
 /// The refusal's sentence: what was refused and what refused it.
