@@ -35,10 +35,7 @@ pub fn nonce_challenge<'a>(
     www_authenticate: Option<&str>,
     dpop_nonce: Option<&'a str>,
 ) -> Option<&'a str> {
-    let challenged = www_authenticate.is_some_and(|w| {
-        let w = w.trim_start();
-        w.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("dpop ")) && w.contains("error=\"use_dpop_nonce\"")
-    });
+    let challenged = www_authenticate.is_some_and(crate::protocol::asks_for_nonce);
     let nonce = dpop_nonce.map(str::trim).filter(|n| !n.is_empty())?;
     (status == 401 && challenged).then_some(nonce)
 }

@@ -21,7 +21,7 @@ mod types;
 
 pub use audit::{AuditDecision, AuditRecord};
 pub use consent::*;
-pub use dpop::{DpopProof, GetDpopProof};
+pub use dpop::{DpopProof, GetDpopProof, asks_for_nonce};
 pub use envelope::*;
 pub use errors::*;
 pub use forward::*;

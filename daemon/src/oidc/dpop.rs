@@ -188,7 +188,7 @@ fn wants_nonce(response: &HttpResponse) -> bool {
             .headers()
             .get_all(http::header::WWW_AUTHENTICATE)
             .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce"))),
+            .any(|v| v.to_str().is_ok_and(tokenbroker::protocol::asks_for_nonce)),
         _ => false,
     }
 }
