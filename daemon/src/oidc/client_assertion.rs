@@ -113,6 +113,11 @@ mod tests {
         let jwt = sign(RSA_PEM, "m2m", "https://idp.example/", 1000).unwrap();
         let (header, _, signature) = parts(&jwt);
         assert_eq!((header["alg"].as_str(), signature.len()), (Some("RS256"), 256));
+        let Key::Rs256(key) = Key::parse(RSA_PEM).unwrap() else { panic!() };
+        let input = jwt.expose_secret().rsplit_once('.').unwrap().0;
+        let signature = rsa::pkcs1v15::Signature::try_from(&signature[..]).unwrap();
+        use rsa::signature::{Keypair as _, Verifier as _};
+        key.verifying_key().verify(input.as_bytes(), &signature).expect("a valid RS256 signature");
     }
 
     #[test]
